@@ -1,0 +1,125 @@
+"""What every converter shares: reading an image cheaply, cleaning boxes, and bad input.
+
+Converters stream: one image is read, described and written before the next is touched, so
+memory does not grow with the dataset.  The pixels are never decoded on the normal path (the
+header gives the size); only an image whose bytes look cut short is decoded to be sure.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from odflow import label_map as label_map_lib
+from odflow.data.example import check_decodable, image_info
+from odflow.data.summary import DatasetSummary
+from odflow.errors import OdflowError
+
+# Box drop reasons, as they appear in the summary.
+ZERO_SIZE = "zero width or height"
+OUTSIDE_IMAGE = "outside the image"
+TOO_SMALL = "smaller than --min-size"
+INVALID = "flagged invalid (--drop-invalid)"
+CLIPPED = "clipped to the image"
+
+
+@dataclass
+class LoadedImage:
+    encoded: bytes
+    image_format: str
+    height: int
+    width: int
+
+
+def _looks_complete(encoded: bytes, image_format: str) -> bool:
+    """A JPEG ends with the EOI marker and a PNG with its IEND chunk; a cut file does not."""
+    tail = encoded[-64:]
+    if image_format == "jpeg":
+        return b"\xff\xd9" in tail
+    return b"IEND" in tail
+
+
+def load_image(path: str | os.PathLike, source: str) -> LoadedImage:
+    """Read an image file's bytes and size; ``OdflowError`` naming ``source`` if it is bad.
+
+    ``source`` is where the image was named (``annotations.txt:12``), so the message points
+    at the line to fix as well as the file.
+    """
+    try:
+        encoded = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise OdflowError(f"{source}: image {path} not found") from None
+    except IsADirectoryError:
+        raise OdflowError(f"{source}: {path} is a directory, not an image") from None
+    except OSError as error:
+        raise OdflowError(f"{source}: cannot read image {path}: {error.strerror}") from None
+    image_format, height, width = image_info(encoded, f"{source}: image {path}")
+    if not _looks_complete(encoded, image_format):
+        check_decodable(encoded, f"{source}: image {path}")
+    return LoadedImage(encoded, image_format, height, width)
+
+
+class BadInput:
+    """Turns a bad input item into an error, or with ``--skip-bad`` into a counted warning."""
+
+    def __init__(self, summary: DatasetSummary, skip_bad: bool):
+        self.summary = summary
+        self.skip_bad = skip_bad
+
+    def __call__(self, error: OdflowError | str, reason: str) -> None:
+        message = str(error)
+        if not self.skip_bad:
+            if isinstance(error, OdflowError):
+                raise error
+            raise OdflowError(message + " (use --skip-bad to skip such items)")
+        self.summary.warn(message)
+        self.summary.drop_image(reason)
+
+
+def resolve_label_map(label_map_path: str | os.PathLike | None,
+                      default_names: list[str] | None = None) -> label_map_lib.LabelMap:
+    """The label map file if given, else one made from ``default_names`` (ids 1..N)."""
+    if label_map_path:
+        return label_map_lib.load(label_map_path)
+    if default_names:
+        return label_map_lib.from_names(default_names)
+    raise OdflowError("no label map given: pass --label-map label_map.pbtxt")
+
+
+def class_id(label_map: label_map_lib.LabelMap, name: str, source: str) -> int:
+    """The label map's id for ``name``; the message lists the names it knows."""
+    try:
+        return label_map.name_to_id[name]
+    except KeyError:
+        known = ", ".join(repr(n) for n in label_map.name_to_id)
+        where = f" {label_map.path}" if label_map.path else ""
+        raise OdflowError(f"{source}: class {name!r} is not in the label map{where} "
+                          f"(it has {known}); add it there or fix the name") from None
+
+
+def clean_boxes(boxes_abs: np.ndarray, height: int, width: int, min_size: float,
+                summary: DatasetSummary) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel boxes ``[x1, y1, x2, y2]`` -> (kept mask, normalised ``[ymin, xmin, ymax, xmax]``).
+
+    Zero-sized boxes are dropped, the rest clipped to the image; boxes that lie entirely
+    outside the image or are smaller than ``min_size`` pixels on a side after clipping are
+    dropped too.  Each drop and clip is counted in ``summary``.
+    """
+    boxes = np.asarray(boxes_abs, np.float64).reshape(-1, 4)
+    x1, y1, x2, y2 = boxes.T
+    zero = (x2 <= x1) | (y2 <= y1)
+    cx1, cx2 = np.clip(x1, 0, width), np.clip(x2, 0, width)
+    cy1, cy2 = np.clip(y1, 0, height), np.clip(y2, 0, height)
+    outside = ~zero & ((cx2 <= cx1) | (cy2 <= cy1))
+    small = ~zero & ~outside & (np.minimum(cx2 - cx1, cy2 - cy1) < min_size)
+    keep = ~(zero | outside | small)
+    clipped = keep & ((cx1 != x1) | (cx2 != x2) | (cy1 != y1) | (cy2 != y2))
+    summary.drop_boxes(ZERO_SIZE, int(zero.sum()))
+    summary.drop_boxes(OUTSIDE_IMAGE, int(outside.sum()))
+    summary.drop_boxes(TOO_SMALL, int(small.sum()))
+    summary.note_boxes(CLIPPED, int(clipped.sum()))
+    normalised = np.stack([cy1 / height, cx1 / width, cy2 / height, cx2 / width], axis=1)
+    return keep, normalised[keep].astype(np.float32)

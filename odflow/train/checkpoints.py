@@ -1,0 +1,205 @@
+"""Name-based checkpoints ``model.ckpt-<step>`` and the ``checkpoint`` state file, as TF1 wrote.
+
+TF2's object-based ``tf.train.Checkpoint`` keys variables by object path
+(``model/layer/.ATTRIBUTES/VARIABLE_VALUE``), which neither TF1 users nor the zoo tools
+recognise.  We write plain tensor bundles with ``SaveV2`` keyed by the zoo's variable names, so
+``tf.train.list_variables`` and ``tf.train.load_checkpoint`` read them and the names read like the
+API's own training checkpoints (``V``, ``V/RMSProp``, ``V/ExponentialMovingAverage``, ``global_step``).
+
+Crash safety: a bundle is written under a temporary prefix and its files renamed into place
+(data first, index last, since readers look for the index); only then does the state file,
+itself replaced atomically, point at it.  A crash at any moment leaves the state file naming the
+previous complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+from odflow.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+PREFIX = "model.ckpt"
+STATE_FILE = "checkpoint"
+DATA_SUFFIX = ".data-00000-of-00001"
+_STEP_RE = re.compile(r"model\.ckpt-(\d+)$")
+_STATE_LINE_RE = re.compile(r'^\s*(\w+)\s*:\s*"((?:[^"\\]|\\.)*)"\s*$')
+
+
+def checkpoint_files(prefix: str | os.PathLike) -> list[Path]:
+    return [Path(f"{prefix}.index"), Path(f"{prefix}{DATA_SUFFIX}")]
+
+
+def checkpoint_exists(prefix: str | os.PathLike) -> bool:
+    return all(path.is_file() for path in checkpoint_files(prefix))
+
+
+def step_of(prefix: str | os.PathLike) -> int | None:
+    """The step in a ``model.ckpt-<step>`` prefix, ``None`` for other names (the zoo's ``model.ckpt``)."""
+    match = _STEP_RE.search(Path(prefix).name)
+    return int(match.group(1)) if match else None
+
+
+def write_bundle(prefix: str | os.PathLike, tensors: dict[str, tf.Tensor | np.ndarray]) -> None:
+    """Write ``tensors`` as one name-based bundle at ``prefix``, all-or-nothing."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    tmp = prefix.parent / f".{prefix.name}.tmp-{uuid.uuid4().hex[:8]}"
+    names = sorted(tensors)
+    try:
+        with tf.device("/cpu:0"):
+            values = [tf.convert_to_tensor(tensors[name]) for name in names]
+            tf.raw_ops.SaveV2(prefix=str(tmp), tensor_names=names,
+                              shape_and_slices=[""] * len(names), tensors=values)
+        # Readers find a checkpoint by its index: put the data in place first.
+        os.replace(f"{tmp}{DATA_SUFFIX}", f"{prefix}{DATA_SUFFIX}")
+        os.replace(f"{tmp}.index", f"{prefix}.index")
+    finally:
+        for leftover in prefix.parent.glob(f"{tmp.name}*"):
+            leftover.unlink(missing_ok=True)
+
+
+def read_bundle(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every tensor of a name-based checkpoint, by name."""
+    if not checkpoint_exists(prefix):
+        raise OdflowError(f"checkpoint {prefix} not found: expected {prefix}.index and "
+                          f"{prefix}{DATA_SUFFIX}")
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+# -- the state file -----------------------------------------------------------------------------
+
+
+@dataclass
+class CheckpointState:
+    """The ``checkpoint`` text proto: the latest prefix and the ones still kept (oldest first)."""
+
+    latest: str | None = None
+    all_paths: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = []
+        if self.latest:
+            lines.append(f'model_checkpoint_path: "{_escape(self.latest)}"')
+        lines += [f'all_model_checkpoint_paths: "{_escape(p)}"' for p in self.all_paths]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def read_state(directory: str | os.PathLike) -> CheckpointState | None:
+    """The state file of ``directory``; ``None`` when there is none."""
+    path = Path(directory) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = CheckpointState()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        match = _STATE_LINE_RE.match(line)
+        if not match:
+            if re.match(r"^\s*(all_model_checkpoint_timestamps|last_preserved_timestamp)\s*:",
+                        line):
+                continue  # written by TF2's CheckpointManager; irrelevant here
+            raise OdflowError(f"{path}:{number}: cannot read this line of the checkpoint state "
+                              f"file: {line.strip()!r}; delete the file to start over")
+        key, value = match.group(1), _unescape(match.group(2))
+        if key == "model_checkpoint_path":
+            state.latest = value
+        elif key == "all_model_checkpoint_paths":
+            state.all_paths.append(value)
+    return state
+
+
+def _resolve(directory: Path, path: str) -> Path:
+    return Path(path) if os.path.isabs(path) else directory / path
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> str | None:
+    """The prefix the state file of ``directory`` names, ``None`` when there is no state file.
+
+    A state file naming a checkpoint whose files are gone is an error: silently starting over
+    from step 0 is what users of the API complained about.
+    """
+    directory = Path(directory)
+    state = read_state(directory)
+    if state is None or not state.latest:
+        return None
+    prefix = _resolve(directory, state.latest)
+    if not checkpoint_exists(prefix):
+        raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but "
+                          f"{prefix}.index / {prefix}{DATA_SUFFIX} are missing; restore them, "
+                          "or delete the state file to start from scratch")
+    return str(prefix)
+
+
+class CheckpointManager:
+    """Saves ``model.ckpt-<step>`` into ``directory``, keeps the last ``max_to_keep``."""
+
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 5):
+        if max_to_keep < 1:
+            raise OdflowError(f"--keep_checkpoint_max must be at least 1, got {max_to_keep}")
+        self.directory = Path(directory)
+        self.max_to_keep = max_to_keep
+        state = read_state(self.directory) or CheckpointState()
+        self._kept = [p for p in state.all_paths
+                      if checkpoint_exists(_resolve(self.directory, p))]
+
+    def save(self, tensors: dict[str, tf.Tensor | np.ndarray], step: int) -> str:
+        """Write the checkpoint for ``step``, point the state file at it, prune old ones."""
+        name = f"{PREFIX}-{int(step)}"
+        prefix = self.directory / name
+        write_bundle(prefix, tensors)
+        kept = [p for p in self._kept if _resolve(self.directory, p) != prefix] + [name]
+        dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
+        atomic_write_text(self.directory / STATE_FILE,
+                          CheckpointState(latest=name, all_paths=kept).render())
+        self._kept = kept
+        for old in dropped:  # only after the state file no longer names them
+            for path in checkpoint_files(_resolve(self.directory, old)):
+                path.unlink(missing_ok=True)
+        log.info("saved checkpoint %s", prefix)
+        return str(prefix)
+
+
+def assign_from(prefix: str | os.PathLike, variables: dict[str, tf.Variable], *,
+                required: bool = True) -> list[str]:
+    """Assign each variable the checkpoint tensor of the same name; return the names missing.
+
+    ``required`` variables missing, or any shape mismatch, are an error naming the variable:
+    the checkpoint belongs to a different model (num_classes or depth changed).
+    """
+    reader = tf.train.load_checkpoint(str(prefix))
+    shapes = reader.get_variable_to_shape_map()
+    missing = []
+    for name, variable in variables.items():
+        if name not in shapes:
+            missing.append(name)
+            continue
+        if list(shapes[name]) != list(variable.shape):
+            raise OdflowError(f"checkpoint {prefix}: {name} has shape {shapes[name]} but the "
+                              f"model built from the config has {list(variable.shape)}; the "
+                              "config changed since this checkpoint was written (use a new "
+                              "model_dir)")
+        variable.assign(reader.get_tensor(name))
+    if required and missing:
+        raise OdflowError(f"checkpoint {prefix} lacks {len(missing)} variable(s) of the model "
+                          f"(first: {missing[0]}); it was written for another model")
+    return missing

@@ -1,0 +1,94 @@
+"""Build the offline demo's model tarball in the model zoo's layout.
+
+The demo must run with no downloads, yet exercise the same extract → copy → patch →
+fine-tune → export path as the real ``ssd_mobilenet_v1_coco`` tarball.  So this writes a
+tarball shaped like the zoo's (``<name>/pipeline.config``, ``model.ckpt.{index,data}``,
+``checkpoint``) holding a small SSD MobileNet v1 with the zoo's variable names and random
+initial weights (no pretrained weights are shipped or fetched).  The bytes depend only on
+the arguments: same arguments, same tarball.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import re
+import tarfile
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from odflow.utils.atomic import atomic_output
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = "starter_pipeline.config"
+
+
+def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_classes: int) -> str:
+    """The starter's pipeline.config (our own template, filled in)."""
+    values = {
+        "depth_multiplier": repr(float(depth_multiplier)),
+        "image_size": str(int(image_size)),
+        "num_classes": str(int(num_classes)),
+        # Small inputs make small faces: let the lowest layer's anchors follow them.
+        "min_scale": "0.1" if image_size < 256 else "0.2",
+    }
+    text = resources.files("odflow.workflow").joinpath(TEMPLATE).read_text()
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+
+
+def write_starter_checkpoint(pipeline_text: str, prefix: Path, seed: int) -> None:
+    """Initialise the model from the config and save it under the zoo's names."""
+    import tensorflow as tf
+
+    from odflow.config import loads
+    from odflow.model.builder import build
+    from odflow.train.checkpoints import write_named_checkpoint
+
+    tf.keras.utils.set_random_seed(seed)
+    config = loads(pipeline_text, source=TEMPLATE)
+    model = build(config.model, is_training=False)
+    size = config.model.ssd.image_resizer.fixed_shape_resizer
+    images = tf.zeros([1, size.height, size.width, 3], tf.float32)
+    preprocessed, _ = model.preprocess(images)
+    model.predict(preprocessed, training=False)
+    variables = dict(model.named_variables())
+    variables["global_step"] = tf.constant(0, tf.int64)
+    write_named_checkpoint(str(prefix), variables)
+    log.info("initialised %d variables (seed %d)", len(variables) - 1, seed)
+
+
+def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    info.mtime = 0
+    info.uname = info.gname = ""
+    archive.addfile(info, io.BytesIO(data))
+
+
+def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: float = 0.25,
+                          image_size: int = 160, num_classes: int = 1, seed: int = 7) -> Path:
+    """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``."""
+    pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
+                                          image_size=image_size, num_classes=num_classes)
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = Path(tmp) / "model.ckpt"
+        write_starter_checkpoint(pipeline_text, prefix, seed)
+        members = {
+            "pipeline.config": pipeline_text.encode(),
+            "checkpoint": b'model_checkpoint_path: "model.ckpt"\n'
+                          b'all_model_checkpoint_paths: "model.ckpt"\n',
+        }
+        for path in sorted(Path(tmp).iterdir()):
+            members[path.name] = path.read_bytes()
+        with atomic_output(output) as tmp_out:
+            # gzip's header holds a timestamp; mtime=0 keeps the bytes reproducible.
+            with open(tmp_out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+                with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+                    for member in sorted(members):
+                        _add_file(archive, f"{name}/{member}", members[member])
+    log.info("wrote %s (%s)", output, ", ".join(sorted(members)))
+    return Path(output)

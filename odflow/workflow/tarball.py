@@ -1,0 +1,85 @@
+"""Unpack the members of a model-zoo tarball that the pipeline uses, and seed ``ckpt/``.
+
+The zoo tarball (``ssd_mobilenet_v1_coco_2018_01_28.tar.gz``) also holds a frozen graph and
+a SavedModel that odflow does not need; extracting only named members keeps the model
+folder small and, more importantly, refuses members that would land outside it (links,
+absolute paths, ``..``), since a tarball is input from the internet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+
+from odflow.errors import OdflowError
+from odflow.utils.atomic import atomic_output
+
+log = logging.getLogger(__name__)
+
+#: Members the pipeline needs, relative to the tarball's top folder.
+REQUIRED_MEMBERS = ("pipeline.config", "model.ckpt.index", "model.ckpt.data-00000-of-00001")
+#: Checkpoint files copied into ckpt/ (the seed copies model.ckpt*, never the state file).
+CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001")
+
+
+def _members_by_name(archive: tarfile.TarFile, tar_path: Path) -> dict[str, tarfile.TarInfo]:
+    found: dict[str, tarfile.TarInfo] = {}
+    for member in archive.getmembers():
+        parts = PurePosixPath(member.name).parts
+        if not member.isfile() or len(parts) < 2:
+            continue
+        found["/".join(parts[1:])] = member
+    if not found:
+        raise OdflowError(f"{tar_path}: no files under a top-level folder; a model-zoo tarball "
+                          "holds <model_name>/pipeline.config, <model_name>/model.ckpt.* ...")
+    return found
+
+
+def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
+                  members: Sequence[str] = REQUIRED_MEMBERS) -> list[Path]:
+    """Extract ``members`` (paths below the tarball's top folder) into ``output_dir``."""
+    tar_path, output_dir = Path(tar_path), Path(output_dir)
+    try:
+        archive = tarfile.open(tar_path, "r:*")
+    except (tarfile.TarError, OSError) as error:
+        raise OdflowError(f"{tar_path}: not a readable tar archive ({error}); delete it and "
+                          "rerun to fetch it again") from error
+    written = []
+    with archive:
+        available = _members_by_name(archive, tar_path)
+        missing = [name for name in members if name not in available]
+        if missing:
+            raise OdflowError(f"{tar_path}: missing {', '.join(missing)}; found "
+                              f"{', '.join(sorted(available))}")
+        for name in members:
+            target = output_dir / name
+            source = archive.extractfile(available[name])
+            if source is None:  # pragma: no cover - isfile() was checked
+                raise OdflowError(f"{tar_path}: cannot read member {name}")
+            with source, atomic_output(target) as tmp, open(tmp, "wb") as handle:
+                shutil.copyfileobj(source, handle, 1 << 20)
+            written.append(target)
+            log.info("extracted %s", target)
+    return written
+
+
+def copy_checkpoint(model_dir: str | os.PathLike, ckpt_dir: str | os.PathLike) -> list[Path]:
+    """Copy ``model.ckpt.*`` (not the ``checkpoint`` state file) into ``ckpt_dir``.
+
+    Copying the state file too would make training treat the zoo checkpoint as its own
+    latest checkpoint and skip fine-tuning.
+    """
+    written = []
+    for name in CHECKPOINT_FILES:
+        source = Path(model_dir) / name
+        if not source.is_file():
+            raise OdflowError(f"{source} does not exist; extract the model tarball first")
+        target = Path(ckpt_dir) / name
+        with atomic_output(target) as tmp:
+            shutil.copyfile(source, tmp)
+        written.append(target)
+    return written

@@ -1,0 +1,25 @@
+# mAP, AR and loss curves over steps (the tutorial's TensorBoard screenshots, as PNG).
+
+
+rule plots:
+    """plots/{mAP,AR,loss}.png from the event files in ckpt/ and ckpt/eval_0/."""
+    input:
+        checkpoint=f"{TRAINED_CHECKPOINT}.index",
+        metrics=METRICS,
+    output:
+        PLOTS,
+    params:
+        script=script("plot_metrics.py"),
+        output_dir=directory_of,
+    log:
+        log_path("plots"),
+    benchmark:
+        benchmark_path("plots")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --model_dir ckpt --output_dir {params.output_dir} > {log} 2>&1"

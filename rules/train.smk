@@ -1,0 +1,40 @@
+# Training: ckpt/model.ckpt-<num_steps>. Only the final checkpoint's index is declared:
+# Snakemake deletes declared outputs before a job starts, and the intermediate
+# checkpoints in ckpt/ are what an interrupted or extended run resumes from.
+
+
+rule train:
+    """scripts/model_main.py: fine-tunes from ckpt/model.ckpt, or resumes from the
+    latest ckpt/model.ckpt-N, up to train.num_steps; Ctrl+C/SIGTERM saves a checkpoint."""
+    input:
+        config=PIPELINE_CONFIG,
+        fine_tune_checkpoint=FINE_TUNE_FILES,
+        train=record_files("train"),
+        val=record_files("val"),
+    output:
+        f"{TRAINED_CHECKPOINT}.index",
+    params:
+        script=script("model_main.py"),
+        num_steps=NUM_STEPS,
+        eval_every=config["train"]["eval_every"],
+        checkpoint_every=config["train"]["checkpoint_every_steps"],
+        keep=config["train"]["keep_checkpoint_max"],
+        seed=config["train"]["seed"],
+        log_every=config["train"]["log_every"],
+    log:
+        log_path("train"),
+    benchmark:
+        benchmark_path("train")
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=1,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --model_dir ckpt"
+        " --pipeline_config_path {input.config} --num_train_steps {params.num_steps}"
+        " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
+        " --keep_checkpoint_max {params.keep} --seed {params.seed}"
+        " --log_every {params.log_every} > {log} 2>&1"

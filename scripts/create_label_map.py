@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Write datasets/label_map.pbtxt from class names (ids 1..N in order); see --help."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.label_map import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

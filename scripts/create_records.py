@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Make TFRecords from WIDER FACE, CSV, Pascal VOC or synthetic faces, and inspect them; see --help."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.data.__main__ import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Fetch, build, extract and copy the model: `model_zoo.py {download,starter,extract,copy-checkpoint} --help`."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.utils.cli import run_cli
+from odflow.workflow.__main__ import main
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Plot mAP, AR and loss curves from the event files of a model_dir; see --help."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.plots import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

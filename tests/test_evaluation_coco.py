@@ -1,0 +1,252 @@
+"""CocoEvaluator: upstream names and semantics, both backends giving the same numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from odflow.errors import OdflowError
+from odflow.evaluation import METRIC_KEYS, CocoEvaluator, format_summary
+from odflow.evaluation.coco import PER_CATEGORY_PREFIX
+
+CATEGORIES = [{"id": 1, "name": "face"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "dog"},
+              {"id": 5, "name": "car"}]
+
+
+def generated_images(seed: int, num_images: int = 250) -> list[dict]:
+    """Random gt of three size bands; detections = jittered gt + false positives.
+
+    A fifth of the images have no groundtruth, some boxes are crowd, some images have more
+    than 100 detections (so maxDets matters) and some detections carry class 4, which the
+    label map lacks.
+    """
+    rng = np.random.default_rng(seed)
+    images = []
+    for index in range(num_images):
+        count = 0 if rng.random() < 0.2 else int(rng.integers(1, 40))
+        size = rng.choice([12.0, 55.0, 180.0], size=count) * rng.uniform(0.6, 1.5, count)
+        y, x = rng.uniform(0, 500, count), rng.uniform(0, 500, count)
+        gt = np.stack([y, x, y + size * rng.uniform(0.6, 1.4, count), x + size], axis=1)
+        classes = rng.choice([1, 2, 3, 5], size=count)
+        crowd = (rng.random(count) < 0.05).astype(np.int32)
+        found = rng.random(count) < 0.85
+        hits = gt[found] + rng.normal(0, 0.06, (int(found.sum()), 4)) * size[found, None]
+        hits[:, 2] = np.maximum(hits[:, 2], hits[:, 0])
+        hits[:, 3] = np.maximum(hits[:, 3], hits[:, 1])
+        hit_classes = np.where(rng.random(len(hits)) < 0.9, classes[found],
+                               rng.choice([1, 2, 3, 4, 5], size=len(hits)))
+        num_false = int(rng.integers(0, 90))
+        fsize = rng.uniform(3, 250, num_false)
+        fy, fx = rng.uniform(0, 500, num_false), rng.uniform(0, 500, num_false)
+        false = np.stack([fy, fx, fy + fsize, fx + fsize * rng.uniform(0.5, 2, num_false)], 1)
+        images.append({
+            "id": f"image_{index}.jpg",
+            "gt_boxes": gt.astype(np.float32),
+            "gt_classes": classes,
+            "is_crowd": crowd,
+            "det_boxes": np.concatenate([hits, false]).astype(np.float32),
+            "det_scores": np.concatenate([rng.uniform(0.3, 1.0, len(hits)),
+                                          rng.uniform(0.0, 0.7, num_false)]),
+            "det_classes": np.concatenate([hit_classes, rng.choice([1, 2, 3, 5], num_false)])
+            .astype(np.float32),
+        })
+    return images
+
+
+def fill(evaluator: CocoEvaluator, images: list[dict]) -> CocoEvaluator:
+    for image in images:
+        evaluator.add_groundtruth(image["id"], image["gt_boxes"], image["gt_classes"],
+                                  is_crowd=image["is_crowd"])
+        evaluator.add_detections(image["id"], image["det_boxes"], image["det_scores"],
+                                 image["det_classes"])
+    return evaluator
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_backends_give_the_same_numbers(seed):
+    images = generated_images(seed)
+    assert any(len(i["gt_classes"]) == 0 for i in images)
+    assert any(len(i["det_classes"]) > 100 for i in images)
+    results = {}
+    for backend in ("faster", "pycocotools"):
+        evaluator = fill(CocoEvaluator(CATEGORIES, backend=backend, include_per_category=True),
+                         images)
+        results[backend] = evaluator.evaluate()
+    fast, reference = results["faster"], results["pycocotools"]
+    assert list(fast) == list(reference)
+    assert list(fast)[:12] == list(METRIC_KEYS)
+    assert [k for k in fast if k.startswith(PER_CATEGORY_PREFIX)] == [
+        PER_CATEGORY_PREFIX + name for name in ("face", "cat", "dog", "car")]
+    for key in fast:
+        assert fast[key] == pytest.approx(reference[key], abs=1e-9), key
+    # The data is neither trivial nor degenerate: every number is a real fraction.
+    for key in METRIC_KEYS:
+        assert 0.05 < fast[key] < 0.99, (key, fast[key])
+
+
+def test_summary_text_matches_what_pycocotools_prints():
+    """Hand-written COCO dicts (x, y, w, h) run through pycocotools itself."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_xywh = {1: [[10, 20, 30, 40], [100, 100, 120, 90]], 2: [[5, 5, 60, 60]], 3: []}
+    det_xywh = {1: [([12, 21, 29, 41], 0.9), ([300, 300, 20, 20], 0.8), ([98, 104, 118, 85], 0.4)],
+                2: [([8, 2, 55, 66], 0.7)], 3: [([1, 1, 10, 10], 0.3)]}
+    annotations, detections = [], []
+    evaluator = CocoEvaluator([{"id": 1, "name": "thing"}], backend="faster")
+    for image_id in (1, 2, 3):
+        boxes = [[y, x, y + h, x + w] for x, y, w, h in gt_xywh[image_id]]
+        evaluator.add_groundtruth(image_id, np.array(boxes).reshape(-1, 4),
+                                  np.ones(len(boxes), np.int32))
+        dets = det_xywh[image_id]
+        evaluator.add_detections(image_id, np.array([[y, x, y + h, x + w] for (x, y, w, h), _ in dets]),
+                                 np.array([s for _, s in dets]), np.ones(len(dets)))
+        for box in gt_xywh[image_id]:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
+        for box, score in dets:
+            detections.append({"image_id": image_id, "category_id": 1, "bbox": box,
+                               "score": score})
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        ground_truth = COCO()
+        ground_truth.dataset = {"images": [{"id": i} for i in (1, 2, 3)],
+                                "categories": [{"id": 1, "name": "thing"}],
+                                "annotations": annotations}
+        ground_truth.createIndex()
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(detections), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    expected = [line for line in printed.getvalue().splitlines() if line.startswith(" Average")]
+    assert len(expected) == 12
+    assert evaluator.summary_text().splitlines() == expected
+    assert [evaluator.evaluate()[k] for k in METRIC_KEYS] == pytest.approx(evaluation.stats)
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_known_values(backend):
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}], backend=backend)
+    # 20x20 gt and a detection shifted by 2 px: IoU 360/440 = 0.818 -> matched at .50 ... .80.
+    evaluator.add_groundtruth("small", np.array([[10.0, 10.0, 30.0, 30.0]]), np.array([1]))
+    evaluator.add_detections("small", np.array([[10.0, 12.0, 30.0, 32.0]]), np.array([0.9]),
+                             np.array([1]))
+    evaluator.add_groundtruth("negative", np.zeros((0, 4)), np.zeros((0,), np.int32))
+    metrics = evaluator.evaluate()
+    assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] == pytest.approx(1.0)
+    assert metrics["DetectionBoxes_Precision/mAP@.75IOU"] == pytest.approx(1.0)
+    assert metrics["DetectionBoxes_Precision/mAP"] == pytest.approx(0.7)
+    assert metrics["DetectionBoxes_Precision/mAP (small)"] == pytest.approx(0.7)
+    assert metrics["DetectionBoxes_Precision/mAP (medium)"] == -1.0
+    assert metrics["DetectionBoxes_Precision/mAP (large)"] == -1.0
+    assert metrics["DetectionBoxes_Recall/AR@1"] == pytest.approx(0.7)
+    assert "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = -1.000" \
+        in evaluator.summary_text()
+
+
+@pytest.mark.parametrize("backend", ["faster", "pycocotools"])
+def test_no_detections_and_no_groundtruth(backend):
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}], backend=backend)
+    evaluator.add_groundtruth(1, np.array([[0.0, 0.0, 50.0, 50.0]]), np.array([1]))
+    assert evaluator.evaluate()["DetectionBoxes_Precision/mAP"] == 0.0
+    evaluator.clear()
+    evaluator.add_groundtruth(1, np.zeros((0, 4)), np.zeros((0,)))
+    evaluator.add_detections(1, np.array([[0.0, 0.0, 5.0, 5.0]]), np.array([0.5]), np.array([1]))
+    assert set(evaluator.evaluate().values()) == {-1.0}
+
+
+def test_perfect_detections_and_per_category():
+    evaluator = CocoEvaluator(CATEGORIES, include_per_category=True)
+    boxes = np.array([[0, 0, 20, 20], [50, 50, 110, 120], [0, 200, 300, 400]], np.float32)
+    for index, (box, label) in enumerate(zip(boxes, [1, 2, 2])):
+        evaluator.add_groundtruth(f"img{index}".encode(), box[None], np.array([label]))
+        evaluator.add_detections(np.bytes_(f"img{index}".encode()), box[None], np.array([0.9]),
+                                 np.array([float(label)]))
+    metrics = evaluator.evaluate()
+    assert all(metrics[key] == pytest.approx(1.0) for key in METRIC_KEYS)
+    assert metrics[PER_CATEGORY_PREFIX + "cat"] == pytest.approx(1.0)
+    assert metrics[PER_CATEGORY_PREFIX + "dog"] == -1.0
+
+
+def test_detections_outside_the_label_map_are_dropped(caplog):
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}])
+    box = np.array([[0.0, 0.0, 40.0, 40.0]])
+    evaluator.add_groundtruth(7, box, np.array([1]))
+    evaluator.add_detections(7, np.concatenate([box, box]), np.array([0.99, 0.5]),
+                             np.array([2, 1]))
+    with caplog.at_level(logging.WARNING):
+        assert evaluator.evaluate()["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+    assert "1 detections had class ids outside the label map" in caplog.text
+    assert evaluator.num_detections == 1
+
+
+def test_repeated_images_are_ignored_with_a_warning(caplog):
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}])
+    box = np.array([[0.0, 0.0, 40.0, 40.0]])
+    evaluator.add_groundtruth("x", box, np.array([1]))
+    evaluator.add_detections("x", box, np.array([0.9]), np.array([1]))
+    with caplog.at_level(logging.WARNING):
+        evaluator.add_groundtruth("x", np.concatenate([box, box + 50]), np.array([1, 1]))
+        evaluator.add_detections("x", box + 50, np.array([0.99]), np.array([1]))
+    assert "already added" in caplog.text
+    assert (evaluator.num_images, evaluator.num_groundtruth_boxes, evaluator.num_detections) == \
+        (1, 1, 1)
+    assert evaluator.evaluate()["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda e: e.add_detections("nope", np.zeros((0, 4)), np.zeros(0), np.zeros(0)),
+     "no groundtruth"),
+    (lambda e: e.add_groundtruth("a", np.zeros((2, 3)), np.ones(2)), "shape [N, 4]"),
+    (lambda e: e.add_groundtruth("a", np.array([[5.0, 0, 1, 1]]), np.ones(1)), "max < min"),
+    (lambda e: e.add_groundtruth("a", np.array([[0, 0, np.nan, 1]]), np.ones(1)), "NaN"),
+    (lambda e: e.add_groundtruth("a", np.array([[0.0, 0, 1, 1]]), np.array([9])),
+     "not in the label map"),
+    (lambda e: e.add_groundtruth("a", np.array([[0.0, 0, 1, 1]]), np.ones(2)), "2 classes"),
+    (lambda e: e.add_groundtruth("a", np.array([[0.0, 0, 1, 1]]), np.ones(1), np.ones(3)),
+     "is_crowd"),
+    (lambda e: e.evaluate(), "no images"),
+])
+def test_bad_input_is_a_clear_error(call, message):
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}])
+    with pytest.raises(OdflowError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        call(evaluator)
+
+
+def test_bad_detections_and_constructor_arguments():
+    evaluator = CocoEvaluator([{"id": 1, "name": "a"}])
+    evaluator.add_groundtruth("a", np.array([[0.0, 0, 1, 1]]), np.ones(1))
+    with pytest.raises(OdflowError, match="2 scores for 1 boxes"):
+        evaluator.add_detections("a", np.array([[0.0, 0, 1, 1]]), np.ones(2), np.ones(1))
+    with pytest.raises(OdflowError, match="whole numbers"):
+        evaluator.add_detections("a", np.array([[0.0, 0, 1, 1]]), np.ones(1), np.array([1.5]))
+    with pytest.raises(OdflowError, match="backend"):
+        CocoEvaluator([{"id": 1, "name": "a"}], backend="tf")
+    with pytest.raises(OdflowError, match="unique"):
+        CocoEvaluator([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
+    with pytest.raises(OdflowError, match="at least one category"):
+        CocoEvaluator([])
+
+
+def test_write_json_and_clear(tmp_path):
+    evaluator = fill(CocoEvaluator(CATEGORIES), generated_images(3, num_images=20))
+    path = tmp_path / "eval" / "metrics.json"
+    evaluator.write_json(path)  # evaluates on demand
+    payload = json.loads(path.read_text())
+    assert payload["metrics"] == evaluator.evaluate()
+    assert payload["backend"] == "faster"
+    assert payload["num_images"] == 20
+    assert payload["num_groundtruth_boxes"] == evaluator.num_groundtruth_boxes > 0
+    assert payload["num_detections"] == evaluator.num_detections > 0
+    assert payload["elapsed_seconds"] >= 0
+    assert list(tmp_path.joinpath("eval").iterdir()) == [path]  # no temporary leftovers
+    assert format_summary(payload["metrics"]) == evaluator.summary_text()
+    evaluator.clear()
+    assert evaluator.num_images == 0
+    with pytest.raises(OdflowError):
+        evaluator.evaluate()

@@ -1,0 +1,81 @@
+"""Extracting the members we need from a zoo-layout tarball, and seeding ckpt/."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from odflow.errors import OdflowError
+from odflow.workflow.tarball import copy_checkpoint, extract_model
+
+ZOO_MEMBERS = {
+    "checkpoint": b'model_checkpoint_path: "model.ckpt"\n',
+    "model.ckpt.index": b"index-bytes",
+    "model.ckpt.data-00000-of-00001": b"data-bytes" * 1000,
+    "model.ckpt.meta": b"meta",
+    "pipeline.config": b"model { ssd { num_classes: 90 } }\n",
+    "frozen_inference_graph.pb": b"graph",
+    "saved_model/saved_model.pb": b"saved",
+}
+
+
+def make_tarball(path: Path, members: dict[str, bytes], top: str = "zoo_model") -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_extracts_only_what_the_pipeline_uses(tmp_path: Path) -> None:
+    tarball = make_tarball(tmp_path / "m.tar.gz", ZOO_MEMBERS)
+    written = extract_model(tarball, tmp_path / "out")
+    assert sorted(p.name for p in written) == sorted(
+        ["pipeline.config", "model.ckpt.index", "model.ckpt.data-00000-of-00001"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in written)
+    for path in written:
+        assert path.read_bytes() == ZOO_MEMBERS[path.name]
+
+
+def test_missing_member_is_named(tmp_path: Path) -> None:
+    members = {k: v for k, v in ZOO_MEMBERS.items() if k != "model.ckpt.index"}
+    tarball = make_tarball(tmp_path / "m.tar.gz", members)
+    with pytest.raises(OdflowError, match="missing model.ckpt.index"):
+        extract_model(tarball, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_member_outside_the_folder_is_never_written(tmp_path: Path) -> None:
+    members = dict(ZOO_MEMBERS)
+    tarball = tmp_path / "evil.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data in {**{f"zoo/{k}": v for k, v in members.items()},
+                           "../escaped.txt": b"x"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    extract_model(tarball, tmp_path / "out" / "model")
+    assert not (tmp_path / "out" / "escaped.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_not_a_tarball(tmp_path: Path) -> None:
+    bad = tmp_path / "m.tar.gz"
+    bad.write_bytes(b"<html>proxy error</html>")
+    with pytest.raises(OdflowError, match="not a readable tar archive"):
+        extract_model(bad, tmp_path / "out")
+
+
+def test_copy_checkpoint_leaves_the_state_file_behind(tmp_path: Path) -> None:
+    tarball = make_tarball(tmp_path / "m.tar.gz", ZOO_MEMBERS)
+    extract_model(tarball, tmp_path / "model", members=list(ZOO_MEMBERS))
+    copied = copy_checkpoint(tmp_path / "model", tmp_path / "ckpt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == sorted(
+        ["model.ckpt.index", "model.ckpt.data-00000-of-00001"])
+    assert all(p.read_bytes() == ZOO_MEMBERS[p.name] for p in copied)
+    with pytest.raises(OdflowError, match="extract the model tarball first"):
+        copy_checkpoint(tmp_path / "nowhere", tmp_path / "ckpt2")
