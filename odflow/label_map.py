@@ -87,12 +87,13 @@ def load(path: str | os.PathLike) -> LabelMap:
         data = file.read_bytes()
     except OSError as error:
         raise OdflowError(f"{source}: cannot read the label map: {error.strerror}") from error
+    if _looks_binary(data):
+        return _parse_binary(data, source)
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return _parse_binary(data, source)
-    if "\x00" in text:
-        return _parse_binary(data, source)
+    except UnicodeDecodeError as error:
+        raise OdflowError(f"{source}: not a label map: not UTF-8 text (byte {error.start}) "
+                          "and not a binary StringIntLabelMap") from error
     return parse(text, source)
 
 
@@ -106,6 +107,11 @@ def parse(text: str, source: str = "<string>") -> LabelMap:
         where = f"{source}:{error.GetLine()}:{error.GetColumn()}" if error.GetLine() else source
         raise OdflowError(f"{where}: {what}") from error
     return from_proto(proto, source, _item_lines(text))
+
+
+def _looks_binary(data: bytes) -> bool:
+    """Control bytes never occur in text format but always in a serialized label map."""
+    return any(byte < 0x20 and byte not in (0x09, 0x0A, 0x0D) for byte in data)
 
 
 def _parse_binary(data: bytes, source: str) -> LabelMap:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 try:
     import odflow  # noqa: F401
@@ -25,7 +25,7 @@ except ModuleNotFoundError:  # run from a checkout without installing the packag
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from odflow.utils.cli import run_cli, setup_logging  # noqa: E402
+from odflow.utils.cli import run_cli, setup_logging
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -246,6 +246,10 @@ def test_write_json_and_clear(tmp_path):
     assert payload["elapsed_seconds"] >= 0
     assert list(tmp_path.joinpath("eval").iterdir()) == [path]  # no temporary leftovers
     assert format_summary(payload["metrics"]) == evaluator.summary_text()
+    evaluator.write_json(path, extra={"global_step": 40, "checkpoint": "ckpt/model.ckpt-40"})
+    payload = json.loads(path.read_text())
+    assert (payload["global_step"], payload["checkpoint"]) == (40, "ckpt/model.ckpt-40")
+    assert payload["metrics"] == evaluator.evaluate()
     evaluator.clear()
     assert evaluator.num_images == 0
     with pytest.raises(OdflowError):

@@ -32,10 +32,10 @@ def test_new_directory_appears_only_when_complete(tmp_path):
 
 def test_failure_leaves_no_directory(tmp_path):
     target = tmp_path / "exported_model"
-    with pytest.raises(RuntimeError, match="boom"):
-        with staged_directory(target, EXPORT_ENTRIES) as staging:
-            (staging / "frozen_inference_graph.pb").write_bytes(b"half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), \
+            staged_directory(target, EXPORT_ENTRIES) as staging:
+        (staging / "frozen_inference_graph.pb").write_bytes(b"half")
+        raise RuntimeError("boom")
     assert _siblings(target) == []
 
 
@@ -43,10 +43,9 @@ def test_failure_keeps_the_previous_export(tmp_path):
     target = tmp_path / "exported_model"
     target.mkdir()
     (target / "frozen_inference_graph.pb").write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt):
-        with staged_directory(target, EXPORT_ENTRIES) as staging:
-            (staging / "frozen_inference_graph.pb").write_bytes(b"new")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), staged_directory(target, EXPORT_ENTRIES) as staging:
+        (staging / "frozen_inference_graph.pb").write_bytes(b"new")
+        raise KeyboardInterrupt
     assert (target / "frozen_inference_graph.pb").read_bytes() == b"old"
     assert _siblings(target) == ["exported_model"]
 
@@ -67,9 +66,9 @@ def test_refuses_to_replace_a_directory_with_other_files(tmp_path):
     target = tmp_path / "ckpt"
     target.mkdir()
     (target / "model.ckpt-41471.index").write_bytes(b"precious")
-    with pytest.raises(OdflowError, match=r"model\.ckpt-41471\.index.*new or empty"):
-        with staged_directory(target, EXPORT_ENTRIES):
-            pytest.fail("must not start")
+    with pytest.raises(OdflowError, match=r"model\.ckpt-41471\.index.*new or empty"), \
+            staged_directory(target, EXPORT_ENTRIES):
+        pytest.fail("must not start")
     assert (target / "model.ckpt-41471.index").read_bytes() == b"precious"
     assert _siblings(target) == ["ckpt"]
 
@@ -77,6 +76,6 @@ def test_refuses_to_replace_a_directory_with_other_files(tmp_path):
 def test_refuses_a_file_as_target(tmp_path):
     target = tmp_path / "exported_model"
     target.write_text("not a directory")
-    with pytest.raises(OdflowError, match="not a directory"):
-        with staged_directory(target, EXPORT_ENTRIES):
-            pytest.fail("must not start")
+    with pytest.raises(OdflowError, match="not a directory"), \
+            staged_directory(target, EXPORT_ENTRIES):
+        pytest.fail("must not start")

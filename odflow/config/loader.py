@@ -11,6 +11,7 @@ surface as a baffling "no field named number_of_stages").
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,14 +22,25 @@ from odflow.errors import OdflowError
 from odflow.protos import pipeline_pb2
 from odflow.utils.atomic import atomic_write_text
 
+log = logging.getLogger(__name__)
+
 TrainEvalPipelineConfig = pipeline_pb2.TrainEvalPipelineConfig
+
+# Fields that configs shipped with the API use although its schema never defined them
+# (samples/configs/ssdlite_mobilenet_v{1,2}_coco_quantize.config).  Those configs must load
+# unchanged, so these are dropped with a warning; any other unknown field is an error.
+TOLERATED_UNKNOWN_FIELDS = {
+    ("object_detection.protos.TrainConfig", "load_all_optimizer_checkpoint_vars"),
+    ("object_detection.protos.TrainConfig", "load_all_moving_average_checkpoint_vars"),
+    ("object_detection.protos.TrainConfig", "include_global_step"),
+}
 
 # Meta-architectures of DetectionModel that odflow does not train (see docs/architecture.md).
 OTHER_META_ARCHITECTURES = ("faster_rcnn", "center_net", "experimental_model")
 
 _POSITION_PREFIX = re.compile(r"^\s*\d+(?::\d+)?\s*:\s*")
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]+)"')
-_NO_ENUM_VALUE = re.compile(r'Enum type "([\w.]+)" has no value named ([\w.]+)')
+_NO_ENUM_VALUE = re.compile(r'Enum type "([\w.]+)" has no value named (\w+)')
 
 
 def load(path: str | os.PathLike, *, require_ssd: bool = True) -> TrainEvalPipelineConfig:
@@ -55,14 +67,20 @@ def read_text(path: str | os.PathLike, *, what: str) -> str:
 def loads(text: str, source: str = "<string>", *,
           require_ssd: bool = True) -> TrainEvalPipelineConfig:
     """Parse pipeline-config text; ``source`` names it in error messages."""
-    config = TrainEvalPipelineConfig()
-    try:
-        text_format.Merge(text, config)
-    except text_format.ParseError as error:
-        meta = _scan_meta_architecture(text)
-        if require_ssd and meta in OTHER_META_ARCHITECTURES:
-            raise OdflowError(_not_ssd_message(source, meta)) from error
-        raise OdflowError(format_parse_error(error, source)) from error
+    while True:
+        config = TrainEvalPipelineConfig()
+        try:
+            text_format.Merge(text, config)
+            break
+        except text_format.ParseError as error:
+            blanked = _drop_tolerated_field(text, error, source)
+            if blanked is not None:
+                text = blanked
+                continue
+            meta = _scan_meta_architecture(text)
+            if require_ssd and meta in OTHER_META_ARCHITECTURES:
+                raise OdflowError(_not_ssd_message(source, meta)) from error
+            raise OdflowError(format_parse_error(error, source)) from error
     if require_ssd:
         meta = config.model.WhichOneof("model")
         if meta in OTHER_META_ARCHITECTURES:
@@ -81,6 +99,25 @@ def save(config: TrainEvalPipelineConfig, path: str | os.PathLike) -> None:
 
 def meta_architecture(config: TrainEvalPipelineConfig) -> str | None:
     return config.model.WhichOneof("model")
+
+
+def _drop_tolerated_field(text: str, error: text_format.ParseError, source: str) -> str | None:
+    """``text`` with a tolerated ``name: scalar`` blanked out (positions kept), else None."""
+    match = _NO_FIELD.search(str(error))
+    if not match or tuple(match.groups()) not in TOLERATED_UNKNOWN_FIELDS or not error.GetLine():
+        return None
+    field = match.group(2)
+    lines = text.split("\n")
+    line = lines[error.GetLine() - 1]
+    start = error.GetColumn() - 1
+    assignment = re.compile(rf"{re.escape(field)}\s*:\s*[\w.+-]+\s*[;,]?").match(line, start)
+    if assignment is None:
+        return None
+    log.warning("%s:%d: ignoring `%s`: not a field of the TF Object Detection API's schema",
+                source, error.GetLine(), field)
+    end = assignment.end()
+    lines[error.GetLine() - 1] = line[:start] + " " * (end - start) + line[end:]
+    return "\n".join(lines)
 
 
 def _not_ssd_message(source: str, meta: str) -> str:

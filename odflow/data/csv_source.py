@@ -50,13 +50,11 @@ def _number(value: str, column: str, where: str) -> float:
 def read_csv(path: str | os.PathLike, bad: BadInput) -> list[CsvImage]:
     """Group the rows by image, in order of first appearance; bad rows go through ``bad``."""
     source = str(path)
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise OdflowError(f"{source}: CSV file not found") from None
+    if not Path(path).is_file():
+        raise OdflowError(f"{source}: CSV file not found")
     images: dict[str, CsvImage] = {}
     broken: set[str] = set()
-    with handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class DecodedExample:
 
     @property
     def num_boxes(self) -> int:
-        return int(len(self.boxes))
+        return len(self.boxes)
 
     def decode_image(self) -> np.ndarray:
         """The pixels as uint8 ``[H, W, 3]`` (RGB), decoded with Pillow."""
@@ -133,7 +133,7 @@ def check_decodable(encoded: bytes, source: str) -> None:
     try:
         with Image.open(io.BytesIO(encoded)) as image:
             image.load()
-    except Exception as error:  # Pillow raises many types for corrupt data
+    except Exception as error:  # noqa: BLE001 - Pillow raises many types for corrupt data
         raise OdflowError(f"{source}: image cannot be decoded ({error})") from None
 
 
@@ -201,7 +201,7 @@ def decode_example(serialized: bytes, source: str = "record") -> DecodedExample:
 
     try:
         example = tf.train.Example.FromString(serialized)
-    except Exception as error:  # protobuf's DecodeError
+    except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise OdflowError(f"{source}: not a tf.train.Example ({error})") from None
     fmap = example.features.feature
     missing = [key for key in REQUIRED_KEYS if key not in fmap]

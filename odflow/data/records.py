@@ -13,8 +13,8 @@ import logging
 import os
 import re
 import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from odflow.data import example as ex
 from odflow.data.example import DecodedExample, ImageAnnotation
@@ -68,7 +68,7 @@ class RecordWriter:
     def summary_path(self) -> Path:
         return summary_path_for(self.output_path)
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:  # noqa: PYI034
         import tensorflow as tf
 
         try:

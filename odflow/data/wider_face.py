@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from odflow.data.convert import (INVALID, BadInput, class_id, clean_boxes, load_image,
-                                 resolve_label_map)
+from odflow.data.convert import (
+    INVALID,
+    BadInput,
+    class_id,
+    clean_boxes,
+    load_image,
+    resolve_label_map,
+)
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 FACE_FIELDS = ("x1", "y1", "w", "h", "blur", "expression", "illumination", "invalid",
                "occlusion", "pose")
 _INVALID_COLUMN = FACE_FIELDS.index("invalid")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 @dataclass
@@ -62,6 +69,10 @@ def _numbers(line: str) -> list[float] | None:
         return None
 
 
+def _is_image_path(text: str) -> bool:
+    return os.path.splitext(text)[1].lower() in IMAGE_EXTENSIONS
+
+
 def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderProblem]:
     """Stream the blocks of a ``wider_face_*_bbx_gt.txt`` file.
 
@@ -70,11 +81,9 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
     the next image path, so ``--skip-bad`` can count it and go on.
     """
     source = str(path)
-    try:
-        handle = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise OdflowError(f"{source}: WIDER FACE annotation file not found") from None
-    with handle:
+    if not Path(path).is_file():
+        raise OdflowError(f"{source}: WIDER FACE annotation file not found")
+    with open(path, encoding="utf-8") as handle:
         lines = ((number, raw.strip()) for number, raw in enumerate(handle, start=1))
         pending: tuple[int, str] | None = None
 
@@ -116,8 +125,8 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
                     or count_values[0] != int(count_values[0])):
                 yield WiderProblem(count_line, f"{source}:{count_line}: expected the face count "
                                    f"of {image_path}, found {count_text!r}", image_path)
-                if count_values is None:
-                    push_back(count_item)
+                if count_values is None and _is_image_path(count_text):
+                    push_back(count_item)  # the count line is missing: this is the next block
                 else:
                     skip_to_next_path()
                 continue

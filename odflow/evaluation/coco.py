@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,9 +209,14 @@ class CocoEvaluator:
         """The pycocotools table of the last ``evaluate()`` (evaluating first if needed)."""
         return format_summary(self._results())
 
-    def write_json(self, path: str | os.PathLike) -> None:
-        """Write the metrics and what they were computed from, atomically."""
-        payload = {
+    def write_json(self, path: str | os.PathLike, extra: Mapping[str, Any] | None = None
+                   ) -> None:
+        """Write the metrics and what they were computed from, atomically.
+
+        ``extra`` (e.g. the global step and checkpoint the metrics measure) is added to the
+        top level, so callers need not rebuild the payload.
+        """
+        payload: dict[str, Any] = {
             "metrics": self._results(),
             "num_images": self.num_images,
             "num_groundtruth_boxes": self.num_groundtruth_boxes,
@@ -219,6 +224,7 @@ class CocoEvaluator:
             "backend": self.backend,
             "elapsed_seconds": round(self._elapsed_seconds, 3),
         }
+        payload.update(extra or {})
         atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
     def _results(self) -> dict[str, float]:

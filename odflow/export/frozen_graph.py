@@ -21,7 +21,11 @@ def freeze(model, input_type: str) -> tf.compat.v1.GraphDef:
     """Trace the detection function of ``model`` and inline its variables' current values."""
     concrete = detection_function(model, input_type).get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
-    graph_def = frozen.graph.as_graph_def()
+    # Keep only what the outputs need: lowering the NMS loop to TF1 control flow (which TF1
+    # tools and older runtimes understand) leaves dangling ``unused_control_flow_input``
+    # placeholders that would look like extra inputs.
+    graph_def = tf.compat.v1.graph_util.extract_sub_graph(frozen.graph.as_graph_def(),
+                                                          list(OUTPUT_NAMES))
     check_interface(graph_def, input_type)
     return graph_def
 

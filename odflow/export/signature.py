@@ -8,7 +8,7 @@ function here, which is also what the tests compare against the in-process model
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

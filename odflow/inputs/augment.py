@@ -154,10 +154,9 @@ def normalize_image(sample: Sample, seed: tf.Tensor | None = None, *, original_m
 
 # --- from the config ------------------------------------------------------------------------
 
-def _fields(message) -> dict:
-    """Every field of the message with its value (defaults included), by name."""
-    return {f.name: getattr(message, f.name) for f in message.DESCRIPTOR.fields
-            if f.label != f.LABEL_REPEATED}
+def _values(message, *names: str) -> dict:
+    """The named fields of the message (their defaults when unset), by name."""
+    return {name: getattr(message, name) for name in names}
 
 
 def _require(condition: bool, field: str, what: str) -> None:
@@ -215,7 +214,7 @@ def _flip_like(function):
 def _min_max(function, low: str, high: str, positive: bool = False):
     def build(message, field: str) -> Augmentation:
         _check_range(getattr(message, low), getattr(message, high), field, low, high, positive)
-        return functools.partial(function, **_fields(message))
+        return functools.partial(function, **_values(message, low, high))
     return build
 
 
@@ -243,7 +242,8 @@ def _normalize_image(message, field: str) -> Augmentation:
         _require(message.HasField(name), f"{field}.{name}", "must be set")
     _require(message.original_maxval > message.original_minval, field,
              "original_maxval must be greater than original_minval")
-    return functools.partial(normalize_image, **_fields(message))
+    return functools.partial(normalize_image, **_values(
+        message, "original_minval", "original_maxval", "target_minval", "target_maxval"))
 
 
 _BUILDERS: dict[str, Callable[[object, str], Augmentation]] = {

@@ -85,7 +85,7 @@ class ArgMaxMatcher:
         """``similarity [..., N, M]`` (+ bool ``valid_rows [..., N]``) -> int32 ``[..., M]``."""
         similarity = tf.convert_to_tensor(similarity, tf.float32)
         shape = tf.shape(similarity)
-        num_rows, num_cols = shape[-2], shape[-1]
+        num_rows = shape[-2]
         if valid_rows is None:
             valid_rows = tf.ones(shape[:-1], tf.bool)
         valid_rows = tf.convert_to_tensor(valid_rows, tf.bool)

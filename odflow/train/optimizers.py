@@ -171,6 +171,7 @@ class Optimizer:
 
     def after_apply(self) -> None:
         """Advance state shared by all variables (Adam's beta powers); cross-replica context."""
+        return None
 
     def apply_one(self, variable, grad: tf.Tensor, lr: tf.Tensor, *slots) -> tf.Operation:
         raise NotImplementedError

@@ -1,8 +1,14 @@
 """TensorBoard event files with the tags the API wrote, in the directories it used.
 
 Training scalars go to ``model_dir``, evaluation scalars to ``model_dir/eval_0`` (so
-``tensorboard --logdir=ckpt`` shows the tutorial's mAP, AR and loss pages).  Plain
-``tf.summary.scalar`` events, which ``odflow.plots`` reads back.
+``tensorboard --logdir=ckpt`` shows the tutorial's mAP, AR and loss pages).
+
+``tf.summary.scalar``/``image`` live in the ``tensorboard`` package, which odflow does not
+require (a training node needs no web server).  So the events are written with core TF's
+``tf.summary.write`` in exactly the layout those functions use (a float32 scalar tensor with the
+``scalars`` plugin's metadata; for images a string tensor ``[width, height, png...]`` with the
+``images`` plugin's), which TensorBoard and ``odflow.plots`` read as ordinary scalar and image
+summaries.
 """
 
 from __future__ import annotations
@@ -13,9 +19,20 @@ from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 EVAL_SUBDIR = "eval_0"
 TRAIN_IMAGES_TAG = "train_input_images"
+
+
+def _metadata(plugin: str) -> bytes:
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
+    ).SerializeToString()
+
+
+_SCALARS = _metadata("scalars")
+_IMAGES = _metadata("images")
 
 
 class SummaryWriter:
@@ -28,7 +45,8 @@ class SummaryWriter:
     def scalars(self, values: Mapping[str, float], step: int) -> None:
         with self._writer.as_default():
             for tag, value in values.items():
-                tf.summary.scalar(tag, float(value), step=int(step))
+                tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step),
+                                 metadata=_SCALARS)
         self._writer.flush()
 
     def images_with_boxes(self, images: tf.Tensor, boxes: tf.Tensor, num_boxes: tf.Tensor,
@@ -43,8 +61,13 @@ class SummaryWriter:
         unit = tf.clip_by_value(tf.cast(images, tf.float32) / 255.0, 0.0, 1.0)
         colors = np.array([[1.0, 0.2, 0.2, 1.0], [0.2, 1.0, 0.2, 1.0]], np.float32)
         drawn = tf.image.draw_bounding_boxes(unit, boxes, colors)
+        pngs = tf.map_fn(lambda image: tf.io.encode_png(tf.image.convert_image_dtype(
+            image, tf.uint8, saturate=True)), drawn, fn_output_signature=tf.string)
+        shape = tf.shape(drawn)
+        tensor = tf.concat([[tf.strings.as_string(shape[2]), tf.strings.as_string(shape[1])],
+                            pngs], axis=0)
         with self._writer.as_default():
-            tf.summary.image(tag, drawn, step=int(step), max_outputs=max_images)
+            tf.summary.write(tag, tensor, step=int(step), metadata=_IMAGES)
         self._writer.flush()
 
     def close(self) -> None:

@@ -1,0 +1,212 @@
+"""``build(model_config, is_training) -> SSDMetaArch`` from a ``DetectionModel`` message.
+
+Every option the config sets that odflow does not implement is an ``OdflowError`` naming the
+field: a detector silently trained without an option the user asked for is worse than no
+detector.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from odflow.errors import OdflowError
+from odflow.model import hyperparams as hp
+from odflow.model import postprocess, target_assigner
+from odflow.model.anchors import build_anchor_generator
+from odflow.model.box_coder import build_box_coder
+from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
+from odflow.model.losses import build_losses
+from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
+from odflow.model.ssd import LossOptions, SSDMetaArch
+from odflow.protos import pipeline_pb2
+
+SUPPORTED_FEATURE_EXTRACTORS = ("ssd_mobilenet_v1", "ssd_mobilenet_v1_keras")
+_SSD = "model.ssd"
+
+
+def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMetaArch:
+    """Build the detector (variables included: call it under a strategy's scope)."""
+    which = model_config.WhichOneof("model")
+    if which != "ssd":
+        raise OdflowError(f"model: {which or 'no meta-architecture'} is set; odflow builds SSD "
+                          "detectors only (model.ssd)")
+    config = model_config.ssd
+    _check_ssd_options(config)
+    num_classes = config.num_classes
+    image_size, resize_method = _image_size(config)
+    feature_extractor = _feature_extractor(config)
+    anchor_generator = build_anchor_generator(config.anchor_generator)
+    anchors_per_location = anchor_generator.num_anchors_per_location()
+    if len(anchors_per_location) != len(feature_extractor.feature_depths):
+        raise OdflowError(
+            f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
+            f"feature extractor gives {len(feature_extractor.feature_depths)} feature maps "
+            f"({_SSD}.feature_extractor.num_layers); make them equal")
+    box_predictor = _box_predictor(config, feature_extractor.feature_depths,
+                                   anchors_per_location)
+    assigner = target_assigner.build_target_assigner(config)
+    assign = functools.partial(
+        target_assigner.batch_assign_targets, num_classes=num_classes,
+        target_assigner=assigner,
+        unmatched_class_label=target_assigner.unmatched_class_label(
+            num_classes, config.encode_background_as_zeros))
+    losses = build_losses(config.loss)
+    non_max_suppression, score_converter = postprocess.build_postprocessing(
+        config.post_processing)
+    return SSDMetaArch(
+        num_classes=num_classes,
+        image_size=image_size,
+        resize_method=resize_method,
+        feature_extractor=feature_extractor,
+        box_predictor=box_predictor,
+        anchor_generator=anchor_generator,
+        box_coder=build_box_coder(config.box_coder),
+        assign_targets=lambda anchors, boxes, classes, num: assign(anchors, boxes, classes, num),
+        classification_loss=losses.classification,
+        localization_loss=losses.localization,
+        hard_example_miner=losses.hard_example_miner,
+        loss_options=LossOptions(
+            classification_weight=config.loss.classification_weight,
+            localization_weight=config.loss.localization_weight,
+            normalize_loss_by_num_matches=config.normalize_loss_by_num_matches,
+            normalize_loc_loss_by_codesize=config.normalize_loc_loss_by_codesize),
+        score_converter=score_converter,
+        non_max_suppression=non_max_suppression,
+        is_training=is_training,
+        freeze_batchnorm=config.freeze_batchnorm,
+    )
+
+
+def _refuse(message: str) -> None:
+    raise OdflowError(message)
+
+
+def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
+    if config.num_classes <= 0:
+        _refuse(f"{_SSD}.num_classes must be a positive number of classes "
+                f"(got {config.num_classes})")
+    for field in ("image_resizer", "feature_extractor", "box_coder", "matcher",
+                  "similarity_calculator", "box_predictor", "anchor_generator",
+                  "post_processing", "loss"):
+        if not config.HasField(field):
+            _refuse(f"{_SSD}.{field} is required")
+    unsupported = [
+        ("mask_head_config", config.HasField("mask_head_config"), "instance masks"),
+        ("add_background_class", not config.add_background_class,
+         "only add_background_class: true"),
+        ("explicit_background_class", config.explicit_background_class,
+         "only explicit_background_class: false"),
+        ("use_confidences_as_targets", config.use_confidences_as_targets,
+         "only use_confidences_as_targets: false"),
+        ("implicit_example_weight", config.implicit_example_weight != 1.0,
+         "only implicit_example_weight: 1.0"),
+    ]
+    loss = config.loss
+    unsupported += [
+        ("loss.random_example_sampler", loss.HasField("random_example_sampler"),
+         "use hard_example_miner"),
+        ("loss.equalization_loss", loss.equalization_loss.weight != 0.0,
+         "equalization loss"),
+        ("loss.expected_loss_weights", loss.expected_loss_weights != pipeline_pb2.Loss.NONE,
+         "only NONE"),
+    ]
+    fe = config.feature_extractor
+    unsupported += [
+        ("feature_extractor.fpn", fe.HasField("fpn"), "feature pyramids"),
+        ("feature_extractor.bifpn", fe.HasField("bifpn"), "feature pyramids"),
+        ("feature_extractor.replace_preprocessor_with_placeholder",
+         fe.replace_preprocessor_with_placeholder, "only false"),
+        ("feature_extractor.spaghettinet_arch_name", bool(fe.spaghettinet_arch_name),
+         "SpaghettiNet"),
+        ("feature_extractor.use_hardswish", fe.use_hardswish, "only false"),
+    ]
+    for field, is_set, what in unsupported:
+        if is_set:
+            _refuse(f"{_SSD}.{field} is set but odflow does not implement it ({what}); "
+                    "remove it from the config")
+    if fe.type not in SUPPORTED_FEATURE_EXTRACTORS:
+        _refuse(f"{_SSD}.feature_extractor.type {fe.type!r} is not supported; odflow supports "
+                + ", ".join(repr(t) for t in SUPPORTED_FEATURE_EXTRACTORS))
+    if fe.depth_multiplier <= 0:
+        _refuse(f"{_SSD}.feature_extractor.depth_multiplier must be positive")
+    if not 1 <= fe.num_layers <= 6:
+        _refuse(f"{_SSD}.feature_extractor.num_layers must be between 1 and 6 for "
+                f"ssd_mobilenet_v1 (got {fe.num_layers})")
+    if fe.pad_to_multiple < 1:
+        _refuse(f"{_SSD}.feature_extractor.pad_to_multiple must be >= 1")
+    if not fe.HasField("conv_hyperparams"):
+        _refuse(f"{_SSD}.feature_extractor.conv_hyperparams is required")
+
+
+def _image_size(config: pipeline_pb2.Ssd) -> tuple[tuple[int, int], str]:
+    which = config.image_resizer.WhichOneof("image_resizer_oneof")
+    if which != "fixed_shape_resizer":
+        _refuse(f"{_SSD}.image_resizer.{which or '(none)'} is not supported; odflow's SSD "
+                "uses fixed_shape_resizer { height: ... width: ... }")
+    resizer = config.image_resizer.fixed_shape_resizer
+    if resizer.convert_to_grayscale:
+        _refuse(f"{_SSD}.image_resizer.fixed_shape_resizer.convert_to_grayscale is not "
+                "supported (the MobileNet input has 3 channels)")
+    if resizer.height < 33 or resizer.width < 33:
+        _refuse(f"{_SSD}.image_resizer.fixed_shape_resizer: height and width must be at least "
+                f"33 pixels (got {resizer.height}x{resizer.width})")
+    method = pipeline_pb2.ResizeType.Name(resizer.resize_method)
+    return (resizer.height, resizer.width), method
+
+
+def _feature_extractor(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
+    fe = config.feature_extractor
+    field = f"{_SSD}.feature_extractor.conv_hyperparams"
+    extra = hp.from_proto(fe.conv_hyperparams, field)
+    # TF1 gave the MobileNet base its own arg scope unless told to override it.
+    base = extra if fe.override_base_feature_extractor_hyperparams else hp.mobilenet_v1_defaults()
+    options = MobilenetV1Options(
+        depth_multiplier=fe.depth_multiplier,
+        min_depth=fe.min_depth,
+        use_explicit_padding=fe.use_explicit_padding,
+        use_depthwise=fe.use_depthwise,
+        num_layers=fe.num_layers,
+        pad_to_multiple=fe.pad_to_multiple,
+    )
+    return SSDMobileNetV1FeatureExtractor(options, base, extra)
+
+
+def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
+                   anchors_per_location: list[int]) -> ConvolutionalBoxPredictor:
+    which = config.box_predictor.WhichOneof("box_predictor_oneof")
+    if which != "convolutional_box_predictor":
+        _refuse(f"{_SSD}.box_predictor.{which or '(none)'} is not supported; odflow supports "
+                "convolutional_box_predictor")
+    proto = config.box_predictor.convolutional_box_predictor
+    field = f"{_SSD}.box_predictor.convolutional_box_predictor"
+    if not proto.HasField("conv_hyperparams"):
+        _refuse(f"{field}.conv_hyperparams is required")
+    if proto.box_code_size != 4:
+        _refuse(f"{field}.box_code_size must be 4 (faster_rcnn_box_coder), "
+                f"got {proto.box_code_size}")
+    if proto.kernel_size < 1:
+        _refuse(f"{field}.kernel_size must be >= 1")
+    if proto.use_dropout and not 0.0 < proto.dropout_keep_probability <= 1.0:
+        _refuse(f"{field}.dropout_keep_probability must be in (0, 1]")
+    clip = None
+    if proto.HasField("box_encodings_clip_range"):
+        clip = (proto.box_encodings_clip_range.min, proto.box_encodings_clip_range.max)
+        if clip[0] >= clip[1]:
+            _refuse(f"{field}.box_encodings_clip_range: min must be below max")
+    options = BoxPredictorOptions(
+        num_classes=config.num_classes,
+        kernel_size=proto.kernel_size,
+        min_depth=proto.min_depth,
+        max_depth=proto.max_depth,
+        num_layers_before_predictor=proto.num_layers_before_predictor,
+        use_dropout=proto.use_dropout,
+        dropout_keep_probability=proto.dropout_keep_probability,
+        box_code_size=proto.box_code_size,
+        apply_sigmoid_to_scores=proto.apply_sigmoid_to_scores,
+        class_prediction_bias_init=proto.class_prediction_bias_init,
+        use_depthwise=proto.use_depthwise,
+        box_encodings_clip_range=clip,
+    )
+    return ConvolutionalBoxPredictor(options, depths, anchors_per_location,
+                                     hp.from_proto(proto.conv_hyperparams,
+                                                   f"{field}.conv_hyperparams"))

@@ -1,0 +1,131 @@
+"""Restore a fine-tune checkpoint (name-based, TF1 style, like the zoo's) into the model.
+
+Upstream TF1 ``model_main.py`` once ignored ``fine_tune_checkpoint`` without a word; here
+every skipped variable gets a warning line, the summary says how many were restored, and a
+checkpoint from which nothing restores is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_TYPES = ("detection", "classification", "full")
+_FEATURE_SCOPE = "FeatureExtractor/"
+
+
+@dataclass
+class RestoreReport:
+    """Model variable names (zoo names) by outcome."""
+
+    checkpoint_path: str
+    checkpoint_type: str
+    restored: list[str] = field(default_factory=list)
+    skipped_missing: list[str] = field(default_factory=list)
+    skipped_shape: list[str] = field(default_factory=list)
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self.restored) + len(self.skipped_missing) + len(self.skipped_shape)
+
+    def summary(self) -> str:
+        return (f"restored {len(self.restored)} of {self.num_candidates} variables from "
+                f"{self.checkpoint_path} (skipped: {len(self.skipped_missing)} missing, "
+                f"{len(self.skipped_shape)} of another shape or dtype)")
+
+
+def resolve_checkpoint_path(path: str | Path) -> str:
+    """A checkpoint prefix from a prefix (``.../model.ckpt``), its ``.index`` or data file, or
+    a directory (its ``checkpoint`` state file, else its only ``*.index``)."""
+    text = str(path)
+    candidate = Path(text)
+    if candidate.is_dir():
+        latest = tf.train.latest_checkpoint(text)
+        if latest and Path(latest + ".index").exists():
+            return latest
+        indexes = sorted(candidate.glob("*.index"))
+        if len(indexes) == 1:
+            return str(indexes[0])[: -len(".index")]
+        if not indexes:
+            raise OdflowError(f"checkpoint directory {text} holds no checkpoint (*.index)")
+        raise OdflowError(f"checkpoint directory {text} holds {len(indexes)} checkpoints and no "
+                          "usable 'checkpoint' state file; give the prefix, e.g. "
+                          f"{str(indexes[-1])[: -len('.index')]}")
+    if text.endswith(".index") and candidate.exists():
+        return text[: -len(".index")]
+    if ".data-" in candidate.name and candidate.exists():
+        return text[: text.rindex(".data-")]
+    if Path(text + ".index").exists():
+        return text
+    raise OdflowError(f"checkpoint {text} not found: expected {text}.index (and its data file); "
+                      "give the prefix of a model.ckpt* file set, e.g. ckpt/model.ckpt")
+
+
+def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,
+                load_all: bool) -> dict[str, str]:
+    """Model variable name -> checkpoint name."""
+    if checkpoint_type == "full" or (checkpoint_type == "detection" and load_all):
+        return {name: name for name in named}
+    if checkpoint_type == "detection":
+        return {name: name for name in named if name.startswith(_FEATURE_SCOPE)}
+    # classification: an ImageNet checkpoint names the backbone MobilenetV1/... at top level.
+    return {name: name[len(_FEATURE_SCOPE):] for name in named if name.startswith(_FEATURE_SCOPE)}
+
+
+def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_type: str,
+                                 load_all_detection_checkpoint_vars: bool = False
+                                 ) -> RestoreReport:
+    """Copy matching variables from the checkpoint into ``model.named_variables()``.
+
+    ``detection``: ``FeatureExtractor/*`` (everything with ``load_all_...``);
+    ``classification``: ``MobilenetV1/*`` into ``FeatureExtractor/MobilenetV1/*``;
+    ``full``: everything.  ``global_step`` is never a model variable, so never restored here.
+    """
+    if checkpoint_type not in CHECKPOINT_TYPES:
+        raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
+                          + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
+    prefix = resolve_checkpoint_path(checkpoint_path)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as error:
+        raise OdflowError(f"cannot read checkpoint {prefix}: {error}") from error
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    named = model.named_variables()
+    report = RestoreReport(prefix, checkpoint_type)
+    for name, ckpt_name in sorted(_candidates(named, checkpoint_type,
+                                              load_all_detection_checkpoint_vars).items()):
+        variable = named[name]
+        if ckpt_name not in shapes:
+            log.warning("not restored: %s (no %s in %s)", name, ckpt_name, prefix)
+            report.skipped_missing.append(name)
+            continue
+        want_shape, want_dtype = variable.shape.as_list(), variable.dtype.base_dtype
+        if list(shapes[ckpt_name]) != want_shape or dtypes[ckpt_name] != want_dtype:
+            log.warning("not restored: %s (checkpoint has %s %s, model needs %s %s)", name,
+                        list(shapes[ckpt_name]), dtypes[ckpt_name].name, want_shape,
+                        want_dtype.name)
+            report.skipped_shape.append(name)
+            continue
+        try:
+            value = reader.get_tensor(ckpt_name)
+        except (tf.errors.OpError, ValueError) as error:
+            raise OdflowError(f"cannot read {ckpt_name} from checkpoint {prefix} (is its "
+                              f".data-* file missing or truncated?): {error}") from error
+        variable.assign(value)
+        report.restored.append(name)
+    log.info("%s", report.summary())
+    if not report.restored:
+        example = next(iter(sorted(shapes)), "nothing")
+        raise OdflowError(
+            f"nothing restored from fine-tune checkpoint {prefix} "
+            f"(fine_tune_checkpoint_type {checkpoint_type!r}): its variables (e.g. {example}) "
+            "match none of the model's; check the path and fine_tune_checkpoint_type")
+    return report

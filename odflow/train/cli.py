@@ -1,0 +1,137 @@
+"""``model_main.py``'s command line: train (and evaluate), or evaluate one checkpoint.
+
+The flags are the tutorial's (``--model_dir``, ``--pipeline_config_path``, ``--num_train_steps``,
+``--checkpoint_dir``, ``--run_once``) plus odflow's own.  TF1-era logging flags such as
+``--alsologtostderr`` are accepted and ignored with a note, so the tutorial's command line runs
+unchanged; any other unknown flag is an error (a typo must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from odflow.utils.cli import run_cli, setup_logging
+
+log = logging.getLogger("odflow.train")
+
+# Flags of TF1's model_main.py / absl that have no effect here.
+TF1_FLAGS_WITH_VALUE = ("sample_1_of_n_eval_examples", "sample_1_of_n_eval_on_train_examples",
+                        "hparams_overrides", "eval_training_data", "max_eval_retries", "v",
+                        "verbosity", "log_dir", "stderrthreshold", "eval_timeout",
+                        "eval_on_train_data", "num_workers", "use_tpu", "tpu_name")
+TF1_SWITCHES = ("alsologtostderr", "logtostderr", "noalsologtostderr", "nologtostderr",
+                "showprefixforinfo", "noshowprefixforinfo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model_main.py",
+        description="Train an SSD detector from a pipeline.config (resuming from the latest "
+                    "checkpoint in --model_dir), or evaluate a checkpoint with --run_once.")
+    parser.add_argument("--model_dir", help="where checkpoints model.ckpt-<step>, the "
+                        "'checkpoint' state file and TensorBoard events go")
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+    parser.add_argument("--num_train_steps", type=int, default=None,
+                        help="overrides train_config.num_steps (0: train until stopped)")
+    parser.add_argument("--checkpoint_dir", default=None,
+                        help="evaluate the latest checkpoint in this directory and exit")
+    parser.add_argument("--checkpoint_path", default=None,
+                        help="evaluate this checkpoint prefix (e.g. ckpt/model.ckpt-41471)")
+    parser.add_argument("--run_once", action="store_true",
+                        help="evaluate once and exit (the only evaluation mode odflow has)")
+    parser.add_argument("--eval_every", type=int, default=0,
+                        help="evaluate every N training steps (0: only at the end; -1: never)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic TF kernels (with --seed: repeatable runs)")
+    parser.add_argument("--log_every", type=int, default=100,
+                        help="log a progress line and write summaries every N steps")
+    parser.add_argument("--keep_checkpoint_max", type=int, default=5,
+                        help="how many recent checkpoints to keep")
+    parser.add_argument("--checkpoint_every_steps", type=int, default=1000,
+                        help="save a checkpoint every N steps (0: off)")
+    parser.add_argument("--checkpoint_every_minutes", type=float, default=10.0,
+                        help="save a checkpoint every M minutes (0: off)")
+    parser.add_argument("--metrics_json", default=None,
+                        help="write the final evaluation metrics to this JSON file")
+    parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
+                        help="COCO metric implementation (same numbers; faster is faster)")
+    parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    for name in TF1_FLAGS_WITH_VALUE:
+        parser.add_argument(f"--{name}", dest=f"tf1_{name}", default=None,
+                            help=argparse.SUPPRESS)
+    for name in TF1_SWITCHES:
+        parser.add_argument(f"--{name}", dest=f"tf1_{name}", nargs="?", const=True,
+                            default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_file)
+    ignored = sorted(key[4:] for key, value in vars(args).items()
+                     if key.startswith("tf1_") and value is not None)
+    if ignored:
+        log.info("ignoring TF1 flag(s) with no effect in odflow: %s",
+                 ", ".join(f"--{name}" for name in ignored))
+
+    from odflow.errors import OdflowError
+
+    evaluate_only = args.run_once or args.checkpoint_dir or args.checkpoint_path
+    if evaluate_only:
+        if args.checkpoint_dir and not args.run_once:
+            log.info("--checkpoint_dir without --run_once: evaluating the latest checkpoint "
+                     "once (odflow never waits for new checkpoints)")
+        checkpoint_dir = args.checkpoint_dir or (None if args.checkpoint_path else args.model_dir)
+        return _evaluate(args, checkpoint_dir)
+    if not args.model_dir:
+        raise OdflowError("--model_dir is required for training")
+
+    from odflow.train.loop import TrainOptions, environment_note, train
+    from odflow.train.signals import Interrupted
+
+    environment_note()
+    options = TrainOptions(
+        model_dir=args.model_dir, pipeline_config_path=args.pipeline_config_path,
+        num_train_steps=args.num_train_steps, eval_every=args.eval_every, seed=args.seed,
+        deterministic=args.deterministic, log_every=args.log_every,
+        keep_checkpoint_max=args.keep_checkpoint_max,
+        checkpoint_every_steps=args.checkpoint_every_steps,
+        checkpoint_every_minutes=args.checkpoint_every_minutes,
+        metrics_json=args.metrics_json, eval_backend=args.eval_backend)
+    try:
+        result = train(options)
+    except Interrupted as stop:
+        log.warning("%s", stop)
+        return stop.exit_code
+    log.info("done at step %d; latest checkpoint %s", result.step, result.checkpoint)
+    return 0
+
+
+def _evaluate(args, checkpoint_dir: str | None) -> int:
+    from odflow import config as config_lib
+    from odflow.train import evaluate as evaluation
+
+    config = config_lib.load(args.pipeline_config_path)
+    evaluation.check_eval_config(config)
+    evaluation.eval_reader(config)
+    prefix = evaluation.resolve_checkpoint(args.checkpoint_path, checkpoint_dir)
+    if args.seed is not None:
+        import tensorflow as tf
+        tf.keras.utils.set_random_seed(args.seed)
+    import os
+    events_dir = args.model_dir or os.path.dirname(prefix) or "."
+    evaluation.evaluate_checkpoint(config, prefix, model_dir=events_dir,
+                                   metrics_json=args.metrics_json, backend=args.eval_backend)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The training run: resume or fine-tune, step until ``num_steps``, save, evaluate.
+
+What a run does, in order: read the config; if ``model_dir`` already holds a checkpoint at or
+past ``num_steps`` there is nothing to do; otherwise build the model under the distribution
+strategy, restore the latest checkpoint of ``model_dir`` (or, only when starting fresh, the
+fine-tune checkpoint), and step.  Checkpoints are saved every N steps or M minutes, at the end,
+and when SIGINT/SIGTERM asks to stop; evaluations run every ``eval_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from odflow import config as config_lib
+from odflow.errors import OdflowError
+from odflow.train import checkpoints
+from odflow.train import evaluate as evaluation
+from odflow.train.ema import swapped_in
+from odflow.train.progress import Progress
+from odflow.train.signals import Interrupted, stop_on_signals
+from odflow.train.state import TrainingState
+from odflow.train.step import LEARNING_RATE, build_train_step
+from odflow.train.summaries import SummaryWriter
+
+log = logging.getLogger("odflow.train")
+
+# TrainConfig fields that tuned TF1's queue-based input or distributed runtime; tf.data and
+# tf.distribute replace them, so they are ignored (they do not change what is learned).
+_IGNORED_TRAIN_FIELDS = ("keep_checkpoint_every_n_hours", "startup_delay_steps",
+                         "batch_queue_capacity", "num_batch_queue_threads",
+                         "prefetch_queue_capacity", "unpad_groundtruth_tensors",
+                         "retain_original_images", "run_fine_tune_checkpoint_dummy_computation",
+                         "replicas_to_aggregate")
+# TrainConfig fields that would change training and that odflow does not implement.
+_UNSUPPORTED_TRAIN_FIELDS = {
+    "sync_replicas": "synchronous replicas across machines",
+    "bias_grad_multiplier": "a separate gradient multiplier for biases",
+    "use_multiclass_scores": "multiclass score targets",
+    "merge_multiple_label_boxes": "merging boxes with several labels",
+    "use_bfloat16": "bfloat16 training",
+    "summarize_gradients": "gradient histograms",
+}
+
+
+@dataclass
+class TrainOptions:
+    model_dir: str
+    pipeline_config_path: str
+    num_train_steps: int | None = None
+    eval_every: int = 0  # steps; 0 = only at the end, < 0 = never
+    seed: int | None = None
+    deterministic: bool = False
+    log_every: int = 100
+    keep_checkpoint_max: int = 5
+    checkpoint_every_steps: int = 1000  # 0 = off
+    checkpoint_every_minutes: float = 10.0  # 0 = off
+    metrics_json: str | None = None
+    show_progress_bar: bool | None = None  # None: when stderr is a terminal
+    eval_backend: str = "faster"
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: str | None
+    metrics: dict[str, float] | None
+
+
+def check_train_config(train_config) -> None:
+    """Reject train_config settings odflow does not implement, naming the field."""
+    for field, what in _UNSUPPORTED_TRAIN_FIELDS.items():
+        if getattr(train_config, field):
+            raise OdflowError(f"train_config.{field}: {what} is not supported by odflow; "
+                              "remove it")
+    if train_config.fine_tune_checkpoint_version == 2:  # V2: TF2 object-based checkpoints
+        raise OdflowError("train_config.fine_tune_checkpoint_version: only V1 (name-based "
+                          "checkpoints like the zoo's) is supported; remove it")
+    if not train_config.HasField("optimizer"):
+        raise OdflowError("train_config.optimizer is not set; set rms_prop_optimizer, "
+                          "momentum_optimizer or adam_optimizer")
+    for field in _IGNORED_TRAIN_FIELDS:
+        if train_config.HasField(field):
+            log.info("train_config.%s is ignored (tf.data/tf.distribute tune this)", field)
+
+
+def configure_determinism(seed: int | None, deterministic: bool) -> None:
+    """Seed Python, NumPy and TF; with ``deterministic`` make TF's kernels deterministic too."""
+    if deterministic and seed is None:
+        raise OdflowError("--deterministic needs --seed (a run is only repeatable from a "
+                          "fixed seed)")
+    if seed is not None:
+        tf.keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_strategy() -> tf.distribute.Strategy:
+    """``MirroredStrategy`` over all GPUs when there are several, the default strategy otherwise."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    return tf.distribute.get_strategy()
+
+
+def resolve_num_steps(config, num_train_steps: int | None) -> int:
+    steps = config.train_config.num_steps if num_train_steps is None else num_train_steps
+    if steps < 0:
+        raise OdflowError(f"--num_train_steps must be >= 0 (0: train until stopped), got {steps}")
+    return int(steps)
+
+
+def resume_point(model_dir: str) -> tuple[str | None, int]:
+    """The checkpoint to continue from and its step (``None``, 0 when starting fresh)."""
+    prefix = checkpoints.latest_checkpoint(model_dir)
+    if prefix is None:
+        return None, 0
+    step = checkpoints.step_of(prefix)
+    if step is None:
+        raise OdflowError(
+            f"{Path(model_dir) / checkpoints.STATE_FILE} names {prefix}, which is not a training "
+            "checkpoint model.ckpt-<step> (the model zoo's own 'checkpoint' file was probably "
+            "copied too); delete that state file and set train_config.fine_tune_checkpoint "
+            "to the zoo's model.ckpt instead")
+    return prefix, step
+
+
+def _restore_fine_tune(state: TrainingState, train_config) -> None:
+    path = train_config.fine_tune_checkpoint
+    if not path:
+        log.info("no fine_tune_checkpoint: training from randomly initialised weights")
+        return
+    checkpoint_type = train_config.fine_tune_checkpoint_type
+    if not checkpoint_type:
+        checkpoint_type = "detection" if train_config.from_detection_checkpoint \
+            else "classification"
+    from odflow.model.restore import restore_fine_tune_checkpoint
+    log.info("fine-tuning from %s (fine_tune_checkpoint_type %s)", path, checkpoint_type)
+    # Logs its report (restored/skipped counts) and fails when nothing restores.
+    restore_fine_tune_checkpoint(state.model, path, checkpoint_type,
+                                 train_config.load_all_detection_checkpoint_vars)
+
+
+def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy):
+    from odflow.inputs import build_dataset
+    train_config = config.train_config
+    if not config.HasField("train_input_reader"):
+        raise OdflowError("the config has no train_input_reader; add one with "
+                          "tf_record_input_reader { input_path: \"train.record\" }")
+    dataset = build_dataset(config.train_input_reader, model_config=config.model,
+                            augmentations=list(train_config.data_augmentation_options),
+                            batch_size=train_config.batch_size, is_training=True,
+                            max_number_of_boxes=train_config.max_number_of_boxes, seed=seed)
+    if strategy.num_replicas_in_sync > 1:
+        if train_config.batch_size % strategy.num_replicas_in_sync:
+            raise OdflowError(f"train_config.batch_size {train_config.batch_size} must be a "
+                              f"multiple of the {strategy.num_replicas_in_sync} replicas")
+        return strategy.experimental_distribute_dataset(dataset)
+    return dataset
+
+
+class _SaveClock:
+    """Decides when a periodic checkpoint is due (every N steps or M minutes)."""
+
+    def __init__(self, every_steps: int, every_minutes: float):
+        self.every_steps = every_steps
+        self.every_seconds = every_minutes * 60.0
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        if self.every_steps > 0 and step % self.every_steps == 0:
+            return True
+        return self.every_seconds > 0 and time.monotonic() - self.last >= self.every_seconds
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
+
+
+def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
+    """Train as configured; raises ``Interrupted`` (after saving) on SIGINT/SIGTERM."""
+    config = config_lib.load(options.pipeline_config_path)
+    train_config = config.train_config
+    check_train_config(train_config)
+    num_steps = resolve_num_steps(config, options.num_train_steps)
+    model_dir = Path(options.model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+
+    resume_prefix, start_step = resume_point(str(model_dir))
+    if num_steps and start_step >= num_steps:
+        log.info("%s is at step %d, num_steps is %d: nothing to do", resume_prefix, start_step,
+                 num_steps)
+        return TrainResult(start_step, resume_prefix, None)
+    evaluate_at_end = options.eval_every >= 0
+    if evaluate_at_end:
+        evaluation.eval_reader(config)  # fail now rather than after hours of training
+        evaluation.check_eval_config(config)
+
+    configure_determinism(options.seed, options.deterministic)
+    strategy = strategy or make_strategy()
+    from odflow.model import builder
+    with strategy.scope():
+        model = builder.build(config.model, is_training=True)
+        state = TrainingState(model, train_config.optimizer, train_config)
+    if resume_prefix is not None:
+        state.restore(resume_prefix)
+        log.info("resumed from %s at step %d", resume_prefix, state.step)
+    else:
+        _restore_fine_tune(state, train_config)
+        if state.ema is not None:
+            state.ema.reset()
+    dataset = _train_dataset(config, options.seed, strategy)
+    train_step = build_train_step(state, strategy,
+                                  clip_norm=train_config.gradient_clipping_by_norm,
+                                  add_regularization=train_config.add_regularization_loss)
+    manager = checkpoints.CheckpointManager(model_dir, options.keep_checkpoint_max)
+    evaluator = (evaluation.Evaluator(model, config, backend=options.eval_backend,
+                                      seed=options.seed) if evaluate_at_end else None)
+    writer = SummaryWriter(model_dir)
+    run = _Run(options, config, state, manager, evaluator, writer, num_steps)
+    try:
+        return run.loop(iter(dataset), train_step)
+    finally:
+        writer.close()
+
+
+class _Run:
+    """The loop's mutable bookkeeping, so ``train`` reads as the sequence of phases."""
+
+    def __init__(self, options: TrainOptions, config, state: TrainingState,
+                 manager: checkpoints.CheckpointManager, evaluator, writer: SummaryWriter,
+                 num_steps: int):
+        self.options = options
+        self.config = config
+        self.state = state
+        self.manager = manager
+        self.evaluator = evaluator
+        self.writer = writer
+        self.num_steps = num_steps
+        self.saved_step: int | None = None
+        self.last_checkpoint: str | None = None
+        self.metrics: dict[str, float] | None = None
+        self.evaluated_step: int | None = None
+        self._coco = None
+
+    def save(self) -> str:
+        step = self.state.step
+        if self.saved_step != step:
+            self.last_checkpoint = self.manager.save(self.state.named_tensors(), step)
+            self.saved_step = step
+        return self.last_checkpoint
+
+    def evaluate(self, metrics_json: str | None = None) -> None:
+        """Evaluate the current weights (their averages if eval_config says so), once per step."""
+        step = self.state.step
+        if self.evaluator is None:
+            return
+        checkpoint = self.save()
+        if self.evaluated_step == step:  # already done by the periodic evaluation
+            if metrics_json and self._coco is not None:
+                evaluation.write_metrics_json(self._coco, self.metrics, metrics_json,
+                                              step=step, checkpoint=checkpoint)
+            return
+        averages = {}
+        if self.config.eval_config.use_moving_averages and self.state.ema is not None:
+            averages = self.state.ema.shadows
+        with swapped_in(self.state.trainable, averages):
+            self._coco = self.evaluator.run()
+        self.metrics = evaluation.report(self._coco, step=step,
+                                         model_dir=self.options.model_dir,
+                                         metrics_json=metrics_json, checkpoint=checkpoint)
+        self.evaluated_step = step
+
+    def loop(self, iterator, train_step) -> TrainResult:
+        options, state = self.options, self.state
+        batch_size = self.config.train_config.batch_size
+        step = state.step
+        self.saved_step = step if step > 0 else None
+        clock = _SaveClock(options.checkpoint_every_steps, options.checkpoint_every_minutes)
+        progress = Progress(step, self.num_steps, batch_size, options.log_every,
+                            options.show_progress_bar)
+        log.info("training from step %d to %s (batch %d)", step,
+                 self.num_steps or "until stopped", batch_size)
+        first = True
+        try:
+            with stop_on_signals() as stop:
+                while not self.num_steps or step < self.num_steps:
+                    if stop.requested:
+                        break
+                    try:
+                        batch = next(iterator)
+                    except StopIteration:
+                        log.warning("the training records ran out at step %d "
+                                    "(train_input_reader.num_epochs)", step)
+                        break
+                    if first:
+                        self._image_summary(batch, step)
+                        first = False
+                    losses, learning_rate, finite = train_step(batch)
+                    values = {k: float(v) for k, v in losses.items()}
+                    if not bool(finite):
+                        raise OdflowError(
+                            f"the loss became NaN or infinite at step {step + 1} "
+                            f"(losses {values}); training stopped without saving this state, the "
+                            f"last good checkpoint is {self.last_checkpoint or 'none'}; lower the "
+                            "learning rate or set train_config.gradient_clipping_by_norm")
+                    step = state.step
+                    learning_rate = float(learning_rate)
+                    if progress.update(step, values, learning_rate):
+                        self.writer.scalars({**values, LEARNING_RATE: learning_rate}, step)
+                    if clock.due(step):
+                        self.save()
+                        clock.saved()
+                    if options.eval_every > 0 and step % options.eval_every == 0:
+                        self.evaluate()
+                if stop.requested:
+                    progress.close()
+                    checkpoint = self.save()
+                    raise Interrupted(stop.signum, checkpoint)
+        finally:
+            progress.close()
+        checkpoint = self.save()
+        if options.eval_every >= 0:
+            self.evaluate(options.metrics_json)
+        return TrainResult(step, checkpoint, self.metrics)
+
+    def _image_summary(self, batch, step: int) -> None:
+        try:
+            local = {k: _first_local(batch[k]) for k in
+                     ("image", "groundtruth_boxes", "num_groundtruth_boxes")}
+            self.writer.images_with_boxes(local["image"], local["groundtruth_boxes"],
+                                          local["num_groundtruth_boxes"], step)
+        except (tf.errors.OpError, ValueError) as error:  # a summary must never stop training
+            log.warning("could not write the training image summary: %s", error)
+
+
+def _first_local(value):
+    """The first replica's part of a (possibly distributed) batch element."""
+    values = getattr(value, "values", None)
+    return values[0] if values is not None else value
+
+
+def environment_note() -> None:
+    """Say which devices TF sees; users otherwise discover a CPU-only run after hours."""
+    gpus = tf.config.list_physical_devices("GPU")
+    log.info("TensorFlow %s, %s", tf.__version__,
+             f"{len(gpus)} GPU(s)" if gpus else f"CPU only ({os.cpu_count()} cores)")

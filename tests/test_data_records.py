@@ -1,0 +1,219 @@
+"""The record layout, the sharded atomic writer and the readers (numpy and tf.data)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from odflow.data.example import ImageAnnotation, decode_example, encode_example
+from odflow.data.records import (
+    RecordWriter,
+    count_examples,
+    expand_record_paths,
+    iter_examples,
+    iter_serialized,
+    parse_example_tensors,
+    shard_paths,
+)
+from odflow.errors import OdflowError
+
+
+def image_bytes(width: int, height: int, fmt: str = "JPEG", seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def annotation(index: int, num_boxes: int = 2, fmt: str = "JPEG", **extra) -> ImageAnnotation:
+    encoded = image_bytes(40 + index, 30, fmt, seed=index)
+    boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0.3, 0.3, 0.4, 0.9]],
+                     np.float32)[:num_boxes]
+    return ImageAnnotation(
+        encoded=encoded, image_format="jpeg" if fmt == "JPEG" else "png",
+        filename=f"dir/img_{index}.{fmt.lower()}", source_id=f"id-{index}",
+        height=30, width=40 + index, boxes=boxes,
+        class_texts=["face", "person", "face"][:num_boxes], class_ids=[1, 2, 1][:num_boxes],
+        **extra)
+
+
+def test_encode_decode_round_trip_keeps_every_field():
+    original = annotation(3, 3, difficult=[0, 1, 0], truncated=[1, 0, 0],
+                          view=["Frontal", "Left", "Unspecified"])
+    decoded = decode_example(encode_example(original))
+    assert decoded.encoded == original.encoded  # bytes copied, never re-encoded
+    assert decoded.image_format == "jpeg"
+    assert decoded.filename == "dir/img_3.jpeg"
+    assert decoded.source_id == "id-3"
+    assert decoded.sha256 == hashlib.sha256(original.encoded).hexdigest()
+    assert (decoded.height, decoded.width) == (30, 43)
+    np.testing.assert_allclose(decoded.boxes, original.boxes)
+    assert decoded.classes.tolist() == [1, 2, 1]
+    assert decoded.class_texts == ["face", "person", "face"]
+    assert decoded.difficult.tolist() == [0, 1, 0]
+    assert decoded.truncated.tolist() == [1, 0, 0]
+    assert decoded.view == ["Frontal", "Left", "Unspecified"]
+    assert decoded.decode_image().shape == (30, 43, 3)
+
+
+def test_layout_uses_the_api_key_names():
+    import tensorflow as tf
+
+    proto = tf.train.Example.FromString(encode_example(annotation(0, 1)))
+    keys = set(proto.features.feature)
+    assert keys == {
+        "image/encoded", "image/format", "image/filename", "image/source_id",
+        "image/key/sha256", "image/height", "image/width", "image/object/bbox/xmin",
+        "image/object/bbox/xmax", "image/object/bbox/ymin", "image/object/bbox/ymax",
+        "image/object/class/text", "image/object/class/label"}
+    feature = proto.features.feature
+    assert feature["image/object/bbox/xmin"].float_list.value[0] == pytest.approx(0.2)
+    assert feature["image/object/bbox/ymax"].float_list.value[0] == pytest.approx(0.5)
+
+
+def test_decode_names_missing_keys():
+    import tensorflow as tf
+
+    proto = tf.train.Example.FromString(encode_example(annotation(0, 1)))
+    del proto.features.feature["image/object/class/label"]
+    del proto.features.feature["image/height"]
+    with pytest.raises(OdflowError, match="x.record: record 4: missing keys .*image/height"):
+        decode_example(proto.SerializeToString(), "x.record: record 4")
+    with pytest.raises(OdflowError, match="not a tf.train.Example"):
+        decode_example(b"\xff\xff garbage", "y")
+
+
+def test_annotation_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 boxes"):
+        ImageAnnotation(b"", "jpeg", "a", "a", 1, 1, np.zeros((2, 4)), ["a"], [1, 1])
+
+
+def test_single_file_writer_and_summary(tmp_path):
+    output = tmp_path / "out" / "train.record"
+    with RecordWriter(output) as writer:
+        for i in range(3):
+            writer.write(annotation(i, num_boxes=i))
+    assert sorted(os.listdir(output.parent)) == ["train.record", "train.record.summary.json"]
+    records = list(iter_examples(str(output)))
+    assert [r.source_id for r in records] == ["id-0", "id-1", "id-2"]
+    assert [r.num_boxes for r in records] == [0, 1, 2]
+    summary = json.loads((output.parent / "train.record.summary.json").read_text())
+    assert summary["images"] == 3
+    assert summary["images_without_boxes"] == 1
+    assert summary["boxes"] == 3
+    assert summary["boxes_per_class"] == {"face": 2, "person": 1}
+    assert sum(summary["box_size_histogram"]["bins"].values()) == 3
+    assert summary["shards"] == [str(output)]
+    assert count_examples(str(output)) == 3
+
+
+def test_sharded_writer_uses_api_names_and_round_robin(tmp_path):
+    output = tmp_path / "train.record"
+    with RecordWriter(output, num_shards=3) as writer:
+        for i in range(7):
+            writer.write(annotation(i, 1))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["train.record-00000-of-00003", "train.record-00001-of-00003",
+                     "train.record-00002-of-00003", "train.record.summary.json"]
+    per_shard = [[r.source_id for r in iter_examples(str(p))] for p in shard_paths(output, 3)]
+    assert per_shard == [["id-0", "id-3", "id-6"], ["id-1", "id-4"], ["id-2", "id-5"]]
+    assert count_examples(str(output) + "-?????-of-00003") == 7
+    assert count_examples(str(output) + "-*") == 7
+
+
+def test_rewriting_with_another_shard_count_removes_the_old_shards(tmp_path):
+    output = tmp_path / "train.record"
+    with RecordWriter(output, num_shards=2) as writer:
+        writer.write(annotation(0, 1))
+    with RecordWriter(output, num_shards=1) as writer:
+        writer.write(annotation(1, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.record",
+                                                         "train.record.summary.json"]
+
+
+def test_failure_leaves_no_partial_output_and_keeps_the_old_one(tmp_path):
+    output = tmp_path / "train.record"
+    with RecordWriter(output) as writer:
+        writer.write(annotation(0, 1))
+    before = output.read_bytes()
+    summary_before = (tmp_path / "train.record.summary.json").read_text()
+    with pytest.raises(RuntimeError, match="boom"):
+        with RecordWriter(output, num_shards=2) as writer:
+            writer.write(annotation(1, 1))
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.record",
+                                                         "train.record.summary.json"]
+    assert output.read_bytes() == before
+    assert (tmp_path / "train.record.summary.json").read_text() == summary_before
+
+
+def test_expand_record_paths_forms(tmp_path):
+    for name in ("a.record-00001-of-00002", "a.record-00000-of-00002", "b.record"):
+        (tmp_path / name).write_bytes(b"")
+    shard_glob = str(tmp_path / "a.record-?????-of-00002")
+    assert expand_record_paths(shard_glob) == [str(tmp_path / "a.record-00000-of-00002"),
+                                               str(tmp_path / "a.record-00001-of-00002")]
+    assert expand_record_paths(str(tmp_path / "b.record")) == [str(tmp_path / "b.record")]
+    both = expand_record_paths([str(tmp_path / "b.record"), str(tmp_path / "a.record-*"),
+                                str(tmp_path / "b.record")])
+    assert len(both) == 3 and both == sorted(both)
+    assert len(expand_record_paths(f"{tmp_path / 'b.record'},{shard_glob}")) == 3
+    with pytest.raises(OdflowError, match="'.*missing-\\*' not found"):
+        expand_record_paths([str(tmp_path / "b.record"), str(tmp_path / "missing-*")])
+    with pytest.raises(OdflowError, match="c.record"):
+        expand_record_paths(str(tmp_path / "c.record"))
+
+
+def test_truncated_file_is_reported(tmp_path):
+    output = tmp_path / "t.record"
+    with RecordWriter(output) as writer:
+        writer.write(annotation(0, 1))
+        writer.write(annotation(1, 1))
+    data = output.read_bytes()
+    output.write_bytes(data[:-10])
+    with pytest.raises(OdflowError, match="record 1 is truncated"):
+        count_examples(str(output))
+    with pytest.raises(OdflowError, match="record 1 is truncated"):
+        list(iter_serialized(str(output)))
+
+
+def test_parse_example_tensors_in_a_tf_data_pipeline(tmp_path):
+    import tensorflow as tf
+
+    output = tmp_path / "t.record"
+    with RecordWriter(output) as writer:
+        writer.write(annotation(0, 2, difficult=[1, 0]))
+        writer.write(annotation(1, 0, fmt="PNG"))
+        writer.write(annotation(2, 3))  # no difficult flags in the record
+    dataset = tf.data.TFRecordDataset(expand_record_paths(str(output)))
+    dataset = dataset.map(parse_example_tensors)  # graph mode
+    spec = dataset.element_spec
+    assert spec["image"].shape.as_list() == [None, None, 3]
+    assert spec["image"].dtype == tf.uint8
+    assert spec["groundtruth_boxes"].shape.as_list() == [None, 4]
+    items = list(dataset.as_numpy_iterator())
+    assert [i["source_id"] for i in items] == [b"id-0", b"id-1", b"id-2"]
+    assert [i["filename"] for i in items] == [b"dir/img_0.jpeg", b"dir/img_1.png",
+                                             b"dir/img_2.jpeg"]
+    assert items[1]["image"].shape == (30, 41, 3)
+    assert (items[1]["height"], items[1]["width"]) == (30, 41)
+    assert items[1]["height"].dtype == np.int32
+    # PNG is lossless: the decoded pixels are the generated ones.
+    np.testing.assert_array_equal(
+        items[1]["image"], np.asarray(Image.open(io.BytesIO(image_bytes(41, 30, "PNG", 1)))))
+    np.testing.assert_allclose(items[0]["groundtruth_boxes"], annotation(0, 2).boxes)
+    assert items[0]["groundtruth_classes"].tolist() == [1, 2]
+    assert items[0]["groundtruth_classes"].dtype == np.int32
+    assert items[0]["groundtruth_difficult"].tolist() == [1, 0]
+    assert items[1]["groundtruth_boxes"].shape == (0, 4)
+    assert items[1]["groundtruth_difficult"].shape == (0,)
+    assert items[2]["groundtruth_difficult"].tolist() == [0, 0, 0]
+    assert items[2]["groundtruth_difficult"].dtype == np.int32
+

@@ -1,0 +1,196 @@
+"""Label maps: reading the API's files, writing the tutorial's layout, and each validation error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.protobuf import text_format
+
+from odflow import label_map
+from odflow.errors import OdflowError
+from odflow.protos import string_int_label_map_pb2
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reference" / "label_maps"
+
+
+@pytest.mark.parametrize("name,items,max_id,first", [
+    ("face_label_map.pbtxt", 1, 1, "face"),
+    ("pascal_label_map.pbtxt", 20, 20, "aeroplane"),
+    ("mscoco_label_map.pbtxt", 80, 90, "/m/01g317"),
+])
+def test_reference_label_maps_load(name: str, items: int, max_id: int, first: str) -> None:
+    loaded = label_map.load(FIXTURES / name)
+    assert len(loaded.items) == items
+    assert loaded.max_id == loaded.num_classes == max_id
+    assert loaded.id_to_name[1] == first
+    assert loaded.name_to_id[first] == 1
+    assert loaded.path == str(FIXTURES / name)
+
+
+def test_display_name_falls_back_to_name() -> None:
+    coco = label_map.load(FIXTURES / "mscoco_label_map.pbtxt")
+    assert coco.display_name(1) == "person"
+    pascal = label_map.load(FIXTURES / "pascal_label_map.pbtxt")
+    assert pascal.display_name(2) == "bicycle"
+    with pytest.raises(KeyError):
+        pascal.display_name(99)
+
+
+def test_single_double_quotes_comments_and_angle_brackets() -> None:
+    text = """# classes
+item { id: 2 name: "cat" display_name: 'Cat' }  # trailing comment
+item < id: 1 name: 'dog' >
+"""
+    loaded = label_map.parse(text)
+    assert [item.id for item in loaded.items] == [1, 2]  # sorted by id
+    assert loaded.display_name(2) == "Cat"
+    assert loaded.items[0].display_name is None
+
+
+def test_written_face_label_map_is_the_tutorials_layout(tmp_path: Path) -> None:
+    target = tmp_path / "datasets" / "label_map.pbtxt"
+    written = label_map.write(target, ["face"])
+    assert target.read_text() == "item {\n  id: 1\n  name: 'face'\n}\n"
+    assert written.path == str(target)
+    # The API's parser (protobuf text_format) reads it back.
+    proto = text_format.Parse(target.read_text(), string_int_label_map_pb2.StringIntLabelMap())
+    assert (proto.item[0].id, proto.item[0].name) == (1, "face")
+
+
+def test_round_trip_with_display_names_and_awkward_characters(tmp_path: Path) -> None:
+    names = ["face", "it's", 'say "hi"', "back\\slash", "café", "tab\there"]
+    displays = ["Face", "It's", "Hi", "Slash", "Café", "Tab"]
+    target = tmp_path / "label_map.pbtxt"
+    label_map.write(target, names, displays)
+    loaded = label_map.load(target)
+    assert [item.name for item in loaded.items] == names
+    assert [item.display_name for item in loaded.items] == displays
+    assert [item.id for item in loaded.items] == [1, 2, 3, 4, 5, 6]
+    # Writing what was read gives the same bytes again.
+    again = tmp_path / "again.pbtxt"
+    label_map.write(again, loaded)
+    assert again.read_bytes() == target.read_bytes()
+
+
+def test_write_is_deterministic(tmp_path: Path) -> None:
+    label_map.write(tmp_path / "a.pbtxt", ["b", "a", "c"])
+    label_map.write(tmp_path / "b.pbtxt", ["b", "a", "c"])
+    assert (tmp_path / "a.pbtxt").read_bytes() == (tmp_path / "b.pbtxt").read_bytes()
+    assert label_map.load(tmp_path / "a.pbtxt").name_to_id == {"b": 1, "a": 2, "c": 3}
+
+
+def test_format_of_fixture_reparses_equal() -> None:
+    coco = label_map.load(FIXTURES / "mscoco_label_map.pbtxt")
+    assert label_map.parse(label_map.format_label_map(coco)).items == coco.items
+
+
+def test_background_id_zero_is_allowed() -> None:
+    loaded = label_map.parse("item { id: 0 name: 'background' } item { id: 1 name: 'face' }")
+    assert loaded.name_to_id == {"background": 0, "face": 1}
+    assert loaded.num_classes == 1
+
+
+def test_binary_label_map_is_read(tmp_path: Path) -> None:
+    proto = string_int_label_map_pb2.StringIntLabelMap()
+    proto.item.add(id=1, name="face")
+    proto.item.add(id=2, name="hand")
+    path = tmp_path / "label_map.pb"
+    path.write_bytes(proto.SerializeToString())
+    assert label_map.load(path).id_to_name == {1: "face", 2: "hand"}
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "has no items"),
+    ("# only a comment\n", "has no items"),
+    ("item { id: 0 name: 'face' }", "has id 0; ids start at 1"),
+    ("item { id: -3 name: 'face' }", "has id -3"),
+    ("item { name: 'face' }", "has no id"),
+    ("item { id: 1 }", "has no name"),
+    ("item { id: 0 name: 'background' }", "only the background class"),
+])
+def test_validation_errors(text: str, expected: str) -> None:
+    with pytest.raises(OdflowError, match=expected):
+        label_map.parse(text, "lm.pbtxt")
+
+
+def test_duplicate_id_names_file_line_and_both_items() -> None:
+    text = "item {\n  id: 1\n  name: 'a'\n}\n\nitem {\n  id: 1\n  name: 'b'\n}\n"
+    with pytest.raises(OdflowError) as error:
+        label_map.parse(text, "lm.pbtxt")
+    assert str(error.value) == "lm.pbtxt:6: item 2 ('b') repeats id 1 of item 1; ids must be unique"
+
+
+def test_duplicate_name_names_the_line() -> None:
+    text = "item { id: 1 name: 'a' }\nitem { id: 2 name: 'a' }\n"
+    with pytest.raises(OdflowError, match=r"^lm.pbtxt:2: item 2 repeats the name 'a' of item 1"):
+        label_map.parse(text, "lm.pbtxt")
+
+
+def test_syntax_error_names_file_line_and_column() -> None:
+    with pytest.raises(OdflowError, match=r"^lm.pbtxt:2:3: .*no field named \"nme\""):
+        label_map.parse("item {\n  nme: 'a'\n  id: 1\n}\n", "lm.pbtxt")
+    with pytest.raises(OdflowError, match=r"^lm.pbtxt:1:\d+: "):
+        label_map.parse("item { id: 1 name: 'a' ", "lm.pbtxt")
+
+
+def test_missing_directory_and_garbage_files(tmp_path: Path) -> None:
+    with pytest.raises(OdflowError, match="label map not found"):
+        label_map.load(tmp_path / "missing.pbtxt")
+    with pytest.raises(OdflowError, match="is a directory"):
+        label_map.load(tmp_path)
+    garbage = tmp_path / "garbage.pbtxt"
+    garbage.write_bytes(b"\xff\xfe\xfd\x00\x01")
+    with pytest.raises(OdflowError, match="not a label map"):
+        label_map.load(garbage)
+
+
+def test_from_names_errors() -> None:
+    with pytest.raises(OdflowError, match="has no items"):
+        label_map.from_names([])
+    with pytest.raises(OdflowError, match="repeats the name 'a'"):
+        label_map.from_names(["a", "b", "a"])
+    with pytest.raises(OdflowError, match="class name 2 is empty"):
+        label_map.from_names(["a", " "])
+    with pytest.raises(OdflowError, match="2 class names but 1 display names"):
+        label_map.from_names(["a", "b"], ["A"])
+
+
+def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "label_map.pbtxt"
+    with pytest.raises(OdflowError):
+        label_map.write(target, ["a", "a"])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "label_map.pbtxt"
+    assert label_map.main(["--names", "face", "hand", "--display-names", "Face", "Hand",
+                           "--output", str(target)]) == 0
+    assert label_map.load(target).id_to_name == {1: "face", 2: "hand"}
+    assert label_map.main(["--check", str(target)]) == 0
+    assert "num_classes 2" in capsys.readouterr().out
+
+
+def test_cli_names_file(tmp_path: Path) -> None:
+    names = tmp_path / "classes.txt"
+    names.write_text("# my classes\nface\n\nhand\n")
+    target = tmp_path / "label_map.pbtxt"
+    assert label_map.main(["--names-file", str(names), "-o", str(target)]) == 0
+    assert label_map.load(target).name_to_id == {"face": 1, "hand": 2}
+
+
+def test_cli_errors_exit_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert label_map.main(["--names", "a", "a", "-o", str(tmp_path / "x.pbtxt")]) == 2
+    assert "repeats the name 'a'" in capsys.readouterr().err
+    assert not (tmp_path / "x.pbtxt").exists()
+    assert label_map.main(["--check", str(tmp_path / "missing.pbtxt")]) == 2
+    with pytest.raises(SystemExit) as usage:
+        label_map.main(["--names", "a"])  # no --output
+    assert usage.value.code == 2

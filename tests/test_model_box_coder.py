@@ -1,0 +1,47 @@
+"""faster_rcnn_box_coder: a hand example, the round trip, and batch broadcasting."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+from odflow.model.box_coder import FasterRcnnBoxCoder, build_box_coder
+from odflow.protos import pipeline_pb2
+
+
+def test_hand_example():
+    anchor = [[0.0, 0.0, 0.2, 0.4]]  # centre (0.1, 0.2), h 0.2, w 0.4
+    box = [[0.1, 0.1, 0.5, 0.5]]  # centre (0.3, 0.3), h 0.4, w 0.4
+    codes = FasterRcnnBoxCoder().encode(tf.constant(box), tf.constant(anchor)).numpy()
+    expected = [10 * 0.2 / 0.2, 10 * 0.1 / 0.4, 5 * math.log(2.0), 0.0]
+    np.testing.assert_allclose(codes[0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_round_trip_and_broadcast():
+    rng = np.random.default_rng(0)
+    ymin, xmin = rng.uniform(0, 0.5, (2, 3, 5))
+    boxes = np.stack([ymin, xmin, ymin + rng.uniform(0.05, 0.5, (3, 5)),
+                      xmin + rng.uniform(0.05, 0.5, (3, 5))], axis=-1).astype(np.float32)
+    anchors = boxes[0] * 0.9 + 0.03
+    coder = FasterRcnnBoxCoder((10, 10, 5, 5))
+    codes = coder.encode(boxes, anchors[None])
+    assert codes.shape == (3, 5, 4)
+    np.testing.assert_allclose(coder.decode(codes, anchors).numpy(), boxes, atol=1e-5)
+
+
+def test_degenerate_box_stays_finite():
+    codes = FasterRcnnBoxCoder().encode(tf.constant([[0.2, 0.2, 0.2, 0.3]]),
+                                        tf.constant([[0.0, 0.0, 0.5, 0.5]]))
+    assert np.all(np.isfinite(codes.numpy()))
+
+
+def test_builder():
+    proto = pipeline_pb2.BoxCoder()
+    proto.faster_rcnn_box_coder.y_scale = 8.0
+    assert build_box_coder(proto).scale_factors == (8.0, 10.0, 5.0, 5.0)
+    with pytest.raises(OdflowError, match="mean_stddev_box_coder"):
+        build_box_coder(pipeline_pb2.BoxCoder(mean_stddev_box_coder={}))
+    with pytest.raises(OdflowError, match="positive"):
+        FasterRcnnBoxCoder((10, 0, 5, 5))

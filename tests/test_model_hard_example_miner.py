@@ -1,0 +1,88 @@
+"""Hard example miner: keeps all positives, at most k negatives each, the hardest ones."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+from odflow.model.hard_example_miner import HardExampleMiner, build_hard_example_miner
+from odflow.protos import pipeline_pb2
+
+
+def _disjoint_boxes(n):
+    # Unit-width boxes side by side: no overlap, so NMS keeps everything.
+    x = np.arange(n, dtype=np.float32)
+    return np.stack([np.zeros(n), x, np.ones(n), x + 0.9], axis=-1).astype(np.float32)
+
+
+def test_keeps_positives_and_hardest_negatives():
+    n = 12
+    boxes = np.stack([_disjoint_boxes(n)] * 2)
+    cls = np.array([[0.1, 5.0, 0.2, 4.0, 0.3, 3.0, 0.4, 2.0, 0.5, 0.05, 6.0, 1.0],
+                    [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]], np.float32)
+    loc = np.arange(2 * n, dtype=np.float32).reshape(2, n) / 10
+    match = -np.ones([2, n], np.int32)
+    match[0, [0, 9]] = 0  # two positives with low loss: still kept
+    match[0, 4] = -2  # ignored, ranked after the quota is used: dropped
+    miner = HardExampleMiner(num_hard_examples=100, iou_threshold=0.99, loss_type="cls",
+                             max_negatives_per_positive=3, min_negatives_per_image=1)
+    loc_sum, cls_sum = miner(loc, cls, boxes, match)
+    # Image 0: 2 positives (0, 9) -> 6 hardest negatives: 10, 1, 3, 5, 7, 11.
+    kept0 = [0, 9, 10, 1, 3, 5, 7, 11]
+    # Image 1: no positive -> min_negatives_per_image = 1: the hardest (11).
+    kept1 = [11]
+    expected_cls = cls[0, kept0].sum() + cls[1, kept1].sum()
+    expected_loc = loc[0, kept0].sum() + loc[1, kept1].sum()
+    assert float(cls_sum) == pytest.approx(expected_cls, rel=1e-6)
+    assert float(loc_sum) == pytest.approx(expected_loc, rel=1e-6)
+    summary = miner.summary()
+    assert float(summary["Loss/HardExampleMiner/NumPositives"]) == pytest.approx(1.0)
+    assert float(summary["Loss/HardExampleMiner/NumNegatives"]) == pytest.approx(3.5)
+
+
+def test_nms_removes_duplicates_and_caps_count():
+    boxes = np.array([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 2, 1, 3], [0, 4, 1, 5]]], np.float32)
+    cls = np.array([[3.0, 2.0, 1.0, 0.5]], np.float32)
+    match = np.full([1, 4], -1, np.int32)
+    miner = HardExampleMiner(num_hard_examples=2, iou_threshold=0.5, loss_type="cls")
+    _, cls_sum = miner(np.zeros_like(cls), cls, boxes, match)
+    assert float(cls_sum) == pytest.approx(4.0)  # anchor 1 duplicates 0; cap 2 drops anchor 3
+
+
+def test_loss_type_both_ranks_by_weighted_sum():
+    boxes = _disjoint_boxes(3)[None]
+    cls = np.array([[1.0, 0.0, 0.5]], np.float32)
+    loc = np.array([[0.0, 3.0, 0.5]], np.float32)
+    miner = HardExampleMiner(num_hard_examples=1, iou_threshold=0.9, loss_type="both",
+                             cls_weight=1.0, loc_weight=1.0)
+    loc_sum, cls_sum = miner(loc, cls, boxes, np.full([1, 3], -1, np.int32))
+    assert (float(loc_sum), float(cls_sum)) == (3.0, 0.0)
+
+
+def test_tf_function_and_gradients():
+    miner = HardExampleMiner(num_hard_examples=3000, iou_threshold=0.99, loss_type="cls",
+                             max_negatives_per_positive=3)
+    boxes = tf.constant(np.stack([_disjoint_boxes(8)] * 3))
+    match = tf.constant(np.array([[0, -1, -1, -1, -1, -1, -1, -1]] * 3, np.int32))
+    cls = tf.Variable(tf.random.uniform([3, 8]))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loc_sum, cls_sum = miner(tf.zeros([3, 8]), cls, boxes, match)
+            stats = miner.summary()
+        return tape.gradient(cls_sum, cls), stats
+
+    grad, stats = step()
+    assert grad.numpy().sum() == pytest.approx(12.0)  # 1 positive + 3 negatives per image
+    assert float(stats["Loss/HardExampleMiner/NumNegatives"]) == 3.0
+
+
+def test_builder():
+    proto = pipeline_pb2.HardExampleMiner(num_hard_examples=0, iou_threshold=0.99,
+                                          loss_type=pipeline_pb2.HardExampleMiner.LOCALIZATION)
+    miner = build_hard_example_miner(proto)
+    assert miner.num_hard_examples is None and miner.max_negatives_per_positive is None
+    assert miner.loss_type == "loc"
+    with pytest.raises(OdflowError, match="iou_threshold"):
+        build_hard_example_miner(pipeline_pb2.HardExampleMiner(iou_threshold=1.5))

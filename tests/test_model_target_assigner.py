@@ -1,0 +1,101 @@
+"""Target assignment on a padded batch, checked against hand-built expectations."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+from odflow.model.box_coder import FasterRcnnBoxCoder
+from odflow.model.matcher import ArgMaxMatcher
+from odflow.model.target_assigner import (TargetAssigner, batch_assign_targets,
+                                          build_target_assigner, unmatched_class_label)
+from odflow.protos import pipeline_pb2
+
+ANCHORS = np.array([[0.0, 0.0, 0.5, 0.5],
+                    [0.5, 0.5, 1.0, 1.0],
+                    [0.0, 0.5, 0.5, 1.0],
+                    [0.1, 0.1, 0.45, 0.45]], np.float32)
+
+
+def _inputs():
+    gt_boxes = np.zeros([2, 3, 4], np.float32)
+    gt_boxes[0, 0] = [0.0, 0.0, 0.5, 0.5]  # exactly anchor 0; IoU with anchor 3 is 0.49
+    gt_boxes[0, 1] = [0.55, 0.55, 0.95, 0.95]  # inside anchor 1 (IoU 0.64)
+    gt_boxes[0, 2] = [0.0, 0.5, 0.5, 1.0]  # padding: equal to anchor 2 but must not match
+    gt_boxes[1, 0] = [0.6, 0.0, 0.7, 0.1]  # tiny box, IoU < 0.5 with everything
+    gt_classes = np.array([[2, 3, 1], [1, 0, 0]], np.int32)
+    return gt_boxes, gt_classes, np.array([2, 1], np.int32)
+
+
+def test_padded_batch():
+    gt_boxes, gt_classes, num = _inputs()
+    assigner = TargetAssigner(matcher=ArgMaxMatcher(0.5, 0.5, True, False),
+                              negative_class_weight=0.5)
+    out = assigner.assign(ANCHORS, gt_boxes, gt_classes, num, num_classes=3)
+    match = out["match"].numpy()
+    assert match.tolist() == [[0, 1, -1, -1], [-1, -1, -1, -1]]
+    cls_targets = out["cls_targets"].numpy()
+    assert cls_targets.shape == (2, 4, 4)
+    np.testing.assert_array_equal(cls_targets[0], [[0, 0, 1, 0], [0, 0, 0, 1],
+                                                   [1, 0, 0, 0], [1, 0, 0, 0]])
+    np.testing.assert_array_equal(cls_targets[1], np.tile([1, 0, 0, 0], (4, 1)))
+    np.testing.assert_array_equal(out["cls_weights"].numpy(), [[1, 1, 0.5, 0.5], [0.5] * 4])
+    np.testing.assert_array_equal(out["reg_weights"].numpy(), [[1, 1, 0, 0], [0] * 4])
+    reg = out["reg_targets"].numpy()
+    np.testing.assert_allclose(reg[0, 0], [0, 0, 0, 0], atol=1e-5)
+    expected = FasterRcnnBoxCoder().encode(gt_boxes[0, 1:2], ANCHORS[1:2]).numpy()[0]
+    np.testing.assert_allclose(reg[0, 1], expected, atol=1e-5)
+    assert np.all(reg[0, 2:] == 0) and np.all(reg[1] == 0)
+
+
+def test_force_match_and_ignored_weights():
+    gt_boxes, gt_classes, num = _inputs()
+    assigner = TargetAssigner(matcher=ArgMaxMatcher(0.6, 0.3, True, True))
+    out = assigner.assign(ANCHORS, gt_boxes, gt_classes, num, num_classes=3)
+    match = out["match"].numpy()
+    # Anchor 3 (IoU 0.49 with gt 0) falls in the ignored band; the tiny box of image 1 is
+    # forced onto its best anchor (anchor 0 has IoU 0 ... all 0: argmax picks anchor 0).
+    assert match[0].tolist() == [0, 1, -1, -2]
+    assert match[1, 0] == 0 and (match[1, 1:] == -1).all()
+    np.testing.assert_array_equal(out["cls_weights"].numpy()[0], [1, 1, 1, 0])
+    np.testing.assert_array_equal(out["reg_weights"].numpy()[1], [1, 0, 0, 0])
+    np.testing.assert_array_equal(out["cls_targets"].numpy()[1, 0], [0, 1, 0, 0])
+
+
+def test_background_as_zeros_and_gt_weights():
+    gt_boxes, gt_classes, num = _inputs()
+    label = unmatched_class_label(3, encode_background_as_zeros=True)
+    out = batch_assign_targets(ANCHORS, gt_boxes, gt_classes, num, 3,
+                               unmatched_class_label=label,
+                               gt_weights=np.array([[0.25, 1, 1], [1, 1, 1]], np.float32))
+    assert not out["cls_targets"].numpy()[0, 2:].any()
+    assert out["reg_weights"].numpy()[0, 0] == pytest.approx(0.25)
+
+
+def test_class_out_of_range_is_reported():
+    gt_boxes, gt_classes, num = _inputs()
+    gt_classes[0, 0] = 7
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes"):
+        batch_assign_targets(ANCHORS, gt_boxes, gt_classes, num, 3)
+
+
+def test_tf_function_dynamic_shapes():
+    gt_boxes, gt_classes, num = _inputs()
+    fn = tf.function(lambda b, c, n: batch_assign_targets(ANCHORS, b, c, n, 3)["match"],
+                     input_signature=[tf.TensorSpec([None, None, 4]),
+                                      tf.TensorSpec([None, None], tf.int32),
+                                      tf.TensorSpec([None], tf.int32)])
+    assert fn(gt_boxes, gt_classes, num).numpy().tolist() == [[0, 1, -1, -1], [0, -1, -1, -1]]
+
+
+def test_builder_from_ssd_config():
+    ssd = pipeline_pb2.Ssd()
+    ssd.similarity_calculator.iou_similarity.SetInParent()
+    ssd.matcher.argmax_matcher.force_match_for_each_row = True
+    ssd.box_coder.faster_rcnn_box_coder.SetInParent()
+    ssd.negative_class_weight = 0.5
+    assigner = build_target_assigner(ssd)
+    assert assigner.negative_class_weight == 0.5
+    ssd.similarity_calculator.thresholded_iou_similarity.SetInParent()
+    with pytest.raises(OdflowError, match="thresholded_iou_similarity"):
+        build_target_assigner(ssd)
