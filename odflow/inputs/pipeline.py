@@ -166,6 +166,8 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
     paths = records.expand_record_paths(list(input_reader.tf_record_input_reader.input_path))
     base_seed = _base_seed(seed) if augment is not None else None
 
+    # Plain TF ops only (tf.cond where needed): autograph would spend seconds converting it.
+    @tf.autograph.experimental.do_not_convert
     def transform(index: tf.Tensor, serialized: tf.Tensor) -> dict:
         example = records.parse_example_tensors(serialized)
         image = example["image"]
