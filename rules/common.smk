@@ -77,36 +77,33 @@ def record_inputs(wildcards):
             "annotations": f"{root}/wider_face_split/wider_face_{split}_bbx_gt.txt",
             "images": f"{root}/WIDER_{split}/images",
         }
-    if SOURCE == "csv":
-        return {
-            "csv": DATASET["csv"][f"{split}_csv"],
-            "images": DATASET["csv"][f"{split}_images"],
-        }
-    if SOURCE == "voc":
-        return {"annotations": DATASET["voc"][f"{split}_dir"]}
+    if SOURCE in ("csv", "voc"):
+        settings = DATASET[SOURCE]
+        key = "csv" if SOURCE == "csv" else "annotations"
+        return {key: settings[f"{split}_{key}"], "images": settings[f"{split}_images"]}
     return {}
 
 
 def record_arguments(wildcards, input):
     """The odflow.data subcommand and options that make one split's records."""
     split = wildcards.split
+    common = " --skip-bad" if DATASET["skip_bad"] else ""
     if SOURCE == "synthetic":
         settings = DATASET["synthetic"]
-        seed = settings["seed"] + (0 if split == "train" else 1000003)
         return (
             f"synthetic --split {split} --num-images {settings[f'{split}_images']}"
-            f" --seed {seed}"
+            f" --seed {settings['seed']} --class-name {config['classes'][0]}"
         )
     if SOURCE == "wider_face":
         settings = DATASET["wider_face"]
         args = f"wider --annotations {input.annotations} --images {input.images}"
-        args += f" --min-size {settings['min_size']}"
+        args += f" --class-name {config['classes'][0]} --min-size {settings['min_size']}"
         args += " --drop-invalid" if settings["drop_invalid"] else ""
         args += "" if settings["keep_empty"] else " --drop-empty"
-        return args
+        return args + common
     if SOURCE == "csv":
-        return f"csv --csv {input.csv} --images {input.images}"
-    return f"voc --annotations {input.annotations}"
+        return f"csv --csv {input.csv} --images {input.images}" + common
+    return f"voc --annotations {input.annotations} --images {input.images}" + common
 
 
 def script(name):

@@ -162,6 +162,17 @@ def test_explicit_operations_from_the_config():
                                    atol=tolerance)
 
 
+def test_operations_with_different_ranges_are_picked_among():
+    wide = crops.CropOperation(min_object_covered=0.0, aspect_ratio_range=(2.5, 3.0),
+                               area_range=(0.1, 0.3), overlap_thresh=0.0)
+    tall = crops.CropOperation(min_object_covered=0.0, aspect_ratio_range=(0.3, 0.4),
+                               area_range=(0.1, 0.3), overlap_thresh=0.0)
+    sample = Sample(tf.zeros([200, 200, 3], tf.uint8), tf.zeros([0, 4]), tf.zeros([0], tf.int32))
+    shapes = {crops.ssd_random_crop(sample, tf.constant([s, 0], tf.int64), (wide, tall))
+              .image.shape[:2] for s in range(12)}
+    assert {h > w for h, w in shapes} == {True, False}  # both operations were used
+
+
 def test_invalid_operation_names_its_field():
     step = _step("ssd_random_crop { operations { min_area: 0.5 max_area: 0.2 "
                  "min_aspect_ratio: 1 max_aspect_ratio: 1 } }")

@@ -68,10 +68,11 @@ def test_upper_layers_sizes_and_interpolated_anchor():
         inter = math.sqrt(s * scales[layer + 1])
         np.testing.assert_allclose([h[5], w[5]], [inter, inter], rtol=1e-5)
         np.testing.assert_allclose(yc, 0.5 / grid, atol=1e-6)
+        np.testing.assert_allclose(xc, 0.5 / grid, atol=1e-6)
         start += grid * grid * 6
     assert start == 1917
     # Last layer: one cell centred in the image, not clipped.
-    yc, xc, h, _ = _center_size(boxes[-6:])
+    yc, _, h, _ = _center_size(boxes[-6:])
     np.testing.assert_allclose(yc, 0.5, atol=1e-6)
     assert boxes[-6:].min() < 0.0 and h[5] == pytest.approx(math.sqrt(0.95))
 

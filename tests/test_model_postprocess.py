@@ -5,8 +5,11 @@ import pytest
 import tensorflow as tf
 
 from odflow.errors import OdflowError
-from odflow.model.postprocess import (batch_multiclass_non_max_suppression,
-                                      build_postprocessing, build_score_converter)
+from odflow.model.postprocess import (
+    batch_multiclass_non_max_suppression,
+    build_postprocessing,
+    build_score_converter,
+)
 from odflow.protos import pipeline_pb2
 
 BOXES = np.array([[[0.0, 0.0, 0.4, 0.4],

@@ -7,8 +7,12 @@ import tensorflow as tf
 from odflow.errors import OdflowError
 from odflow.model.box_coder import FasterRcnnBoxCoder
 from odflow.model.matcher import ArgMaxMatcher
-from odflow.model.target_assigner import (TargetAssigner, batch_assign_targets,
-                                          build_target_assigner, unmatched_class_label)
+from odflow.model.target_assigner import (
+    TargetAssigner,
+    batch_assign_targets,
+    build_target_assigner,
+    unmatched_class_label,
+)
 from odflow.protos import pipeline_pb2
 
 ANCHORS = np.array([[0.0, 0.0, 0.5, 0.5],
