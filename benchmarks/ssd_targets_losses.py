@@ -6,7 +6,7 @@ Measures, in one process and at the zoo's shapes (300x300, 1917 anchors, 90 clas
   trivial head, batch B;
 - targets+losses: ``batch_assign_targets`` + sigmoid / smooth L1 losses + the hard example
   miner (3000, IoU 0.99, 3:1) on random predictions, forward + backward, batch B;
-- the miner alone.
+- the miner alone, and the NMS kernel per image it replaces.
 
 Usage: ``python benchmarks/ssd_targets_losses.py [--batch 8] [--steps 5]``; writes nothing,
 prints a Markdown table (copy it into ``benchmarks/ssd_targets_losses.md``).
@@ -101,14 +101,26 @@ def main() -> None:
     def miner_only():
         return miner(loc_fixed, cls_fixed, decoded, match)
 
+    @tf.function
+    def kernel_nms_only():
+        # The straightforward alternative the miner avoids: the NMS kernel per image.
+        return tf.map_fn(
+            lambda a: tf.size(tf.image.non_max_suppression(a[0], a[1], 3000, 0.99)),
+            (decoded, cls_fixed),
+            fn_output_signature=tf.int32,
+        )
+
     t_backbone = _time(backbone_step, args.steps)
     t_losses = _time(losses_step, args.steps)
     t_miner = _time(miner_only, args.steps)
+    t_kernel = _time(kernel_nms_only, args.steps)
     print(f"| batch {batch} | seconds/step | vs backbone step |")
     print("|---|---|---|")
     print(f"| MobileNet v1 fwd+bwd (baseline) | {t_backbone:.4f} | 1.000 |")
     print(f"| targets + losses + miner fwd+bwd | {t_losses:.4f} | {t_losses / t_backbone:.3f} |")
     print(f"| hard example miner alone | {t_miner:.4f} | {t_miner / t_backbone:.3f} |")
+    print(f"| (tf.image.non_max_suppression per image) | {t_kernel:.4f} "
+          f"| {t_kernel / t_backbone:.3f} |")
 
 
 if __name__ == "__main__":

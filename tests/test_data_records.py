@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from odflow.data import example as ex
 from odflow.data.example import ImageAnnotation, decode_example, encode_example
 from odflow.data.records import (
     RecordWriter,
@@ -144,10 +145,9 @@ def test_failure_leaves_no_partial_output_and_keeps_the_old_one(tmp_path):
         writer.write(annotation(0, 1))
     before = output.read_bytes()
     summary_before = (tmp_path / "train.record.summary.json").read_text()
-    with pytest.raises(RuntimeError, match="boom"):
-        with RecordWriter(output, num_shards=2) as writer:
-            writer.write(annotation(1, 1))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), RecordWriter(output, num_shards=2) as writer:
+        writer.write(annotation(1, 1))
+        raise RuntimeError("boom")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.record",
                                                          "train.record.summary.json"]
     assert output.read_bytes() == before
@@ -217,3 +217,32 @@ def test_parse_example_tensors_in_a_tf_data_pipeline(tmp_path):
     assert items[2]["groundtruth_difficult"].tolist() == [0, 0, 0]
     assert items[2]["groundtruth_difficult"].dtype == np.int32
 
+
+
+@pytest.mark.parametrize("options", [{"format": "JPEG"}, {"format": "JPEG", "progressive": True},
+                                     {"format": "JPEG", "exif": b"Exif\x00\x00" + b"\x00" * 64},
+                                     {"format": "PNG"}])
+def test_header_size_matches_pillow(options):
+    buffer = io.BytesIO()
+    Image.new("RGB", (123, 45), (1, 2, 3)).save(buffer, **options)
+    fmt = options["format"].lower()
+    assert ex._header_size(buffer.getvalue()) == (fmt, 45, 123)
+    assert ex.image_info(buffer.getvalue(), "x") == (fmt, 45, 123)
+
+
+def test_image_info_rejects_other_formats():
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="BMP")
+    assert ex._header_size(buffer.getvalue()) is None
+    with pytest.raises(OdflowError, match="img.bmp: image format BMP is not supported"):
+        ex.image_info(buffer.getvalue(), "img.bmp")
+
+
+def test_image_without_boxes_has_empty_typed_lists():
+    import tensorflow as tf
+
+    proto = tf.train.Example.FromString(encode_example(annotation(0, 0)))
+    feature = proto.features.feature
+    assert feature["image/object/bbox/xmin"].WhichOneof("kind") == "float_list"
+    assert feature["image/object/class/label"].WhichOneof("kind") == "int64_list"
+    assert len(feature["image/object/bbox/xmin"].float_list.value) == 0

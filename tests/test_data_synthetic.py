@@ -79,3 +79,11 @@ def test_synthetic_cli_with_shards(tmp_path):
     records = list(iter_examples(str(output) + "-*"))
     assert {(r.height, r.width) for r in records} == {(128, 160)}
     assert {c for r in records for c in r.classes.tolist()} <= {1}
+
+
+def test_log_file_option(tmp_path):
+    log_file = tmp_path / "logs" / "synthetic.log"
+    log_file.parent.mkdir()
+    assert data_main(["synthetic", "--num-images", "2", "-o", str(tmp_path / "s.record"),
+                      "--log-file", str(log_file)]) == 0
+    assert "s.record: 2 images" in log_file.read_text()

@@ -8,10 +8,11 @@ of other sizes than 128x128; their detections must equal the in-process model's.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +22,12 @@ from PIL import Image
 
 from odflow import config as config_lib
 from odflow.export import exporter
+from odflow.export.cli import main as export_main
 from odflow.export.signature import OUTPUT_NAMES
 from odflow.train.checkpoints import write_bundle
 from odflow.utils.cli import run_cli
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_inference_graph.py"
-_spec = importlib.util.spec_from_file_location("export_inference_graph_script", SCRIPT)
-_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_script)
-export_main = _script.main
 
 SAMPLE_CONFIG = (Path(__file__).parent / "fixtures" / "reference" / "sample_configs"
                  / "ssd_mobilenet_v1_coco.config")
@@ -260,23 +258,14 @@ def test_encoded_image_string_input(trained, tmp_path):
     assert_same_detections(got, want)
 
 
-def test_moving_averages_false_exports_the_raw_weights(trained, tmp_path):
-    out = tmp_path / "raw"
-    result = exporter.export_inference_graph("image_tensor", trained["config"], trained["prefix"],
-                                             out, use_moving_averages="false")
-    assert result.num_moving_averages == 0 and result.global_step == STEP
-    reader = tf.train.load_checkpoint(str(out / "model.ckpt"))
-    name = "BoxPredictor_0/ClassPredictor/weights"
-    raw = tf.train.load_checkpoint(trained["prefix"]).get_tensor(name)
-    np.testing.assert_array_equal(reader.get_tensor(name), raw)
-
-
 def test_failed_export_leaves_no_output_and_keeps_the_previous_one(trained, tmp_path,
                                                                  monkeypatch):
-    def fail(*args, **kwargs):
+    def fail(graph_def, path):  # after the checkpoint is written: a half-full staging directory
+        path.write_bytes(b"half a graph")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(exporter, "write_saved_model", fail)
+    monkeypatch.setattr(exporter, "write_frozen_graph", fail)
+    monkeypatch.setattr(exporter, "freeze", lambda model, input_type: None)
     out = tmp_path / "exported_model"
     with pytest.raises(RuntimeError, match="disk full"):
         exporter.export_inference_graph("image_tensor", trained["config"], trained["prefix"], out)
@@ -350,15 +339,34 @@ def test_export_of_a_checkpoint_for_another_model_names_the_variable(trained, tm
     assert sorted(os.listdir(tmp_path)) == ["two_classes.config"]
 
 
-def test_reexport_replaces_the_previous_export(trained, exported, tmp_path):
+def test_reexport_with_raw_weights_replaces_the_previous_export(trained, exported, tmp_path):
     out = tmp_path / "exported_model"
     shutil.copytree(exported, out)
     (out / "label_map.pbtxt").unlink()
     (out / "frozen_inference_graph.pb").write_bytes(b"stale")
-    exporter.export_inference_graph("image_tensor", trained["config"], trained["prefix"], out,
-                                    label_map_path=trained["label_map"])
+    result = exporter.export_inference_graph("image_tensor", trained["config"], trained["prefix"],
+                                             out, label_map_path=trained["label_map"],
+                                             use_moving_averages="false")
+    assert result.num_moving_averages == 0 and result.global_step == STEP
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString((out / "frozen_inference_graph.pb").read_bytes())
     assert "image_tensor" in {node.name for node in graph_def.node}
     assert (out / "label_map.pbtxt").is_file()
     assert sorted(os.listdir(tmp_path)) == ["exported_model"]
+    name = "BoxPredictor_0/ClassPredictor/weights"
+    raw = tf.train.load_checkpoint(trained["prefix"]).get_tensor(name)
+    exported_value = tf.train.load_checkpoint(str(out / "model.ckpt")).get_tensor(name)
+    np.testing.assert_array_equal(exported_value, raw)
+
+
+def test_script_runs_from_anywhere_and_fails_with_exit_2(tmp_path):
+    help_run = subprocess.run([sys.executable, str(SCRIPT), "--help"], cwd=tmp_path,
+                              capture_output=True, text=True, check=False)
+    assert help_run.returncode == 0 and "--trained_checkpoint_prefix" in help_run.stdout
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "--pipeline_config_path", "missing.config",
+         "--trained_checkpoint_prefix", "ckpt/model.ckpt-1", "--output_directory", "out"],
+        cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert "error: --pipeline_config_path missing.config does not exist" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from odflow.errors import OdflowError
 from odflow.inputs import BATCH_KEYS, build_dataset
 from odflow.protos import pipeline_pb2
 
+TUTORIAL_CONFIG = (Path(__file__).parent / "fixtures" / "reference" / "sample_configs"
+                   / "ssd_mobilenet_v1_coco.config")
 HEIGHT, WIDTH = 30, 40  # the model's input size in these tests
 SIZES = [(48, 64), (60, 40), (32, 32), (50, 70), (40, 56)]
 # Per image: boxes (ymin, xmin, ymax, xmax) and class ids; class 7 is beyond num_classes.
@@ -208,9 +211,7 @@ def test_a_seed_reproduces_the_augmented_batches(records):
 
 def test_the_tutorial_configs_augmentations_run(records):
     path, _ = records
-    config = text_format.Parse(
-        open("tests/fixtures/reference/sample_configs/ssd_mobilenet_v1_coco.config").read(),
-        pipeline_pb2.TrainEvalPipelineConfig())
+    config = text_format.Parse(TUTORIAL_CONFIG.read_text(), pipeline_pb2.TrainEvalPipelineConfig())
     reader = _reader(f'tf_record_input_reader {{ input_path: "{path}" }}')
     dataset = build_dataset(reader, model_config=_model(),
                             augmentations=config.train_config.data_augmentation_options,

@@ -52,8 +52,8 @@ def test_keras_type_is_an_alias():
      "model.ssd.box_predictor.weight_shared_convolutional_box_predictor"),
     ("ssd { feature_extractor { conv_hyperparams { group_norm {} } } }",
      "model.ssd.feature_extractor.conv_hyperparams.group_norm"),
-    ("ssd { feature_extractor { conv_hyperparams { initializer "
-     '{ keras_initializer_by_name: "glorot_uniform" } } } }',
+    (("ssd { feature_extractor { conv_hyperparams { initializer "
+     '{ keras_initializer_by_name: "glorot_uniform" } } } }'),
      "model.ssd.feature_extractor.conv_hyperparams.initializer.keras_initializer_by_name"),
     ("ssd { add_background_class: false }", "model.ssd.add_background_class"),
     ("ssd { loss { random_example_sampler {} } }", "model.ssd.loss.random_example_sampler"),

@@ -5,7 +5,11 @@ import pytest
 import tensorflow as tf
 
 from odflow.errors import OdflowError
-from odflow.model.hard_example_miner import HardExampleMiner, build_hard_example_miner
+from odflow.model.hard_example_miner import (
+    HardExampleMiner,
+    build_hard_example_miner,
+    greedy_nms_keep,
+)
 from odflow.protos import pipeline_pb2
 
 
@@ -86,3 +90,23 @@ def test_builder():
     assert miner.loss_type == "loc"
     with pytest.raises(OdflowError, match="iou_threshold"):
         build_hard_example_miner(pipeline_pb2.HardExampleMiner(iou_threshold=1.5))
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.7, 0.99])
+def test_greedy_nms_matches_tf_kernel(threshold):
+    rng = np.random.default_rng(int(threshold * 100))
+    # Clusters of jittered copies make long suppression chains; some exact duplicates, some
+    # empty boxes.
+    centres = rng.uniform(0.2, 0.8, (6, 2))
+    yx = np.repeat(centres, 40, axis=0) + rng.normal(0, 0.02, (240, 2))
+    hw = rng.uniform(0.1, 0.3, (240, 2))
+    boxes = np.concatenate([yx - hw / 2, yx + hw / 2], axis=1).astype(np.float32)
+    boxes[10] = boxes[11]
+    boxes[20, 2:] = boxes[20, :2]
+    scores = rng.uniform(size=240).astype(np.float32)
+    scores[30] = scores[31]
+    order = np.argsort(-scores, kind="stable")
+    expected = tf.image.non_max_suppression(boxes, scores, 240, threshold).numpy()
+    keep = greedy_nms_keep(tf.constant(boxes[order]), threshold).numpy()
+    assert sorted(order[keep].tolist()) == sorted(expected.tolist())
+    assert len(expected) < 240

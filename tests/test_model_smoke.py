@@ -60,20 +60,20 @@ def test_a_few_optimizer_steps_reduce_the_loss():
     tf.random.set_seed(7)
     model = builder.build(tiny_config(), is_training=True)
     batch = synthetic_batch()
-    optimizer = tf.keras.optimizers.Adam(1e-3)
 
     @tf.function
     def step():
+        # Plain gradient descent: a Keras optimiser's first trace costs more than the test.
         with tf.GradientTape() as tape:
             loss = total_loss(model, batch) + model.regularization_loss()
         variables = model.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+            variable.assign_sub(0.05 * gradient)
         return loss
 
-    first = float(step())
-    for _ in range(14):
-        last = float(step())
-    assert np.isfinite(first) and last < 0.6 * first
+    losses = [float(step()) for _ in range(10)]
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.75 * losses[0]
 
 
 def test_loss_and_miner_summaries():
@@ -122,6 +122,7 @@ def test_postprocess_outputs_have_the_api_layout():
     np.testing.assert_allclose(picked, scores, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_step_and_frozen_inference_graph():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
@@ -150,9 +151,9 @@ def test_mirrored_strategy_step_and_frozen_inference_graph():
     ops = {op.type for op in frozen.graph.get_operations()}
     assert "VarHandleOp" not in ops and "ReadVariableOp" not in ops
     image = tf.cast(synthetic_batch()["image"][:1], tf.uint8)
-    out = frozen(image)
-    names = [t.name.split(":")[0] for t in frozen.outputs]
-    result = dict(zip(frozen.structured_outputs.keys(), out)) if isinstance(
-        frozen.structured_outputs, dict) else dict(zip(names, out))
-    np.testing.assert_allclose(result["detection_scores"].numpy(),
-                               detect(image)["detection_scores"].numpy(), rtol=1e-5)
+    frozen_outputs = frozen(image)  # flat, in tf.nest order of the dict (sorted keys)
+    expected = detect(image)
+    assert len(frozen_outputs) == len(expected)
+    for got, (key, want) in zip(frozen_outputs, sorted(expected.items())):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=key)

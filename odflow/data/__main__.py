@@ -51,7 +51,6 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m odflow.data",
         description="Convert datasets to TF Object Detection API records, or check records.")
-    parser.add_argument("--log-file", help="also log to this file")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     wider = commands.add_parser(
@@ -112,6 +111,8 @@ def _build_parser() -> argparse.ArgumentParser:
         check.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
         check.add_argument("--no-decode", action="store_true",
                            help="read image headers only (faster; misses truncated images)")
+    for subparser in commands.choices.values():
+        subparser.add_argument("--log-file", help="also log to this file (Snakemake's log:)")
     return parser
 
 

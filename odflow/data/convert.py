@@ -100,26 +100,40 @@ def class_id(label_map: label_map_lib.LabelMap, name: str, source: str) -> int:
                           f"(it has {known}); add it there or fix the name") from None
 
 
-def clean_boxes(boxes_abs: np.ndarray, height: int, width: int, min_size: float,
-                summary: DatasetSummary) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel boxes ``[x1, y1, x2, y2]`` -> (kept mask, normalised ``[ymin, xmin, ymax, xmax]``).
+def clean_boxes(boxes_abs, height: int, width: int, min_size: float,
+                summary: DatasetSummary) -> tuple[list[bool], np.ndarray]:
+    """Pixel boxes ``[x1, y1, x2, y2]`` -> (kept flags, normalised ``[ymin, xmin, ymax, xmax]``).
 
     Zero-sized boxes are dropped, the rest clipped to the image; boxes that lie entirely
     outside the image or are smaller than ``min_size`` pixels on a side after clipping are
-    dropped too.  Each drop and clip is counted in ``summary``.
+    dropped too.  Each drop and clip is counted in ``summary``.  Plain Python on purpose: an
+    image has a handful of boxes, where numpy's per-call overhead dominated conversion time.
     """
-    boxes = np.asarray(boxes_abs, np.float64).reshape(-1, 4)
-    x1, y1, x2, y2 = boxes.T
-    zero = (x2 <= x1) | (y2 <= y1)
-    cx1, cx2 = np.clip(x1, 0, width), np.clip(x2, 0, width)
-    cy1, cy2 = np.clip(y1, 0, height), np.clip(y2, 0, height)
-    outside = ~zero & ((cx2 <= cx1) | (cy2 <= cy1))
-    small = ~zero & ~outside & (np.minimum(cx2 - cx1, cy2 - cy1) < min_size)
-    keep = ~(zero | outside | small)
-    clipped = keep & ((cx1 != x1) | (cx2 != x2) | (cy1 != y1) | (cy2 != y2))
-    summary.drop_boxes(ZERO_SIZE, int(zero.sum()))
-    summary.drop_boxes(OUTSIDE_IMAGE, int(outside.sum()))
-    summary.drop_boxes(TOO_SMALL, int(small.sum()))
-    summary.note_boxes(CLIPPED, int(clipped.sum()))
-    normalised = np.stack([cy1 / height, cx1 / width, cy2 / height, cx2 / width], axis=1)
-    return keep, normalised[keep].astype(np.float32)
+    rows = boxes_abs.tolist() if isinstance(boxes_abs, np.ndarray) else list(boxes_abs)
+    keep: list[bool] = []
+    kept: list[tuple[float, float, float, float]] = []
+    zero = outside = small = clipped = 0
+    for x1, y1, x2, y2 in rows:
+        if x2 <= x1 or y2 <= y1:
+            zero += 1
+            keep.append(False)
+            continue
+        cx1, cx2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+        cy1, cy2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+        if cx2 <= cx1 or cy2 <= cy1:
+            outside += 1
+            keep.append(False)
+            continue
+        if min(cx2 - cx1, cy2 - cy1) < min_size:
+            small += 1
+            keep.append(False)
+            continue
+        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+            clipped += 1
+        keep.append(True)
+        kept.append((cy1 / height, cx1 / width, cy2 / height, cx2 / width))
+    summary.drop_boxes(ZERO_SIZE, zero)
+    summary.drop_boxes(OUTSIDE_IMAGE, outside)
+    summary.drop_boxes(TOO_SMALL, small)
+    summary.note_boxes(CLIPPED, clipped)
+    return keep, np.asarray(kept, np.float32).reshape(-1, 4)

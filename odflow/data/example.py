@@ -8,6 +8,7 @@ re-encoded: re-encoding a JPEG loses quality and costs most of the conversion ti
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from collections.abc import Sequence
@@ -107,12 +108,53 @@ class DecodedExample:
             return np.asarray(image.convert("RGB"))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (they carry the size); C4, C8 and CC are other segments.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _header_size(encoded: bytes) -> tuple[str, int, int] | None:
+    """``(format, height, width)`` read straight from a JPEG's SOF or a PNG's IHDR.
+
+    About ten times cheaper than ``PIL.Image.open``, which parses every marker segment; this
+    was a large share of the conversion time.  ``None`` for anything unusual, and the caller
+    falls back to Pillow.
+    """
+    if encoded[:8] == _PNG_SIGNATURE and encoded[12:16] == b"IHDR":
+        width = int.from_bytes(encoded[16:20], "big")
+        height = int.from_bytes(encoded[20:24], "big")
+        return ("png", height, width) if height and width else None
+    if encoded[:2] != b"\xff\xd8":
+        return None
+    position, end = 2, len(encoded)
+    while position + 9 < end:
+        if encoded[position] != 0xFF:
+            return None
+        marker = encoded[position + 1]
+        if marker == 0xFF:                                   # fill byte
+            position += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:         # markers without a length
+            position += 2
+            continue
+        if marker in _JPEG_SOF:
+            height = int.from_bytes(encoded[position + 5:position + 7], "big")
+            width = int.from_bytes(encoded[position + 7:position + 9], "big")
+            return ("jpeg", height, width) if height and width else None
+        position += 2 + int.from_bytes(encoded[position + 2:position + 4], "big")
+    return None
+
+
 def image_info(encoded: bytes, source: str) -> tuple[str, int, int]:
     """``(format, height, width)`` from the image header, without decoding the pixels.
 
     Raises ``OdflowError`` naming ``source`` when the bytes are not a JPEG or PNG image.
     """
     from PIL import Image, UnidentifiedImageError
+
+    fast = _header_size(encoded)
+    if fast is not None:
+        return fast
 
     try:
         with Image.open(io.BytesIO(encoded)) as image:
@@ -137,51 +179,45 @@ def check_decodable(encoded: bytes, source: str) -> None:
         raise OdflowError(f"{source}: image cannot be decoded ({error})") from None
 
 
-def _bytes_feature(values: Sequence[bytes]):
+@functools.cache
+def _example_class():
+    """``tf.train.Example``, imported on first use (TensorFlow takes seconds to import)."""
     import tensorflow as tf
 
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
-
-
-def _int_feature(values: Sequence[int]):
-    import tensorflow as tf
-
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-
-
-def _float_feature(values: Sequence[float]):
-    import tensorflow as tf
-
-    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+    return tf.train.Example
 
 
 def encode_example(annotation: ImageAnnotation) -> bytes:
-    """Serialise one annotated image to ``tf.train.Example`` bytes (the API's layout)."""
-    import tensorflow as tf
+    """Serialise one annotated image to ``tf.train.Example`` bytes (the API's layout).
 
-    boxes = annotation.boxes
-    features = {
-        ENCODED: _bytes_feature([annotation.encoded]),
-        FORMAT: _bytes_feature([annotation.image_format.encode()]),
-        FILENAME: _bytes_feature([annotation.filename.encode()]),
-        SOURCE_ID: _bytes_feature([annotation.source_id.encode()]),
-        SHA256: _bytes_feature([hashlib.sha256(annotation.encoded).hexdigest().encode()]),
-        HEIGHT: _int_feature([annotation.height]),
-        WIDTH: _int_feature([annotation.width]),
-        YMIN: _float_feature(boxes[:, 0].tolist()),
-        XMIN: _float_feature(boxes[:, 1].tolist()),
-        YMAX: _float_feature(boxes[:, 2].tolist()),
-        XMAX: _float_feature(boxes[:, 3].tolist()),
-        CLASS_TEXT: _bytes_feature([t.encode() for t in annotation.class_texts]),
-        CLASS_LABEL: _int_feature(annotation.class_ids),
-    }
+    The message is filled in place rather than built from ``tf.train.Feature(...)`` objects:
+    that is about five times faster, and encoding was the largest cost of a conversion.
+    """
+    example = _example_class()()
+    feature = example.features.feature
+    feature[ENCODED].bytes_list.value.append(annotation.encoded)
+    feature[FORMAT].bytes_list.value.append(annotation.image_format.encode())
+    feature[FILENAME].bytes_list.value.append(annotation.filename.encode())
+    feature[SOURCE_ID].bytes_list.value.append(annotation.source_id.encode())
+    feature[SHA256].bytes_list.value.append(
+        hashlib.sha256(annotation.encoded).hexdigest().encode())
+    feature[HEIGHT].int64_list.value.append(int(annotation.height))
+    feature[WIDTH].int64_list.value.append(int(annotation.width))
+    ymin, xmin, ymax, xmax = annotation.boxes.T.tolist()
+    # Every key is present even for an image without boxes (an empty list), as the API does.
+    for key, values in ((YMIN, ymin), (XMIN, xmin), (YMAX, ymax), (XMAX, xmax)):
+        feature[key].float_list.SetInParent()
+        feature[key].float_list.value.extend(values)
+    feature[CLASS_TEXT].bytes_list.SetInParent()
+    feature[CLASS_TEXT].bytes_list.value.extend(t.encode() for t in annotation.class_texts)
+    feature[CLASS_LABEL].int64_list.SetInParent()
+    feature[CLASS_LABEL].int64_list.value.extend(int(i) for i in annotation.class_ids)
     if annotation.difficult is not None:
-        features[DIFFICULT] = _int_feature(annotation.difficult)
+        feature[DIFFICULT].int64_list.value.extend(int(v) for v in annotation.difficult)
     if annotation.truncated is not None:
-        features[TRUNCATED] = _int_feature(annotation.truncated)
+        feature[TRUNCATED].int64_list.value.extend(int(v) for v in annotation.truncated)
     if annotation.view is not None:
-        features[VIEW] = _bytes_feature([v.encode() for v in annotation.view])
-    example = tf.train.Example(features=tf.train.Features(feature=features))
+        feature[VIEW].bytes_list.value.extend(v.encode() for v in annotation.view)
     return example.SerializeToString()
 
 
@@ -197,10 +233,8 @@ def _values(feature_map, key: str):
 
 def decode_example(serialized: bytes, source: str = "record") -> DecodedExample:
     """Parse ``tf.train.Example`` bytes into numpy; ``OdflowError`` names missing keys."""
-    import tensorflow as tf
-
     try:
-        example = tf.train.Example.FromString(serialized)
+        example = _example_class().FromString(serialized)
     except Exception as error:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise OdflowError(f"{source}: not a tf.train.Example ({error})") from None
     fmap = example.features.feature

@@ -70,7 +70,9 @@ def _numbers(line: str) -> list[float] | None:
 
 
 def _is_image_path(text: str) -> bool:
-    return os.path.splitext(text)[1].lower() in IMAGE_EXTENSIONS
+    """``<event>/<name>.jpg``: how every block of the file starts."""
+    return _numbers(text) is None and (
+        "/" in text or os.path.splitext(text)[1].lower() in IMAGE_EXTENSIONS)
 
 
 def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderProblem]:
@@ -103,15 +105,15 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
 
         def skip_to_next_path() -> None:
             while (item := next_line()) is not None:
-                if _numbers(item[1]) is None:
+                if _is_image_path(item[1]):
                     push_back(item)
                     return
 
         while (item := next_line()) is not None:
             path_line, image_path = item
-            if _numbers(image_path) is not None:
-                yield WiderProblem(path_line, f"{source}:{path_line}: expected an image path, "
-                                   f"found {image_path!r}")
+            if not _is_image_path(image_path):
+                yield WiderProblem(path_line, f"{source}:{path_line}: expected an image path "
+                                   f"(<event>/<name>.jpg), found {image_path!r}")
                 skip_to_next_path()
                 continue
             count_item = next_line()
@@ -125,7 +127,7 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
                     or count_values[0] != int(count_values[0])):
                 yield WiderProblem(count_line, f"{source}:{count_line}: expected the face count "
                                    f"of {image_path}, found {count_text!r}", image_path)
-                if count_values is None and _is_image_path(count_text):
+                if _is_image_path(count_text):
                     push_back(count_item)  # the count line is missing: this is the next block
                 else:
                     skip_to_next_path()
@@ -137,7 +139,7 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
             expected_lines = max(count, 1)
             while len(faces) < expected_lines:
                 face_item = next_line()
-                if face_item is None or _numbers(face_item[1]) is None:
+                if face_item is None or _is_image_path(face_item[1]):
                     if count == 0:
                         if face_item is not None:
                             push_back(face_item)
@@ -155,11 +157,12 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
                 values = _numbers(face_text)
                 if count == 0:
                     break  # the placeholder line of an image without faces
-                if len(values) != len(FACE_FIELDS):
+                if values is None or len(values) != len(FACE_FIELDS):
+                    found = "text" if values is None else f"{len(values)} numbers"
                     problem = WiderProblem(
                         face_line, f"{source}:{face_line}: malformed face line for {image_path}: "
                         f"expected {len(FACE_FIELDS)} numbers ({' '.join(FACE_FIELDS)}), "
-                        f"found {len(values)}: {face_text!r}", image_path)
+                        f"found {found}: {face_text!r}", image_path)
                     skip_to_next_path()
                     break
                 faces.append(values)
@@ -222,13 +225,12 @@ def convert_wider(annotations: str | os.PathLike, images_dir: str | os.PathLike,
             except OdflowError as error:
                 bad(error, "missing or unreadable image")
                 continue
-            faces = entry.faces
+            faces = entry.faces.tolist()
             if drop_invalid:
-                invalid = faces[:, _INVALID_COLUMN] != 0
-                summary.drop_boxes(INVALID, int(invalid.sum()))
-                faces = faces[~invalid]
-            x1, y1, w, h = faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 3]
-            _, boxes = clean_boxes(np.stack([x1, y1, x1 + w, y1 + h], axis=1),
+                valid = [f for f in faces if f[_INVALID_COLUMN] == 0]
+                summary.drop_boxes(INVALID, len(faces) - len(valid))
+                faces = valid
+            _, boxes = clean_boxes([(x, y, x + w, y + h) for x, y, w, h, *_ in faces],
                                    image.height, image.width, min_size, summary)
             if drop_empty and len(boxes) == 0:
                 summary.drop_image("no faces left (--drop-empty)")

@@ -18,15 +18,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import tensorflow as tf
-
 from odflow import config as config_lib
 from odflow import label_map as label_map_lib
 from odflow.errors import OdflowError
 from odflow.export.checkpoint import write_export_checkpoint
 from odflow.export.frozen_graph import freeze, write_frozen_graph
 from odflow.export.saved_model import write_saved_model
-from odflow.export.signature import check_input_type, detect
+from odflow.export.signature import check_input_type
 from odflow.export.staging import check_replaceable, staged_directory
 from odflow.export.weights import load_weights, resolve_checkpoint_prefix, wants_moving_averages
 
@@ -72,8 +70,7 @@ def export_model(pipeline_config, checkpoint_prefix: str, output_directory: str 
     from odflow.model import builder  # TensorFlow model code: imported only when exporting
 
     check_input_type(input_type)
-    model = builder.build(pipeline_config.model, is_training=False)
-    _create_variables(model)
+    model = builder.build(pipeline_config.model, is_training=False)  # variables included
     variables = model.named_variables()
     weights = load_weights(variables, checkpoint_prefix, use_moving_averages,
                            wants_moving_averages(pipeline_config))
@@ -112,7 +109,3 @@ def _check_label_map(path: Path, pipeline_config) -> None:
         raise OdflowError(f"--label_map_path {path} has class id {label_map.max_id}, but the "
                           f"pipeline config's model has num_classes {num_classes}")
 
-
-def _create_variables(model) -> None:
-    """Run one small image through the model so that lazily built layers own their variables."""
-    detect(model, tf.zeros([1, 32, 32, 3], tf.uint8))

@@ -8,6 +8,7 @@ variable reads to constants gives the self-contained GraphDef that TF1 clients i
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import (
@@ -24,10 +25,32 @@ def freeze(model, input_type: str) -> tf.compat.v1.GraphDef:
     # Keep only what the outputs need: lowering the NMS loop to TF1 control flow (which TF1
     # tools and older runtimes understand) leaves dangling ``unused_control_flow_input``
     # placeholders that would look like extra inputs.
-    graph_def = tf.compat.v1.graph_util.extract_sub_graph(frozen.graph.as_graph_def(),
-                                                          list(OUTPUT_NAMES))
+    graph_def = prune(frozen.graph.as_graph_def(), OUTPUT_NAMES)
     check_interface(graph_def, input_type)
     return graph_def
+
+
+def prune(graph_def: tf.compat.v1.GraphDef, outputs: Iterable[str]) -> tf.compat.v1.GraphDef:
+    """The nodes ``outputs`` depend on (data and control inputs), in their original order."""
+    nodes = {node.name: node for node in graph_def.node}
+    keep: set[str] = set()
+    pending = list(outputs)
+    while pending:
+        name = pending.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        pending.extend(_node_name(source) for source in nodes[name].input)
+    pruned = tf.compat.v1.GraphDef()
+    pruned.versions.CopyFrom(graph_def.versions)
+    pruned.library.CopyFrom(graph_def.library)
+    pruned.node.extend(node for node in graph_def.node if node.name in keep)
+    return pruned
+
+
+def _node_name(tensor_or_control_input: str) -> str:
+    """``^name`` or ``name:1`` -> ``name``."""
+    return tensor_or_control_input.lstrip("^").split(":")[0]
 
 
 def check_interface(graph_def: tf.compat.v1.GraphDef, input_type: str) -> None:

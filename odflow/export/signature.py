@@ -87,4 +87,5 @@ def detection_function(model, input_type: str,
         detections = detect(model, images_from(inputs))
         return {name: tf.identity(value, name=name) for name, value in detections.items()}
 
-    return tf.function(run, input_signature=[input_spec(input_type, input_name or input_type)])
+    return tf.function(run, input_signature=[input_spec(input_type, input_name or input_type)],
+                       autograph=False)

@@ -14,8 +14,9 @@ anchors (-2) that rank before the negative quota is used up stay selected (their
 losses are zero), and they are counted in ``NumNegatives``.  ``max_negatives_per_positive``
 of ``None`` keeps everything NMS selected.
 
-The per-image work runs in ``tf.map_fn`` over the batch (the NMS kernel is per image); all
-anchor-level work is vectorised.
+Only the per-image IoU matrix of step 2 runs in ``tf.map_fn`` (see ``greedy_nms_keep``: the
+same result as ``tf.image.non_max_suppression``, several times faster on CPU); the rest is
+vectorised over the batch.
 """
 
 from __future__ import annotations
@@ -101,17 +102,39 @@ class HardExampleMiner:
             ranking = location_losses
         else:
             ranking = cls_losses * self.cls_weight + location_losses * self.loc_weight
-        num_anchors = tf.shape(ranking)[1]
-        max_selected = num_anchors if self.num_hard_examples is None else self.num_hard_examples
         # The ranking only picks anchors; gradients flow through the gathered losses.
         ranking = tf.stop_gradient(ranking)
         decoded_boxes = tf.stop_gradient(tf.convert_to_tensor(decoded_boxes, tf.float32))
-        selected_mask = tf.map_fn(
-            lambda args: self._select_one(args[0], args[1], args[2], max_selected),
-            (decoded_boxes, ranking, tf.cast(match, tf.int32)),
-            fn_output_signature=tf.TensorSpec([None], tf.float32),
+        match = tf.cast(match, tf.int32)
+        # Everything below works in descending-loss order (ties: lower anchor index first, as
+        # the NMS kernel breaks them), then the kept mask is scattered back to anchor order.
+        order = tf.argsort(ranking, axis=1, direction="DESCENDING", stable=True)
+        sorted_boxes = tf.gather(decoded_boxes, order, batch_dims=1)
+        keep = tf.map_fn(
+            lambda boxes: greedy_nms_keep(boxes, self.iou_threshold),
+            sorted_boxes,
+            fn_output_signature=tf.TensorSpec([None], tf.bool),
         )
-        selected_mask = tf.ensure_shape(selected_mask, ranking.shape)
+        keep = tf.ensure_shape(keep, ranking.shape)
+        if self.num_hard_examples is not None:
+            keep &= tf.cumsum(tf.cast(keep, tf.int32), axis=1) <= self.num_hard_examples
+        if self.max_negatives_per_positive is not None:
+            sorted_match = tf.gather(match, order, batch_dims=1)
+            is_positive = keep & (sorted_match >= 0)
+            is_negative = keep & (sorted_match == -1)
+            num_positives = tf.reduce_sum(tf.cast(is_positive, tf.int32), axis=1, keepdims=True)
+            max_negatives = tf.maximum(
+                self.min_negatives_per_image,
+                tf.cast(
+                    self.max_negatives_per_positive * tf.cast(num_positives, tf.float32), tf.int32
+                ),
+            )
+            # A running count of negatives in loss order keeps the hardest ones first.
+            within_quota = tf.cumsum(tf.cast(is_negative, tf.int32), axis=1) <= max_negatives
+            keep &= is_positive | within_quota
+        selected_mask = tf.gather(
+            tf.cast(keep, tf.float32), tf.argsort(order, axis=1), batch_dims=1
+        )
         positives = tf.cast(match >= 0, tf.float32) * selected_mask
         num_positives = tf.reduce_sum(positives, axis=1)
         num_negatives = tf.reduce_sum(selected_mask, axis=1) - num_positives
@@ -122,27 +145,51 @@ class HardExampleMiner:
             num_negatives=num_negatives,
         )
 
-    def _select_one(
-        self, boxes: tf.Tensor, ranking: tf.Tensor, match: tf.Tensor, max_selected: tf.Tensor
-    ) -> tf.Tensor:
-        """0/1 mask ``[A]`` of the anchors one image keeps."""
-        indices = tf.image.non_max_suppression(boxes, ranking, max_selected, self.iou_threshold)
-        if self.max_negatives_per_positive is not None:
-            # ``indices`` is in descending loss order, so a running count of negatives keeps
-            # the hardest ones first.
-            selected_match = tf.gather(match, indices)
-            is_positive = selected_match >= 0
-            is_negative = selected_match == -1
-            num_positives = tf.reduce_sum(tf.cast(is_positive, tf.int32))
-            max_negatives = tf.maximum(
-                self.min_negatives_per_image,
-                tf.cast(self.max_negatives_per_positive * tf.cast(num_positives, tf.float32), tf.int32),
-            )
-            within_quota = tf.cumsum(tf.cast(is_negative, tf.int32)) <= max_negatives
-            indices = tf.boolean_mask(indices, is_positive | within_quota)
-        return tf.scatter_nd(
-            indices[:, None], tf.ones_like(indices, tf.float32), tf.shape(ranking)
-        )
+
+def greedy_nms_keep(sorted_boxes: tf.Tensor, iou_threshold: float) -> tf.Tensor:
+    """Greedy NMS over boxes already sorted best-first: bool ``[A]``, True where kept.
+
+    Same result as ``tf.image.non_max_suppression`` with no output cap (a box is dropped when
+    its IoU with a better *kept* box exceeds the threshold), but computed from one IoU matrix
+    and a few matrix-vector products instead of the kernel's scalar O(A^2) loop, which cost
+    ~80 ms per 1917-anchor image on CPU.  ``keep[j] = not any(over[i, j] and keep[i], i < j)``
+    has exactly one solution (by induction on ``j``); iterating it from all-True reaches it
+    in as many steps as the longest chain of overlapping boxes, 1-3 in practice.
+    """
+    ymin, xmin, ymax, xmax = tf.unstack(sorted_boxes, num=4, axis=-1)
+    ymin, ymax = tf.minimum(ymin, ymax), tf.maximum(ymin, ymax)
+    xmin, xmax = tf.minimum(xmin, xmax), tf.maximum(xmin, xmax)
+    area = (ymax - ymin) * (xmax - xmin)
+    # IoU > t  <=>  inter > t * (a_i + a_j - inter)  <=>  inter > c * a_i + c * a_j with
+    # c = t / (1 + t): no division, and pairs of empty boxes compare 0 > 0 (never overlapping,
+    # as in the kernel).  Few full-matrix passes: this matrix is the miner's main cost.
+    scaled_area = area * (iou_threshold / (1.0 + iou_threshold))
+    heights = tf.nn.relu(
+        tf.minimum(ymax[:, None], ymax[None, :]) - tf.maximum(ymin[:, None], ymin[None, :])
+    )
+    widths = tf.nn.relu(
+        tf.minimum(xmax[:, None], xmax[None, :]) - tf.maximum(xmin[:, None], xmin[None, :])
+    )
+    over = tf.cast(heights * widths > scaled_area[:, None] + scaled_area[None, :], tf.float32)
+    # Only better boxes (rows i < column j) suppress: keep the strict upper triangle.  The
+    # diagonal (a box with itself) is subtracted per box below instead of masked.
+    over = tf.linalg.band_part(over, 0, -1)
+    self_overlap = tf.cast(area > 2.0 * scaled_area, tf.float32)
+
+    def step(keep: tf.Tensor) -> tf.Tensor:
+        return tf.linalg.matvec(over, keep, transpose_a=True) - self_overlap * keep == 0.0
+
+    def body(keep: tf.Tensor, _previous: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.cast(step(keep), tf.float32), keep
+
+    first = tf.cast(step(tf.ones_like(area)), tf.float32)
+    keep, _ = tf.while_loop(
+        lambda keep, previous: tf.reduce_any(keep != previous),
+        body,
+        (tf.cast(step(first), tf.float32), first),
+        maximum_iterations=tf.shape(sorted_boxes)[0],
+    )
+    return keep > 0.0
 
 
 def build_hard_example_miner(

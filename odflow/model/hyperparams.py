@@ -8,8 +8,8 @@ and every unsupported option is refused with the config field that set it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import tensorflow as tf
 

@@ -117,7 +117,7 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
 
     config = config_lib.load(args.pipeline_config_path)
     evaluation.check_eval_config(config)
-    evaluation.eval_reader(config)
+    evaluation.record_paths(evaluation.eval_reader(config), "eval_input_reader")
     prefix = evaluation.resolve_checkpoint(args.checkpoint_path, checkpoint_dir)
     if args.seed is not None:
         import tensorflow as tf

@@ -46,6 +46,16 @@ def eval_reader(config):
     return reader
 
 
+def record_paths(reader, field: str) -> list[str]:
+    """The reader's record files; a pattern matching nothing is an error naming the field."""
+    from odflow.data.records import expand_record_paths
+
+    try:
+        return expand_record_paths(list(reader.tf_record_input_reader.input_path))
+    except OdflowError as error:
+        raise OdflowError(f"{field}.tf_record_input_reader.input_path: {error}") from None
+
+
 def check_eval_config(config) -> None:
     """Reject eval_config settings odflow does not implement, naming the field."""
     eval_config = config.eval_config

@@ -131,6 +131,26 @@ def resume_point(model_dir: str) -> tuple[str | None, int]:
     return prefix, step
 
 
+def _check_inputs(config, with_eval: bool) -> None:
+    """Missing records or readers are reported before the model is built."""
+    from odflow.inputs import check_input_reader
+
+    if not config.HasField("train_input_reader"):
+        raise OdflowError("the config has no train_input_reader; add one with "
+                          "tf_record_input_reader { input_path: \"train.record\" }")
+    check_input_reader(config.train_input_reader, "train_input_reader", True)
+    evaluation.record_paths(config.train_input_reader, "train_input_reader")
+    if with_eval:
+        try:
+            reader = evaluation.eval_reader(config)
+        except OdflowError as error:
+            raise OdflowError(f"{error} (or pass --eval_every -1 to train without "
+                              "evaluating)") from None
+        evaluation.check_eval_config(config)
+        check_input_reader(reader, "eval_input_reader", False)
+        evaluation.record_paths(reader, "eval_input_reader")
+
+
 def _restore_fine_tune(state: TrainingState, train_config) -> None:
     path = train_config.fine_tune_checkpoint
     if not path:
@@ -150,9 +170,6 @@ def _restore_fine_tune(state: TrainingState, train_config) -> None:
 def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy):
     from odflow.inputs import build_dataset
     train_config = config.train_config
-    if not config.HasField("train_input_reader"):
-        raise OdflowError("the config has no train_input_reader; add one with "
-                          "tf_record_input_reader { input_path: \"train.record\" }")
     dataset = build_dataset(config.train_input_reader, model_config=config.model,
                             augmentations=list(train_config.data_augmentation_options),
                             batch_size=train_config.batch_size, is_training=True,
@@ -197,9 +214,7 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
                  num_steps)
         return TrainResult(start_step, resume_prefix, None)
     evaluate_at_end = options.eval_every >= 0
-    if evaluate_at_end:
-        evaluation.eval_reader(config)  # fail now rather than after hours of training
-        evaluation.check_eval_config(config)
+    _check_inputs(config, evaluate_at_end)  # fail now rather than after hours of training
 
     configure_determinism(options.seed, options.deterministic)
     strategy = strategy or make_strategy()
@@ -223,6 +238,8 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
                                       seed=options.seed) if evaluate_at_end else None)
     writer = SummaryWriter(model_dir)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
+    if resume_prefix is not None:  # that step is on disk already
+        run.saved_step, run.last_checkpoint = state.step, resume_prefix
     try:
         return run.loop(iter(dataset), train_step)
     finally:
@@ -280,7 +297,6 @@ class _Run:
         options, state = self.options, self.state
         batch_size = self.config.train_config.batch_size
         step = state.step
-        self.saved_step = step if step > 0 else None
         clock = _SaveClock(options.checkpoint_every_steps, options.checkpoint_every_minutes)
         progress = Progress(step, self.num_steps, batch_size, options.log_every,
                             options.show_progress_bar)

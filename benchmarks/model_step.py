@@ -1,0 +1,146 @@
+"""Forward+backward speed of the full SSD MobileNet v1 train step against a plain Keras MobileNet.
+
+Issue 4 asks that the whole SSD step (network, extra layers, box predictor, anchors, target
+assignment, hard example miner, losses, regularisation) cost at most 15% more than a plain
+``keras.applications.MobileNet`` (alpha 1, no weights, 300x300, no top) with a trivial head
+(one 1x1 conv to 4 + 91 channels, mean-square loss): the detector should not pay much beyond
+the backbone it is made of.  Both run in this process under ``tf.function`` on the same
+synthetic batch, in interleaved rounds (the machine may be shared), medians reported.
+
+    python benchmarks/model_step.py [--batch 8] [--steps 4] [--rounds 3] \
+        [--output benchmarks/model_step.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+
+from odflow.model import builder
+from odflow.protos import pipeline_pb2
+from odflow.utils.atomic import atomic_write_text
+
+ZOO_CONFIG = (Path(__file__).resolve().parents[1] / "tests/fixtures/reference/model_zoo"
+              / "ssd_mobilenet_v1_coco_2018_01_28/pipeline.config")
+SIZE = 300
+
+
+def synthetic_batch(batch: int, max_boxes: int = 10) -> dict[str, tf.Tensor]:
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, max_boxes + 1, size=batch)
+    centres = rng.uniform(0.15, 0.85, size=(batch, max_boxes, 2))
+    sizes = rng.uniform(0.05, 0.5, size=(batch, max_boxes, 2))
+    boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=-1).clip(0, 1)
+    classes = rng.integers(1, 91, size=(batch, max_boxes))
+    valid = np.arange(max_boxes)[None, :] < counts[:, None]
+    return {
+        "image": tf.constant(rng.uniform(0, 255, size=(batch, SIZE, SIZE, 3)), tf.float32),
+        "groundtruth_boxes": tf.constant(boxes * valid[..., None], tf.float32),
+        "groundtruth_classes": tf.constant(classes * valid, tf.int32),
+        "num_groundtruth_boxes": tf.constant(counts, tf.int32),
+    }
+
+
+def ssd_step_fn(batch: dict[str, tf.Tensor]):
+    config = pipeline_pb2.TrainEvalPipelineConfig()
+    text_format.Parse(ZOO_CONFIG.read_text(), config)
+    model = builder.build(config.model, is_training=True)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            preprocessed, _ = model.preprocess(batch["image"])
+            prediction = model.predict(preprocessed, training=True)
+            losses = model.loss(prediction, batch)
+            total = tf.add_n(list(losses.values())) + model.regularization_loss()
+        gradients = tape.gradient(total, model.trainable_variables)
+        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
+
+    return step
+
+
+def keras_step_fn(batch: dict[str, tf.Tensor]):
+    backbone = tf.keras.applications.MobileNet(weights=None, alpha=1.0, include_top=False,
+                                               input_shape=(SIZE, SIZE, 3))
+    head = tf.keras.layers.Conv2D(4 + 91, 1)
+    head.build((None, 10, 10, 1024))
+    variables = backbone.trainable_variables + head.trainable_variables
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            images = batch["image"] * (2.0 / 255.0) - 1.0
+            total = tf.reduce_mean(tf.square(head(backbone(images, training=True))))
+        gradients = tape.gradient(total, variables)
+        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
+
+    return step
+
+
+def time_steps(step, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = step()
+    float(result[0])
+    return (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", default=None, help="write a Markdown report here")
+    args = parser.parse_args(argv)
+    batch = synthetic_batch(args.batch)
+    steps = {"keras MobileNet + trivial head": keras_step_fn(batch),
+             "odflow SSD train step": ssd_step_fn(batch)}
+    for step in steps.values():  # trace and warm up
+        step()
+        step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            times[name].append(time_steps(step, args.steps))
+    baseline, ssd = (statistics.median(t) for t in times.values())
+    lines = [
+        "| step | s/step (median) | images/s | rounds |",
+        "|---|---|---|---|",
+    ]
+    for name, values in times.items():
+        median = statistics.median(values)
+        rounds = ", ".join(f"{v:.2f}" for v in values)
+        lines.append(f"| {name} | {median:.3f} | {args.batch / median:.1f} | {rounds} |")
+    overhead = ssd / baseline - 1.0
+    lines.append("")
+    lines.append(f"SSD overhead over the backbone baseline: **{overhead:+.1%}** (goal <= +15%)")
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        text = (
+            "# Model train step: SSD vs plain Keras MobileNet\n\n"
+            f"`python benchmarks/model_step.py --batch {args.batch} --steps {args.steps} "
+            f"--rounds {args.rounds} --output {args.output}`\n\n"
+            f"Batch {args.batch}, 300x300, forward + backward (gradients of all trainable "
+            "variables), float32, CPU "
+            f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+            f"TensorFlow {tf.__version__}.\n\n{table}\n"
+        )
+        atomic_write_text(args.output, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``export_inference_graph.py``'s command line (the TF Object Detection API's flags).
+
+    python scripts/export_inference_graph.py --input_type image_tensor \\
+        --pipeline_config_path ckpt/ssd_mobilenet_v1_coco.config \\
+        --trained_checkpoint_prefix ckpt/model.ckpt-41471 \\
+        --output_directory exported_model --label_map_path datasets/label_map.pbtxt
+
+writes exported_model/{frozen_inference_graph.pb, saved_model/, model.ckpt.*, checkpoint,
+pipeline.config, label_map.pbtxt}; the directory is replaced only once the new export is complete.
+(``python -m odflow.export`` is the same command.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from odflow.utils.cli import setup_logging
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_type", default="image_tensor",
+                        help="image_tensor (uint8 [batch, height, width, 3], default) or "
+                             "encoded_image_string_tensor (JPEG/PNG strings [batch])")
+    parser.add_argument("--pipeline_config_path", required=True,
+                        help="the pipeline config the checkpoint was trained with")
+    parser.add_argument("--trained_checkpoint_prefix", required=True,
+                        help="checkpoint to export, e.g. ckpt/model.ckpt-41471 (a directory "
+                             "means its latest checkpoint)")
+    parser.add_argument("--output_directory", required=True,
+                        help="directory to write (replaced if it holds a previous export)")
+    parser.add_argument("--label_map_path", default=None,
+                        help="label map to copy beside the model as label_map.pbtxt")
+    parser.add_argument("--use_moving_averages", default="auto",
+                        choices=("auto", "true", "false"),
+                        help="export the checkpoint's V/ExponentialMovingAverage values: auto = "
+                             "when eval_config.use_moving_averages is true and the checkpoint "
+                             "has them (as the API's exporter did)")
+    parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_file)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from odflow.export.exporter import export_inference_graph  # TensorFlow: after --help
+
+    export_inference_graph(
+        input_type=args.input_type,
+        pipeline_config_path=args.pipeline_config_path,
+        trained_checkpoint_prefix=args.trained_checkpoint_prefix,
+        output_directory=args.output_directory,
+        label_map_path=args.label_map_path,
+        use_moving_averages=args.use_moving_averages,
+    )
+    return 0

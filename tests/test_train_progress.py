@@ -1,0 +1,89 @@
+"""Progress lines, summaries and signal handling (no model involved)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odflow.train.progress import Progress, format_duration
+from odflow.train.signals import Interrupted, stop_on_signals
+from odflow.train.summaries import SummaryWriter
+
+
+def test_format_duration():
+    assert format_duration(5) == "0m05s"
+    assert format_duration(3 * 3600 + 120) == "3h02m"
+    assert format_duration(2 * 86400 + 3600) == "2d01h"
+
+
+def test_log_line_every_n_steps_with_losses_lr_rate_and_eta(caplog):
+    progress = Progress(start_step=0, num_steps=100, batch_size=4, log_every=10,
+                        show_bar=False)
+    losses = {"Loss/classification_loss": 2.5, "Loss/localization_loss": 1.25,
+              "Loss/regularization_loss": 0.25, "Loss/total_loss": 4.0,
+              "Loss/HardExampleMiner/NumPositives": 3.0}
+    with caplog.at_level(logging.INFO, logger="odflow.train"):
+        assert not progress.update(9, losses, 0.004)
+        assert progress.update(10, losses, 0.004)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1
+    line = lines[0]
+    for part in ("step 10/100", "loss 4.0000", "classification 2.5000", "localization 1.2500",
+                 "regularization 0.2500", "lr 0.004", "images/s", "ETA"):
+        assert part in line
+    assert "NumPositives" not in line
+    assert progress.images_per_second > 0
+    progress.close()
+
+
+def test_stop_request_on_sigint_and_sigterm_then_handlers_restored():
+    before = signal.getsignal(signal.SIGINT)
+    with stop_on_signals() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and stop.exit_code == 130
+        os.kill(os.getpid(), signal.SIGTERM)  # a second signal does not change the first
+        assert stop.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is before
+    with stop_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.exit_code == 143
+    error = Interrupted(signal.SIGTERM, "ckpt/model.ckpt-12")
+    assert error.exit_code == 143 and "model.ckpt-12" in str(error)
+
+
+def _events(directory):
+    from tensorflow.core.util import event_pb2
+
+    found = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                found[value.tag] = (event.step, value)
+    return found
+
+
+def test_summaries_write_scalar_and_image_events(tmp_path):
+    writer = SummaryWriter(tmp_path)
+    writer.scalars({"Loss/total_loss": 1.5, "learning_rate": 0.004}, step=3)
+    images = tf.fill([2, 16, 16, 3], 128.0)
+    boxes = tf.constant([[[0.1, 0.1, 0.5, 0.5], [0, 0, 0, 0]]] * 2, tf.float32)
+    writer.images_with_boxes(images, boxes, tf.constant([1, 1]), step=0)
+    writer.close()
+    events = _events(tmp_path)
+    step, value = events["Loss/total_loss"]
+    assert step == 3 and value.metadata.plugin_data.plugin_name == "scalars"
+    assert float(tf.make_ndarray(value.tensor)) == pytest.approx(1.5)
+    step, value = events["train_input_images"]
+    assert value.metadata.plugin_data.plugin_name == "images"
+    payload = tf.make_ndarray(value.tensor)
+    assert payload[:2].tolist() == [b"16", b"16"] and len(payload) == 4
+    decoded = tf.io.decode_png(payload[2]).numpy()
+    assert decoded.shape == (16, 16, 3)
+    assert not np.all(decoded == decoded[0, 0])  # a box was drawn
