@@ -30,7 +30,9 @@ from PIL import Image
 
 from odflow.data import records
 from odflow.data.example import ImageAnnotation, encode_example
-from odflow.inputs import build_dataset
+from odflow.inputs import build_augmenter, build_dataset
+from odflow.inputs.resize import FixedShapeResizer
+from odflow.inputs.sample import Sample
 from odflow.protos import pipeline_pb2
 
 BATCH = 24
@@ -82,6 +84,42 @@ def pipeline(path: Path, augmentations: Sequence[str]) -> tf.data.Dataset:
                          augmentations=steps, batch_size=BATCH, is_training=True, seed=0)
 
 
+def per_image_milliseconds(path: Path, calls: int = 100, repeats: int = 3) -> dict[str, float]:
+    """Single-thread cost of each stage on one image (a tf.function per variant, best of N).
+
+    Throughput under the other processes' load is noisy; this isolates what the map costs.
+    """
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(str(path)).take(20)]
+    steps = [text_format.Parse(t, pipeline_pb2.PreprocessingStep())
+             for t in TUTORIAL_AUGMENTATIONS]
+    augment = build_augmenter(steps)
+    resize = FixedShapeResizer(300, 300)
+
+    def decoded(s):
+        example = records.parse_example_tensors(s)
+        return Sample(example["image"], example["groundtruth_boxes"],
+                      example["groundtruth_classes"])
+
+    variants = {
+        "decode": lambda s, seed: decoded(s).image,
+        "decode + resize": lambda s, seed: resize(decoded(s).image)[0],
+        "decode + flip + ssd_random_crop + resize":
+            lambda s, seed: resize(augment(decoded(s), seed).image)[0],
+    }
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for name, function in variants.items():
+            function = tf.function(function)
+            function(tf.constant(serialized[0]), tf.constant([0, 0], tf.int64))
+            start = time.perf_counter()
+            for i in range(calls):
+                function(tf.constant(serialized[i % len(serialized)]),
+                         tf.constant([i, 0], tf.int64))
+            elapsed = (time.perf_counter() - start) * 1000 / calls
+            best[name] = min(best.get(name, float("inf")), elapsed)
+    return best
+
+
 def backbone_step_images_per_second(steps: int = 3) -> float:
     """Training speed of a bare MobileNet v1 (Keras) at 300x300, batch 24: a lower bound on the
     cost of the real SSD step, for scale (the pipeline must stay far faster than this)."""
@@ -123,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "build_dataset, flip + ssd_random_crop": (
                 lambda: pipeline(path, TUTORIAL_AUGMENTATIONS), BATCH, args.batches),
         }
+        stages = per_image_milliseconds(path)
         results = {}
         for _ in range(args.repeats):  # interleaved, so background load hits all variants
             for name, (make, batch_size, batches) in variants.items():
@@ -132,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("| variant | images/s | vs decode only |\n|---|---:|---:|")
     for name, speed in results.items():
         print(f"| {name} | {speed:.0f} | {speed / baseline:.2f} |")
+    print("\n| one image, one thread | ms |\n|---|---:|")
+    for name, ms in stages.items():
+        print(f"| {name} | {ms:.2f} |")
     if args.model_step:
         print(f"MobileNet v1 training step alone (300x300, batch {BATCH}): "
               f"{backbone_step_images_per_second():.1f} images/s")

@@ -4,10 +4,12 @@ Issue 4 asks that the whole SSD step (network, extra layers, box predictor, anch
 assignment, hard example miner, losses, regularisation) cost at most 15% more than a plain
 ``keras.applications.MobileNet`` (alpha 1, no weights, 300x300, no top) with a trivial head
 (one 1x1 conv to 4 + 91 channels, mean-square loss): the detector should not pay much beyond
-the backbone it is made of.  Both run in this process under ``tf.function`` on the same
-synthetic batch, in interleaved rounds (the machine may be shared), medians reported.
+the backbone it is made of.  All run in this process under ``tf.function`` on the same
+synthetic batch, in interleaved rounds; the fastest round is the least disturbed by other
+processes on a shared machine, the median is reported too.  A third row runs the SSD network
+with a trivial loss, to split the cost between the network and targets/miner/losses.
 
-    python benchmarks/model_step.py [--batch 8] [--steps 4] [--rounds 3] \
+    python benchmarks/model_step.py [--batch 8] [--steps 2] [--rounds 8] \
         [--output benchmarks/model_step.md]
 """
 
@@ -53,7 +55,8 @@ def synthetic_batch(batch: int, max_boxes: int = 10) -> dict[str, tf.Tensor]:
     }
 
 
-def ssd_step_fn(batch: dict[str, tf.Tensor]):
+def ssd_step_fns(batch: dict[str, tf.Tensor]):
+    """(full train step, network-only step with a trivial loss) for the zoo's 90-class model."""
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse(ZOO_CONFIG.read_text(), config)
     model = builder.build(config.model, is_training=True)
@@ -68,7 +71,17 @@ def ssd_step_fn(batch: dict[str, tf.Tensor]):
         gradients = tape.gradient(total, model.trainable_variables)
         return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
 
-    return step
+    @tf.function
+    def network_step():
+        with tf.GradientTape() as tape:
+            preprocessed, _ = model.preprocess(batch["image"])
+            prediction = model.predict(preprocessed, training=True)
+            total = (tf.reduce_mean(tf.square(prediction["box_encodings"]))
+                     + tf.reduce_mean(tf.square(prediction["class_predictions_with_background"])))
+        gradients = tape.gradient(total, model.trainable_variables)
+        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
+
+    return step, network_step
 
 
 def keras_step_fn(batch: dict[str, tf.Tensor]):
@@ -100,32 +113,35 @@ def time_steps(step, steps: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--output", default=None, help="write a Markdown report here")
     args = parser.parse_args(argv)
     batch = synthetic_batch(args.batch)
-    steps = {"keras MobileNet + trivial head": keras_step_fn(batch),
-             "odflow SSD train step": ssd_step_fn(batch)}
+    ssd_step, ssd_network_step = ssd_step_fns(batch)
+    steps = {"keras MobileNet + trivial head (baseline)": keras_step_fn(batch),
+             "odflow SSD full train step": ssd_step,
+             "odflow SSD network only, trivial loss": ssd_network_step}
     for step in steps.values():  # trace and warm up
         step()
         step()
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
+    for _ in range(args.rounds):  # interleaved, so a busy spell hits all of them
         for name, step in steps.items():
             times[name].append(time_steps(step, args.steps))
-    baseline, ssd = (statistics.median(t) for t in times.values())
     lines = [
-        "| step | s/step (median) | images/s | rounds |",
-        "|---|---|---|---|",
+        "| step | s/step min | s/step median | images/s (min) | per round |",
+        "|---|---|---|---|---|",
     ]
     for name, values in times.items():
-        median = statistics.median(values)
         rounds = ", ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {name} | {median:.3f} | {args.batch / median:.1f} | {rounds} |")
-    overhead = ssd / baseline - 1.0
+        lines.append(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} | "
+                     f"{args.batch / min(values):.1f} | {rounds} |")
+    baseline, ssd = times[next(iter(times))], times["odflow SSD full train step"]
     lines.append("")
-    lines.append(f"SSD overhead over the backbone baseline: **{overhead:+.1%}** (goal <= +15%)")
+    lines.append(f"SSD full step over the baseline: **{min(ssd) / min(baseline) - 1:+.1%}** "
+                 f"by the fastest round, {statistics.median(ssd) / statistics.median(baseline) - 1:+.1%} "
+                 "by the median (goal <= +15%)")
     table = "\n".join(lines)
     print(table)
     if args.output:

@@ -9,14 +9,10 @@ All logic lives in ``odflow.train`` (see ``--help``).
 """
 
 import sys
-from pathlib import Path
 
-try:
-    import odflow  # noqa: F401
-except ImportError:  # run from a checkout without ``pip install -e .``
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import _bootstrap  # noqa: F401
 
-from odflow.train.cli import main  # noqa: E402
+from odflow.train.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -370,3 +372,23 @@ def test_script_runs_from_anywhere_and_fails_with_exit_2(tmp_path):
     assert bad.returncode == 2
     assert "error: --pipeline_config_path missing.config does not exist" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_sigterm_during_export_leaves_nothing_behind(trained, tmp_path):
+    out = tmp_path / "exported_model"
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--pipeline_config_path", str(trained["config"]),
+         "--trained_checkpoint_prefix", trained["prefix"], "--output_directory", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".exported_model.*.tmp")):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+        process.wait()
+    assert os.listdir(tmp_path) == []

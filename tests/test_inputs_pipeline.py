@@ -113,7 +113,7 @@ def test_eval_batches_have_the_contracts_keys_shapes_and_values(records):
             assert batch["original_image_shape"][row].numpy().tolist() == [*SIZES[i], 3]
             assert batch["true_image_shape"][row].numpy().tolist() == [HEIGHT, WIDTH, 3]
             decoded = tf.io.decode_jpeg(encoded[i], channels=3)
-            expected_image = tf.image.resize(decoded, [HEIGHT, WIDTH])
+            expected_image = tf.compat.v1.image.resize(decoded, [HEIGHT, WIDTH])
             np.testing.assert_array_equal(batch["image"][row].numpy(), expected_image.numpy())
             boxes, classes = _expected_boxes(i)
             n = len(boxes)

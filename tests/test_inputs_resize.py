@@ -29,9 +29,10 @@ def test_fixed_shape_resizer_gives_the_model_size(method):
     assert true_shape.numpy().tolist() == [20, 30, 3]
 
 
-def test_bilinear_is_tf_image_resize():
+def test_bilinear_is_tf1s_resize_as_in_the_models_preprocess():
     image, _ = _resizer("fixed_shape_resizer { height: 20 width: 30 }")(_image())
-    expected = tf.image.resize(tf.cast(_image(), tf.float32), [20, 30])
+    expected = tf.compat.v1.image.resize(tf.cast(_image(), tf.float32), [20, 30],
+                                         align_corners=False)
     np.testing.assert_allclose(image.numpy(), expected.numpy(), atol=1e-4)
 
 

@@ -110,3 +110,43 @@ def test_greedy_nms_matches_tf_kernel(threshold):
     keep = greedy_nms_keep(tf.constant(boxes[order]), threshold).numpy()
     assert sorted(order[keep].tolist()) == sorted(expected.tolist())
     assert len(expected) < 240
+
+
+def _reference_mask(boxes, losses, match, num_hard, threshold, ratio, min_negatives):
+    """The API's algorithm, literally: NMS kernel, then the running negative count."""
+    selected = tf.image.non_max_suppression(boxes, losses, num_hard, threshold).numpy()
+    sel_match = match[selected]
+    positives = sel_match >= 0
+    max_neg = max(min_negatives, int(ratio * positives.sum()))
+    quota = np.cumsum(sel_match == -1) <= max_neg
+    mask = np.zeros(len(losses), np.float32)
+    mask[selected[positives | quota]] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matches_reference_algorithm(seed):
+    # Anchors on a grid with clusters of near-duplicate predictions, a varying number of
+    # positives (from none to most anchors) so both the prefix path and the fallback run.
+    rng = np.random.default_rng(seed)
+    num = 400
+    centres = rng.uniform(0.1, 0.9, (num, 2))
+    centres[num // 2:] = centres[: num // 2] + rng.normal(0, 0.002, (num // 2, 2))
+    size = rng.uniform(0.05, 0.3, (num, 2))
+    boxes = np.concatenate([centres - size / 2, centres + size / 2], 1).astype(np.float32)
+    losses = rng.exponential(size=(num,)).astype(np.float32)
+    positive_fraction = [0.0, 0.01, 0.03, 0.1, 0.3, 0.6][seed]
+    match = np.where(rng.uniform(size=num) < positive_fraction, 0, -1).astype(np.int32)
+    match[rng.uniform(size=num) < 0.05] = -2
+    cls = tf.constant(losses[None])
+    loc = tf.constant(rng.uniform(size=(1, num)).astype(np.float32))
+    for threshold in (0.5, 0.99):
+        for ratio, min_neg in ((3, 0), (1, 5)):
+            miner = HardExampleMiner(3000, threshold, "cls", 1.0, 1.0, ratio, min_neg)
+            loc_sum, cls_sum = miner(loc, cls, boxes[None], match[None])
+            mask = _reference_mask(boxes, losses, match, 3000, threshold, ratio, min_neg)
+            assert float(cls_sum) == pytest.approx(float((losses * mask).sum()), rel=1e-5)
+            assert float(loc_sum) == pytest.approx(float((loc.numpy()[0] * mask).sum()), rel=1e-5)
+            stats = miner.summary()
+            assert float(stats["Loss/HardExampleMiner/NumPositives"]) == (
+                mask * (match >= 0)).sum()

@@ -24,9 +24,9 @@ TRAIN_TAGS = {"Loss/classification_loss", "Loss/localization_loss", "Loss/regula
 
 
 def options(tmp, config, **kwargs) -> TrainOptions:
-    defaults = dict(model_dir=str(tmp / "ckpt"), pipeline_config_path=str(config),
-                    log_every=2, checkpoint_every_steps=2, checkpoint_every_minutes=0,
-                    eval_every=-1, seed=3, show_progress_bar=False)
+    defaults = {"model_dir": str(tmp / "ckpt"), "pipeline_config_path": str(config),
+                "log_every": 2, "checkpoint_every_steps": 2, "checkpoint_every_minutes": 0,
+                "eval_every": -1, "seed": 3, "show_progress_bar": False}
     defaults.update(kwargs)
     return TrainOptions(**defaults)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
 
 from odflow.utils.cli import setup_logging
@@ -46,6 +47,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_file)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from odflow.export.exporter import export_inference_graph  # TensorFlow: after --help
 
@@ -58,3 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_moving_averages=args.use_moving_averages,
     )
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM (Snakemake, SLURM's time limit) unwinds like Ctrl+C: the staging directory goes."""
+    del frame
+    raise SystemExit(128 + signum)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from odflow.errors import OdflowError
 
-#: ``--input_type`` -> (input tensor name in the frozen graph, its spec without a name).
+#: ``--input_type`` -> its input's spec; the frozen graph's placeholder is named after the type.
 INPUT_TYPES: dict[str, tf.TensorSpec] = {
     "image_tensor": tf.TensorSpec([None, None, None, 3], tf.uint8),
     "encoded_image_string_tensor": tf.TensorSpec([None], tf.string),
@@ -77,6 +77,8 @@ def detection_function(model, input_type: str,
     The input spec is named ``input_name`` (default: the input type, so that the frozen graph's
     placeholder is ``image_tensor``; the SavedModel uses ``inputs``), and each output goes through
     a ``tf.identity`` named after its key: after freezing, those are the tensor names clients use.
+    No AutoGraph: the model's methods are plain TF ops with Python branches on static values
+    only, and converting them would cost seconds per trace (an export traces twice).
     """
     check_input_type(input_type)
 

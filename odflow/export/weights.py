@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from odflow.errors import OdflowError
+from odflow.train import checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def resolve_checkpoint_prefix(prefix: str) -> str:
     """
     path = Path(prefix)
     if path.is_dir():
-        latest = tf.train.latest_checkpoint(str(path))
+        latest = checkpoints.latest_checkpoint(path)
         if latest is None:
             raise OdflowError(f"--trained_checkpoint_prefix {prefix} is a directory without a "
                               f"checkpoint state file; {_available(path)}")
@@ -70,12 +71,11 @@ def resolve_checkpoint_prefix(prefix: str) -> str:
 
 
 def _available(directory: Path) -> str:
-    shown = directory if str(directory) else Path(".")
-    found = checkpoints_in(directory if str(directory) else Path("."))
+    found = checkpoints_in(directory)
     if not found:
-        return f"there are no checkpoints (*.index) in {shown}/"
-    return (f"checkpoints in {shown}/: {', '.join(found)}; pass one of them as "
-            f"--trained_checkpoint_prefix {shown / found[-1]}")
+        return f"there are no checkpoints (*.index) in {directory}/"
+    return (f"checkpoints in {directory}/: {', '.join(found)}; pass one of them, e.g. "
+            f"--trained_checkpoint_prefix {directory / found[-1]}")
 
 
 def wants_moving_averages(pipeline_config) -> bool:

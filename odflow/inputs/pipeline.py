@@ -6,6 +6,11 @@ means what it meant there.  Decoding, augmenting and resizing run in one paralle
 ``AUTOTUNE``: on a CPU the pipeline competes with the training step for the same cores, and
 tf.data's tuner sizes the parallelism better than the API's fixed ``num_parallel_batches``.
 
+The API's queue and thread settings (``num_parallel_batches``, ``num_prefetch_batches``,
+``queue_capacity``, ``min_after_dequeue``, ``prefetch_size``, ``num_parallel_map_calls``) only
+tuned speed; they are ignored in favour of ``AUTOTUNE``.  Options that change what the model
+sees and that odflow does not implement (keypoints, masks, extra channels...) are errors.
+
 Randomness comes from one base seed: shuffles get it as their tf.data seed, and each example's
 augmentations get a stateless seed folded from it and the example's position in the stream,
 so a given ``seed`` gives the same batches in every run.
@@ -154,10 +159,12 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
     if not is_training and augmentations:
         raise ValueError("evaluation batches are never augmented; pass augmentations=()")
     augment = build_augmenter(augmentations, AUGMENT_FIELD)
+    boxes_field = "train_config.max_number_of_boxes" if is_training else "max_number_of_boxes"
     if max_number_of_boxes is None:
         max_number_of_boxes = input_reader.max_number_of_boxes
+        boxes_field = f"{field}.max_number_of_boxes"
     if max_number_of_boxes < 1:
-        raise OdflowError(f"max_number_of_boxes: must be at least 1, got {max_number_of_boxes}")
+        raise OdflowError(f"{boxes_field}: must be at least 1, got {max_number_of_boxes}")
     if batch_size < 1:
         raise OdflowError(f"batch_size: must be at least 1, got {batch_size}")
     if drop_remainder is None:

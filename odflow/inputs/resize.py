@@ -2,9 +2,9 @@
 
 Only ``fixed_shape_resizer`` is implemented (the SSD configs use it): every image becomes
 ``height x width`` whatever its aspect ratio, so normalised boxes stay valid unchanged and the
-whole image is the "true" image (no padding).  The resize uses ``tf.image.resize`` (half-pixel
-centres); the model's ``preprocess`` must resize the same way so that training and inference
-see the same pixels.
+whole image is the "true" image (no padding).  The resize is TF1's (``tf.compat.v1.image.resize``,
+``align_corners=False``, no half-pixel centres), as in the API and in ``SSDMetaArch.preprocess``,
+which resizes exported-model inputs: training and inference must see the same pixels.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import tensorflow as tf
 from odflow.errors import OdflowError
 from odflow.protos import pipeline_pb2
 
+_V1 = tf.compat.v1.image.ResizeMethod
 _METHODS = {
-    pipeline_pb2.BILINEAR: tf.image.ResizeMethod.BILINEAR,
-    pipeline_pb2.NEAREST_NEIGHBOR: tf.image.ResizeMethod.NEAREST_NEIGHBOR,
-    pipeline_pb2.BICUBIC: tf.image.ResizeMethod.BICUBIC,
-    pipeline_pb2.AREA: tf.image.ResizeMethod.AREA,
+    pipeline_pb2.BILINEAR: _V1.BILINEAR,
+    pipeline_pb2.NEAREST_NEIGHBOR: _V1.NEAREST_NEIGHBOR,
+    pipeline_pb2.BICUBIC: _V1.BICUBIC,
+    pipeline_pb2.AREA: _V1.AREA,
 }
 
 
@@ -28,14 +29,15 @@ _METHODS = {
 class FixedShapeResizer:
     height: int = 300
     width: int = 300
-    method: str = tf.image.ResizeMethod.BILINEAR
+    method: int = _V1.BILINEAR
     convert_to_grayscale: bool = False
 
     def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """``image`` ``[H, W, 3]`` -> (float32 ``[height, width, 3]`` in [0, 255], true shape)."""
-        resized = tf.image.resize(image, [self.height, self.width], method=self.method)
+        resized = tf.compat.v1.image.resize(image, [self.height, self.width], method=self.method,
+                                            align_corners=False)
         resized = tf.cast(resized, tf.float32)
-        if self.method == tf.image.ResizeMethod.BICUBIC:
+        if self.method == _V1.BICUBIC:
             resized = tf.clip_by_value(resized, 0.0, 255.0)  # bicubic overshoots at edges
         if self.convert_to_grayscale:
             resized = tf.tile(tf.image.rgb_to_grayscale(resized), [1, 1, 3])

@@ -2,7 +2,9 @@
 
 Every option the config sets that odflow does not implement is an ``OdflowError`` naming the
 field: a detector silently trained without an option the user asked for is worse than no
-detector.
+detector.  Options that only chose a TF1 implementation detail with no effect on results
+(``inplace_batchnorm_update``, ``hyperparams.regularize_depthwise``: slim regularised
+depthwise weights either way) are accepted.
 """
 
 from __future__ import annotations
@@ -34,25 +36,27 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
     _check_ssd_options(config)
     num_classes = config.num_classes
     image_size, resize_method = _image_size(config)
-    feature_extractor = _feature_extractor(config)
+    # The cheap, config-only pieces first: their errors come before any variable is made.
     anchor_generator = build_anchor_generator(config.anchor_generator)
-    anchors_per_location = anchor_generator.num_anchors_per_location()
-    if len(anchors_per_location) != len(feature_extractor.feature_depths):
-        raise OdflowError(
-            f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
-            f"feature extractor gives {len(feature_extractor.feature_depths)} feature maps "
-            f"({_SSD}.feature_extractor.num_layers); make them equal")
-    box_predictor = _box_predictor(config, feature_extractor.feature_depths,
-                                   anchors_per_location)
-    assigner = target_assigner.build_target_assigner(config)
+    box_coder = build_box_coder(config.box_coder)
     assign = functools.partial(
         target_assigner.batch_assign_targets, num_classes=num_classes,
-        target_assigner=assigner,
+        target_assigner=target_assigner.build_target_assigner(config),
         unmatched_class_label=target_assigner.unmatched_class_label(
             num_classes, config.encode_background_as_zeros))
     losses = build_losses(config.loss)
     non_max_suppression, score_converter = postprocess.build_postprocessing(
         config.post_processing)
+    anchors_per_location = anchor_generator.num_anchors_per_location()
+    num_maps = config.feature_extractor.num_layers  # ssd_mobilenet_v1: one map per layer
+    if len(anchors_per_location) != num_maps:
+        raise OdflowError(
+            f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
+            f"feature extractor gives {num_maps} feature maps "
+            f"({_SSD}.feature_extractor.num_layers); make them equal")
+    feature_extractor = _feature_extractor(config)
+    box_predictor = _box_predictor(config, feature_extractor.feature_depths,
+                                   anchors_per_location)
     return SSDMetaArch(
         num_classes=num_classes,
         image_size=image_size,
@@ -60,8 +64,8 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
         feature_extractor=feature_extractor,
         box_predictor=box_predictor,
         anchor_generator=anchor_generator,
-        box_coder=build_box_coder(config.box_coder),
-        assign_targets=lambda anchors, boxes, classes, num: assign(anchors, boxes, classes, num),
+        box_coder=box_coder,
+        assign_targets=assign,
         classification_loss=losses.classification,
         localization_loss=losses.localization,
         hard_example_miner=losses.hard_example_miner,
@@ -100,6 +104,8 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
          "only use_confidences_as_targets: false"),
         ("implicit_example_weight", config.implicit_example_weight != 1.0,
          "only implicit_example_weight: 1.0"),
+        ("return_raw_detections_during_predict", config.return_raw_detections_during_predict,
+         "postprocess returns raw_detection_boxes/raw_detection_scores"),
     ]
     loss = config.loss
     unsupported += [

@@ -75,7 +75,7 @@ class SSDMetaArch(tf.Module):
         self.non_max_suppression = non_max_suppression
         self.is_training = is_training
         self.freeze_batchnorm = freeze_batchnorm
-        self._anchor_cache: dict[tuple, np.ndarray] = {}
+        self._anchors = _AnchorCache(anchor_generator, self.image_size)
         self._named = {**feature_extractor.named_variables(), **box_predictor.named_variables()}
         self._units = feature_extractor.units() + box_predictor.units()
         # Anchors for the configured size now, eagerly: later calls inside tf.function reuse
@@ -124,12 +124,8 @@ class SSDMetaArch(tf.Module):
         return preprocessed, true_shapes
 
     def anchors_for(self, shapes: list[tuple[int, int]]) -> tf.Tensor:
-        key = tuple(shapes)
-        if key not in self._anchor_cache:
-            with tf.init_scope():
-                anchors = self.anchor_generator.generate(list(shapes), *self.image_size)
-                self._anchor_cache[key] = np.asarray(anchors, np.float32)
-        return tf.constant(self._anchor_cache[key])
+        """Anchors ``[A, 4]`` for these feature-map sizes (a constant: they never change)."""
+        return self._anchors.get(shapes)
 
     def predict(self, preprocessed: tf.Tensor, training: bool | None = None) -> dict:
         """Box encodings ``[B,A,4]``, class logits ``[B,A,C+1]``, anchors ``[A,4]``, feature
@@ -234,6 +230,27 @@ class SSDMetaArch(tf.Module):
         if with_summaries:
             losses.update(summaries)
         return losses
+
+
+class _AnchorCache:
+    """Anchors per feature-map layout, computed eagerly once.
+
+    A plain object on purpose: a dict attribute of a ``tf.Module`` would be tracked for
+    object-based checkpoints, which refuse non-string keys.
+    """
+
+    def __init__(self, generator: Any, image_size: tuple[int, int]) -> None:
+        self.generator = generator
+        self.image_size = image_size
+        self.cache: dict[tuple, np.ndarray] = {}
+
+    def get(self, shapes: list[tuple[int, int]]) -> tf.Tensor:
+        key = tuple(shapes)
+        if key not in self.cache:
+            with tf.init_scope():
+                anchors = self.generator.generate(list(shapes), *self.image_size)
+                self.cache[key] = np.asarray(anchors, np.float32)
+        return tf.constant(self.cache[key])
 
 
 def _per_anchor(losses: tf.Tensor) -> tf.Tensor:

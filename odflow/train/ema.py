@@ -15,7 +15,7 @@ training begins (after the fine-tune checkpoint was restored).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import tensorflow as tf
 

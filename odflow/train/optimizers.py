@@ -15,8 +15,9 @@ TF1's were; their formulas follow the API's ``learning_schedules`` documentation
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -67,7 +68,7 @@ def manual_step(boundaries: Sequence[int], rates: Sequence[float],
     boundaries = [int(b) for b in boundaries]
     rates = [float(r) for r in rates]
     if any(b <= 0 for b in boundaries) or any(
-            later <= earlier for earlier, later in zip(boundaries, boundaries[1:])):
+            later <= earlier for earlier, later in itertools.pairwise(boundaries)):
         raise OdflowError("manual_step_learning_rate.schedule: the steps must be positive and "
                           f"strictly increasing, got {boundaries}")
     if len(rates) != len(boundaries) + 1:
@@ -171,7 +172,7 @@ class Optimizer:
 
     def after_apply(self) -> None:
         """Advance state shared by all variables (Adam's beta powers); cross-replica context."""
-        return None
+        return
 
     def apply_one(self, variable, grad: tf.Tensor, lr: tf.Tensor, *slots) -> tf.Operation:
         raise NotImplementedError

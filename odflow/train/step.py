@@ -10,7 +10,7 @@ step, and the loop stops with an error.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

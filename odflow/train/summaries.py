@@ -14,8 +14,8 @@ summaries.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import tensorflow as tf

@@ -1,0 +1,97 @@
+"""Multi-replica training on a CPU split in two, and repeatable runs with --seed.
+
+Both need a fresh interpreter: logical devices must be configured before TensorFlow
+initialises its devices, and determinism is switched on process-wide.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_train_support import MODEL_MAIN, REPO, run_python, subprocess_env, write_config
+
+pytestmark = pytest.mark.slow
+
+# Two replicas on a global batch [x, x, x, x] see [x, x] each; that must train exactly like one
+# replica on [x, x].  (Against one replica on all four copies the batch-norm statistics differ in
+# the last bits, since the Bessel correction depends on the batch size.)
+MULTI_REPLICA = r"""
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "tests")
+from test_train_support import make_config
+from odflow.inputs import build_dataset
+from odflow.model import builder
+from odflow.train.state import TrainingState
+from odflow.train.step import build_train_step
+
+cfg = make_config(Path(sys.argv[1]), batch_size=4, augment=False)
+single = next(iter(build_dataset(cfg.train_input_reader, model_config=cfg.model, batch_size=1,
+                                 is_training=True, seed=0)))
+out = {}
+strategies = [("one", tf.distribute.get_strategy(), 2),
+              ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 4)]
+for name, strategy, copies in strategies:
+    batch = {k: tf.concat([v] * copies, 0) for k, v in single.items()}
+    tf.keras.utils.set_random_seed(1)
+    with strategy.scope():
+        state = TrainingState(builder.build(cfg.model, is_training=True),
+                              cfg.train_config.optimizer, cfg.train_config)
+    step = build_train_step(state, strategy)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    if strategy.num_replicas_in_sync > 1:
+        data = strategy.experimental_distribute_dataset(data)
+    batches = iter(data)
+    losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(2)]
+    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
+               if k.startswith("BoxPredictor_0/")}
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses,
+                 "weights": weights, "step": state.step}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_two_replicas_train_like_one(tmp_path):
+    result = run_python(MULTI_REPLICA.replace("sys.argv[1]", repr(str(tmp_path))), timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    out = json.loads(line[len("RESULT"):])
+    one, two = out["one"], out["two"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert one["step"] == two["step"] == 2
+    for a, b in zip(one["losses"], two["losses"]):
+        assert set(a) == set(b)
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+    assert one["losses"][0]["Loss/total_loss"] != one["losses"][1]["Loss/total_loss"]
+    for name, value in one["weights"].items():
+        np.testing.assert_allclose(np.array(two["weights"][name]), np.array(value),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_seeded_deterministic_runs_write_identical_checkpoints(tmp_path):
+    config = write_config(tmp_path, num_steps=2)  # augmentations on: they are seeded too
+    prefixes = []
+    for run in ("a", "b"):
+        model_dir = tmp_path / run
+        result = subprocess.run(
+            [sys.executable, str(MODEL_MAIN), f"--model_dir={model_dir}",
+             f"--pipeline_config_path={config}", "--seed=7", "--deterministic",
+             "--eval_every=-1", "--log_every=1"],
+            env=subprocess_env(), cwd=str(REPO), capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        prefixes.append(str(model_dir / "model.ckpt-2"))
+    readers = [tf.train.load_checkpoint(p) for p in prefixes]
+    names = readers[0].get_variable_to_shape_map()
+    assert names == readers[1].get_variable_to_shape_map()
+    for name in names:
+        np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name),
+                                      err_msg=name)
