@@ -84,7 +84,7 @@ def test_run_writes_train_and_eval_events_and_metrics(trained):
     model_dir = tmp / "ckpt"
     tags = event_tags(model_dir)
     assert TRAIN_TAGS <= set(tags)
-    assert tags["Loss/total_loss"] == [2, 4]
+    assert tags["Loss/total_loss"] == [1, 2, 4]  # the first step, then every 2
     assert "train_input_images" in tags
     eval_tags = event_tags(model_dir / "eval_0")
     assert set(METRIC_KEYS) <= set(eval_tags) and eval_tags[METRIC_KEYS[0]] == [4]

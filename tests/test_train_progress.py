@@ -28,11 +28,12 @@ def test_log_line_every_n_steps_with_losses_lr_rate_and_eta(caplog):
               "Loss/regularization_loss": 0.25, "Loss/total_loss": 4.0,
               "Loss/HardExampleMiner/NumPositives": 3.0}
     with caplog.at_level(logging.INFO, logger="odflow.train"):
+        assert progress.update(1, losses, 0.004)  # the first step is always shown
         assert not progress.update(9, losses, 0.004)
         assert progress.update(10, losses, 0.004)
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1
-    line = lines[0]
+    assert len(lines) == 2
+    line = lines[1]
     for part in ("step 10/100", "loss 4.0000", "classification 2.5000", "localization 1.2500",
                  "regularization 0.2500", "lr 0.004", "images/s", "ETA"):
         assert part in line
@@ -87,3 +88,21 @@ def test_summaries_write_scalar_and_image_events(tmp_path):
     decoded = tf.io.decode_png(payload[2]).numpy()
     assert decoded.shape == (16, 16, 3)
     assert not np.all(decoded == decoded[0, 0])  # a box was drawn
+
+
+def test_save_clock_every_steps_or_minutes(monkeypatch):
+    from odflow.train import loop
+
+    now = [1000.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
+    clock = loop._SaveClock(every_steps=5, every_minutes=2)
+    assert clock.due(5) and not clock.due(6)
+    now[0] += 119
+    assert not clock.due(7)
+    now[0] += 1
+    assert clock.due(7)
+    clock.saved()
+    assert not clock.due(8)
+    off = loop._SaveClock(every_steps=0, every_minutes=0)
+    now[0] += 10**6
+    assert not off.due(10)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,10 @@ from odflow.utils.atomic import atomic_write_text
 log = logging.getLogger(__name__)
 
 SUPPORTED_METRICS = ("coco_detection_metrics",)
+
+
+class EvaluationAborted(Exception):
+    """An evaluation stopped early because training was asked to stop."""
 
 
 def eval_reader(config):
@@ -110,13 +115,19 @@ class Evaluator:
                              batch_size=max(1, self.config.eval_config.batch_size),
                              is_training=False, seed=self.seed, field="eval_input_reader")
 
-    def run(self) -> CocoEvaluator:
-        """Detect on every eval image; return the filled ``CocoEvaluator`` (``report`` it)."""
+    def run(self, should_stop: Callable[[], bool] | None = None) -> CocoEvaluator:
+        """Detect on every eval image; return the filled ``CocoEvaluator`` (``report`` it).
+
+        ``should_stop`` is polled between batches: Ctrl+C during a periodic evaluation of a
+        large eval set must not wait for the whole pass (the checkpoint is already saved).
+        """
         evaluator = CocoEvaluator(
             self.categories, backend=self.backend,
             include_per_category=self.config.eval_config.include_metrics_per_category)
         index = 0
         for batch in self.dataset():
+            if should_stop is not None and should_stop():
+                raise EvaluationAborted()
             detections = {k: v.numpy() for k, v in self._detect(batch["image"]).items()}
             shapes = batch["original_image_shape"].numpy()
             gt_boxes = batch["groundtruth_boxes"].numpy()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,7 +273,8 @@ class _Run:
             self.saved_step = step
         return self.last_checkpoint
 
-    def evaluate(self, metrics_json: str | None = None) -> None:
+    def evaluate(self, metrics_json: str | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         """Evaluate the current weights (their averages if eval_config says so), once per step."""
         step = self.state.step
         if self.evaluator is None:
@@ -287,7 +289,7 @@ class _Run:
         if self.config.eval_config.use_moving_averages and self.state.ema is not None:
             averages = self.state.ema.shadows
         with swapped_in(self.state.trainable, averages):
-            self._coco = self.evaluator.run()
+            self._coco = self.evaluator.run(should_stop)
         self.metrics = evaluation.report(self._coco, step=step,
                                          model_dir=self.options.model_dir,
                                          metrics_json=metrics_json, checkpoint=checkpoint)
@@ -333,7 +335,10 @@ class _Run:
                         self.save()
                         clock.saved()
                     if options.eval_every > 0 and step % options.eval_every == 0:
-                        self.evaluate()
+                        try:
+                            self.evaluate(should_stop=lambda: stop.requested)
+                        except evaluation.EvaluationAborted:
+                            log.warning("evaluation at step %d abandoned", step)
                 if stop.requested:
                     progress.close()
                     checkpoint = self.save()

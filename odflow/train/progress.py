@@ -44,6 +44,7 @@ class Progress:
         self.num_steps = num_steps
         self.batch_size = batch_size
         self.log_every = max(int(log_every), 1)
+        self._first_step = start_step + 1
         self._window_step = start_step
         self._window_time = time.perf_counter()
         self.images_per_second = 0.0
@@ -67,10 +68,12 @@ class Progress:
             self._bar.update(step - self._bar.n)
             self._bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}",
                                   lr=f"{learning_rate:.3g}", refresh=False)
-        if step % self.log_every != 0:
+        # The first step is logged too: it shows at once that training runs (and what the
+        # losses start at) instead of staying silent until step N.
+        if step % self.log_every != 0 and step != self._first_step:
             return False
         now = time.perf_counter()
-        if step > self._window_step and now > self._window_time:
+        if step > self._window_step and now > self._window_time and step != self._first_step:
             self.images_per_second = ((step - self._window_step) * self.batch_size
                                       / (now - self._window_time))
         self._window_step, self._window_time = step, now
