@@ -9,7 +9,7 @@ the model's speed the input pipeline and the loop's per-step work cost (goal: >=
 Blocks of steps alternate between the two so that load from other processes on the machine
 hits both alike; the reported figures are medians over blocks.
 
-    python benchmarks/train_pipeline.py [--batch_size 8] [--depth_multiplier 0.5] [--blocks 4]
+    python benchmarks/train_pipeline.py [--batch_size 8] [--depth_multiplier 1.0] [--blocks 5]
 """
 
 from __future__ import annotations
@@ -90,9 +90,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--depth_multiplier", type=float, default=0.5)
-    parser.add_argument("--steps", type=int, default=6, help="steps per block")
-    parser.add_argument("--blocks", type=int, default=4, help="blocks per variant")
+    parser.add_argument("--depth_multiplier", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=4, help="steps per block")
+    parser.add_argument("--blocks", type=int, default=5, help="blocks per variant")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -128,7 +128,13 @@ def test_batch_norm_training_updates_moving_statistics_only_in_training():
     model.predict(images, training=False)
     np.testing.assert_array_equal(mean.numpy(), before)
     model.predict(images, training=True)
-    assert not np.allclose(mean.numpy(), before)
+    # TF1 slim: moving -= (moving - batch) * (1 - decay); MobileNet's own decay 0.9997.
+    weights = model.named_variables()[f"{FE}/Conv2d_0/weights"]
+    conv = tf.nn.conv2d(images, weights, 2, "SAME").numpy().reshape(-1, 16)
+    np.testing.assert_allclose(mean.numpy(), conv.mean(0) * (1 - 0.9997), rtol=1e-3, atol=1e-9)
+    variance = model.named_variables()[f"{FE}/Conv2d_0/BatchNorm/moving_variance"]
+    np.testing.assert_allclose(variance.numpy(), 1 - (1 - conv.var(0, ddof=1)) * (1 - 0.9997),
+                               rtol=1e-5)
 
 
 def test_freeze_batchnorm_keeps_moving_statistics():
@@ -183,3 +189,23 @@ def test_box_predictor_layers_before_predictor_and_options():
     a = model.predict(images, training=False)["class_predictions_with_background"]
     b = model.predict(images, training=False)["class_predictions_with_background"]
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_variance_scaling_initializer_and_l1_regularizer():
+    model = builder.build(zoo_model_config(c=(
+        "ssd { num_classes: 1 feature_extractor { depth_multiplier: 0.25 } "
+        "box_predictor { convolutional_box_predictor { conv_hyperparams { "
+        "initializer { variance_scaling_initializer { factor: 1.0 uniform: true mode: FAN_AVG } } "
+        "regularizer { l1_regularizer { weight: 0.5 } } } } } }")), False)
+    named = model.named_variables()
+    weights = named["BoxPredictor_1/BoxEncodingPredictor/weights"].numpy()  # [1, 1, 256, 24]
+    limit = np.sqrt(3.0 / ((256 + 24) / 2))
+    assert np.abs(weights).max() <= limit
+    assert np.abs(weights).max() > 0.9 * limit  # uniform: some values near the bound
+    box_terms = sum(0.5 * np.abs(v.numpy()).sum() for n, v in named.items()
+                    if n.startswith("BoxPredictor") and n.endswith("weights"))
+    feature_terms = 0.00004 * sum((v.numpy().astype(np.float64) ** 2).sum() / 2
+                                  for n, v in named.items()
+                                  if n.startswith(FE) and n.endswith("weights"))
+    assert float(model.regularization_loss()) == pytest.approx(box_terms + feature_terms,
+                                                               rel=1e-4)

@@ -79,6 +79,15 @@ def test_zoo_prefix_has_no_step_and_missing_files_are_reported(tmp_path):
         ck.latest_checkpoint(tmp_path)
 
 
+def test_latest_falls_back_to_newest_complete_listed_checkpoint(tmp_path, caplog):
+    manager = ck.CheckpointManager(tmp_path)
+    for step in (1, 2, 3):
+        manager.save(tensors(step), step)
+    (tmp_path / "model.ckpt-3.index").unlink()  # what Snakemake does to a rule's output
+    assert ck.latest_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-2")
+    assert "model.ckpt-3, whose files are missing" in caplog.text
+
+
 def test_state_file_with_tf2_fields_and_garbage(tmp_path):
     (tmp_path / "checkpoint").write_text(
         'model_checkpoint_path: "/abs/model.ckpt-5"\n'

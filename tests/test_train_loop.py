@@ -167,3 +167,50 @@ def test_run_once_evaluates_the_moving_averages(trained, tmp_path):
     assert payload["global_step"] == 4
     assert payload["checkpoint"] == str(src / "ckpt/model.ckpt-4")
     assert set(METRIC_KEYS) <= set(event_tags(tmp_path / "events/eval_0"))
+
+
+def test_fine_tune_checkpoint_only_when_starting_fresh(trained, tmp_path, caplog):
+    src, _, _ = trained
+    config = write_config(tmp_path, num_steps=1,
+                          fine_tune_checkpoint=str(src / "ckpt/model.ckpt-4"))
+    with caplog.at_level(logging.INFO):
+        train(options(tmp_path, config))
+    assert "fine-tuning from" in caplog.text and "restored" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        result = train(options(tmp_path, config, num_train_steps=2))
+    assert result.step == 2
+    assert "fine-tuning from" not in caplog.text and "resumed from" in caplog.text
+
+
+def test_fine_tune_checkpoint_errors(tmp_path):
+    config = write_config(tmp_path, fine_tune_checkpoint=str(tmp_path / "nowhere/model.ckpt"))
+    with pytest.raises(OdflowError, match="train_config.fine_tune_checkpoint.*nowhere"):
+        train(options(tmp_path, config))
+    unrelated = tmp_path / "other" / "model.ckpt"
+    ck.write_bundle(unrelated, {"SomethingElse/weights": np.zeros([2], np.float32)})
+    config = write_config(tmp_path, name="other.config", fine_tune_checkpoint=str(unrelated))
+    with pytest.raises(OdflowError, match="nothing restored"):
+        train(options(tmp_path, config, model_dir=str(tmp_path / "fresh")))
+
+
+def test_train_step_traces_once(tmp_path):
+    from odflow import config as config_lib
+    from odflow.inputs import build_dataset
+    from odflow.model import builder
+    from odflow.train.state import TrainingState
+    from odflow.train.step import build_train_step
+
+    cfg = config_lib.load(write_config(tmp_path))
+    state = TrainingState(builder.build(cfg.model, True), cfg.train_config.optimizer,
+                          cfg.train_config)
+    step = build_train_step(state, tf.distribute.get_strategy())
+    batches = iter(build_dataset(
+        cfg.train_input_reader, model_config=cfg.model, batch_size=2, is_training=True,
+        augmentations=list(cfg.train_config.data_augmentation_options), seed=0))
+    for _ in range(3):
+        losses, learning_rate, finite = step(next(batches))
+        assert bool(finite) and float(learning_rate) == pytest.approx(0.004)
+        assert np.isfinite(float(losses["Loss/total_loss"]))
+    assert step.experimental_get_tracing_count() == 1
+    assert state.step == 3

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 EXPORT_JOBS = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
                "records", "pipeline_config", "train", "export"}
-JOB_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+\S.*\n?)*)", re.M)
+JOB_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+\S.*\n?)*)", re.MULTILINE)
 
 
 @pytest.mark.parametrize(("changes", "names"), [
@@ -77,9 +77,9 @@ def test_dry_run_lists_every_job_with_a_reason(tmp_path: Path) -> None:
     blocks = JOB_BLOCK.findall(result.output)
     assert sorted(name for name, _ in blocks) == sorted(planned.elements()), result.describe()
     for name, body in blocks:
-        assert re.search(r"^\s+reason: \S", body, re.M), (name, body)
-        assert re.search(r"^\s+log: logs/\S+\.log", body, re.M), (name, body)
-        assert re.search(r"^\s+benchmark: logs/benchmarks/\S+\.tsv", body, re.M), (name, body)
+        assert re.search(r"^\s+reason: \S", body, re.MULTILINE), (name, body)
+        assert re.search(r"^\s+log: logs/\S+\.log", body, re.MULTILINE), (name, body)
+        assert re.search(r"^\s+benchmark: logs/benchmarks/\S+\.tsv", body, re.MULTILINE), (name, body)
     train = dict(blocks)["train"]
     assert re.search(r"resources:.*\bgpu=1\b", train), train
     assert {path.name for path in tmp_path.iterdir()} <= {".snakemake"}  # a plan only

@@ -240,7 +240,7 @@ class _TarballHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
     requests = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).requests += 1
         if self.path != "/x.tar.gz":
             self.send_error(404)

@@ -1,30 +1,43 @@
-"""The tiny workflow on a real single-node SLURM cluster, through `--profile profiles/slurm`.
+"""The tiny workflow on a real single-node SLURM cluster, through `--profile profiles/slurm`,
+with the training job preempted (requeued) half-way.
 
 The cluster (tests/support/slurm_cluster.py) needs root and Debian's slurm-wlm and munge; where
-it cannot start the test is skipped with the reason, except on CI (ODFLOW_CI=1), which installs
-SLURM and so must run it.
+it cannot start, the test is skipped with the reason, except on CI (ODFLOW_CI=1), which
+installs SLURM and so must run it.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.slurm_cluster import SlurmCluster, cannot_run_reason
-from tests.support.workflow import REPO, planned_jobs, run_snakemake, tiny_config, write_config
+from tests.support.workflow import (
+    REPO,
+    interrupt,
+    latest_checkpoint_step,
+    planned_jobs,
+    start_snakemake,
+    tiny_config,
+    wait_for,
+    write_config,
+)
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.slow]
 
-# The plugin waits 40 s before its first status check and adds 10 s per check that sees no
-# job finish; on a tiny workflow the first wait alone would dominate.
-FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1")
+# The plugin waits 40 s before its first status check (and 10 s more per check that sees no
+# job finish); on a tiny workflow that first wait alone would dominate.
+FAST_POLLING = ("--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs")
 EXPORTED = ["frozen_inference_graph.pb", "saved_model/saved_model.pb", "model.ckpt.index",
             "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config",
             "label_map.pbtxt"]
+NUM_STEPS = 200
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)(?:_wildcards\S*)?/")
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +55,73 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
         cluster.stop()
 
 
+def scontrol(cluster: SlurmCluster, *args: str) -> str:
+    done = subprocess.run(["scontrol", *args], check=False, env=cluster.env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"scontrol {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def job_field(cluster: SlurmCluster, jobid: str, name: str) -> str:
+    record = scontrol(cluster, "show", "job", "-o", jobid)
+    match = re.search(rf"\b{name}=(\S*)", record)
+    return match.group(1) if match else ""
+
+
+def preempt(cluster: SlurmCluster, jobid: str) -> None:
+    """Requeue a running job as preemption does (SIGTERM, then back to the queue), and let
+    it start again at once (SLURM holds requeued jobs back for a while by default)."""
+    scontrol(cluster, "requeue", jobid)
+    wait_for(lambda: job_field(cluster, jobid, "JobState") == "PENDING", timeout=120,
+             interval=0.2, what=f"job {jobid} to be pending again after the requeue")
+    scontrol(cluster, "update", f"JobId={jobid}", "StartTime=now")
+
+
 def test_tiny_workflow_runs_through_the_slurm_profile(cluster: SlurmCluster,
                                                       tmp_path: Path) -> None:
-    configfile = write_config(tmp_path, tiny_config())
-    result = run_snakemake(tmp_path, configfile, "--profile", str(REPO / "profiles/slurm"),
-                           *FAST_POLLING, *os.environ.get("PROBE_EXTRA", "").split(), "exported_model/frozen_inference_graph.pb",
-                           timeout=900)
-    assert result.returncode == 0, f"{result.describe()}\n{cluster.logs()}"
-    missing = [name for name in EXPORTED if not (tmp_path / "exported_model" / name).is_file()]
-    assert not missing, missing
-    assert (tmp_path / "ckpt/model.ckpt-6.index").is_file()
+    work = tmp_path
+    configfile = write_config(work, tiny_config(train={"num_steps": NUM_STEPS,
+                                                       "checkpoint_every_steps": 5}))
+    target = "exported_model/frozen_inference_graph.pb"
+    process, output = start_snakemake(work, configfile, "--profile",
+                                      str(REPO / "profiles/slurm"), *FAST_POLLING, target)
 
-    # Every job went through sbatch (none ran locally), each with its own SLURM log.
-    planned = planned_jobs(result.output)
-    submitted = re.findall(r"submitted with SLURM jobid (\d+)", result.output, re.I)
-    assert len(submitted) == sum(planned.values()) - planned.get("all", 0), result.output[-4000:]
-    slurm_logs = {path.parent.name for path in (tmp_path / ".snakemake/slurm_logs").rglob("*.log")}
-    assert {"rule_train", "rule_export", "rule_records"} <= slurm_logs, sorted(slurm_logs)
-    train_log = (tmp_path / "logs/train.log").read_text()
-    assert "done at step 6" in train_log, train_log[-3000:]
+    def submitted() -> dict[str, list[str]]:
+        jobs: dict[str, list[str]] = {}
+        for jobid, rule in SUBMITTED.findall(output.read_text(errors="replace")):
+            jobs.setdefault(rule, []).append(jobid)
+        return jobs
+
+    try:
+        wait_for(lambda: process.poll() is not None
+                 or (latest_checkpoint_step(work / "ckpt") or 0) >= 11,
+                 timeout=600, interval=0.2, what="the training job to save a checkpoint")
+        assert process.poll() is None, output.read_text(errors="replace")[-5000:]
+        train_job = submitted()["train"][0]
+        preempt(cluster, train_job)
+        process.wait(timeout=600)
+    finally:
+        if process.poll() is None:
+            interrupt(process)
+    text = output.read_text(errors="replace")
+    assert process.returncode == 0, f"{text[-6000:]}\n{cluster.logs()}"
+
+    missing = [name for name in EXPORTED if not (work / "exported_model" / name).is_file()]
+    assert not missing, missing
+    assert (work / f"ckpt/model.ckpt-{NUM_STEPS}.index").is_file()
+
+    # Every job went through sbatch (none ran on the submit host), once each.
+    planned = planned_jobs(text)
+    jobs = submitted()
+    assert {rule: len(ids) for rule, ids in jobs.items()} == {
+        rule: count for rule, count in planned.items() if rule != "all"}, text[-5000:]
+    # The profile's per-rule resources reached SLURM: the training job asked for a GPU.
+    assert "gpu" in job_field(cluster, train_job, "TresPerJob"), scontrol(
+        cluster, "show", "job", train_job)
+    assert job_field(cluster, train_job, "Restarts") == "1"
+
+    # SIGTERM from the requeue saved a checkpoint, and the requeued job resumed from it.
+    train_log = (work / "logs/train.log").read_text(errors="replace")
+    resumed = re.search(r"resumed from \S*model\.ckpt-(\d+) at step (\d+)", train_log)
+    assert resumed and int(resumed.group(1)) >= 11, train_log[-3000:]
+    assert f"done at step {NUM_STEPS}" in train_log, train_log[-3000:]

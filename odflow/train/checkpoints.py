@@ -135,19 +135,28 @@ def _resolve(directory: Path, path: str) -> Path:
 def latest_checkpoint(directory: str | os.PathLike) -> str | None:
     """The prefix the state file of ``directory`` names, ``None`` when there is no state file.
 
-    A state file naming a checkpoint whose files are gone is an error: silently starting over
-    from step 0 is what users of the API complained about.
+    When that checkpoint's files are gone (Snakemake deletes a rule's declared output, the
+    final ``.index``, before rerunning it) the newest complete one the state file still lists
+    is used, with a warning.  When none is complete it is an error: silently starting over from
+    step 0 is what users of the API complained about.
     """
     directory = Path(directory)
     state = read_state(directory)
     if state is None or not state.latest:
         return None
     prefix = _resolve(directory, state.latest)
-    if not checkpoint_exists(prefix):
-        raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but "
-                          f"{prefix}.index / {prefix}{DATA_SUFFIX} are missing; restore them, "
-                          "or delete the state file to start from scratch")
-    return str(prefix)
+    if checkpoint_exists(prefix):
+        return str(prefix)
+    for older in reversed(state.all_paths):
+        candidate = _resolve(directory, older)
+        if checkpoint_exists(candidate):
+            log.warning("%s names %s, whose files are missing; using %s, the newest complete "
+                        "checkpoint it lists", directory / STATE_FILE, state.latest, candidate)
+            return str(candidate)
+    raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but "
+                      f"{prefix}.index / {prefix}{DATA_SUFFIX} are missing (and no older "
+                      "checkpoint it lists is complete); restore them, or delete the state file "
+                      "to start from scratch")
 
 
 class CheckpointManager:

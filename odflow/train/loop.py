@@ -217,6 +217,12 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
     evaluate_at_end = options.eval_every >= 0
     _check_inputs(config, evaluate_at_end)  # fail now rather than after hours of training
 
+    if resume_prefix is None and train_config.fine_tune_checkpoint:
+        from odflow.model.restore import resolve_checkpoint_path
+        try:  # a wrong path is reported before minutes of model building
+            resolve_checkpoint_path(train_config.fine_tune_checkpoint)
+        except OdflowError as error:
+            raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
     configure_determinism(options.seed, options.deterministic)
     strategy = strategy or make_strategy()
     from odflow.model import builder

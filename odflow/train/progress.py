@@ -87,8 +87,8 @@ class Progress:
         of = f"/{self.num_steps}" if self.num_steps > 0 else ""
         eta = self.eta_seconds(step)
         eta_text = f" ETA {format_duration(eta)}" if eta is not None else ""
-        line = (f"step {step}{of} loss {total:.4f} ({parts}) lr {learning_rate:.6g} "
-                f"{self.images_per_second:.1f} images/s{eta_text}")
+        rate = f" {self.images_per_second:.1f} images/s" if self.images_per_second > 0 else ""
+        line = f"step {step}{of} loss {total:.4f} ({parts}) lr {learning_rate:.6g}{rate}{eta_text}"
         if self._bar is not None:
             self._bar.set_postfix(loss=f"{total:.3f}", lr=f"{learning_rate:.3g}",
                                   img_s=f"{self.images_per_second:.1f}")

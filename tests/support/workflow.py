@@ -131,8 +131,8 @@ def run_snakemake(workdir: Path, configfile: Path | None, *args: str,
                   timeout: float = 600) -> SnakemakeResult:
     """Run snakemake to the end and capture everything."""
     command = snakemake_command(workdir, configfile, *args)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env=environment(), cwd=workdir)
+    done = subprocess.run(command, check=False, capture_output=True, text=True,
+                          timeout=timeout, env=environment(), cwd=workdir)
     return SnakemakeResult(command, done.returncode, done.stdout, done.stderr, workdir)
 
 
@@ -169,7 +169,7 @@ def wait_for(condition, timeout: float, interval: float = 0.5, what: str = "cond
 
 
 _JOB_STATS = re.compile(r"Job stats:\s*\n\s*job\s+count\s*\n\s*-+\s+-+\s*\n(.*?)(?:\n\s*\n|\Z)",
-                        re.S)
+                        re.DOTALL)
 
 
 def planned_jobs(output: str) -> Counter[str]:
