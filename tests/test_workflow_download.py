@@ -20,7 +20,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     failures_left = 0
     requests = 0
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         type(self).requests += 1
         if self.path == "/missing":
             self.send_error(404)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from odflow.utils.cli import setup_logging
 

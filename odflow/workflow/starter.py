@@ -39,25 +39,21 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
 
 
-def write_starter_checkpoint(pipeline_text: str, prefix: Path, seed: int) -> None:
-    """Initialise the model from the config and save it under the zoo's names."""
+def write_starter_checkpoint(pipeline_text: str, directory: Path, seed: int) -> None:
+    """Initialise the model from the config; save it as the zoo does (``model.ckpt`` +
+    ``checkpoint``), under the zoo's variable names, at global step 0."""
     import tensorflow as tf
 
     from odflow.config import loads
+    from odflow.export.checkpoint import write_export_checkpoint
     from odflow.model.builder import build
-    from odflow.train.checkpoints import write_named_checkpoint
 
     tf.keras.utils.set_random_seed(seed)
     config = loads(pipeline_text, source=TEMPLATE)
     model = build(config.model, is_training=False)
-    size = config.model.ssd.image_resizer.fixed_shape_resizer
-    images = tf.zeros([1, size.height, size.width, 3], tf.float32)
-    preprocessed, _ = model.preprocess(images)
-    model.predict(preprocessed, training=False)
-    variables = dict(model.named_variables())
-    variables["global_step"] = tf.constant(0, tf.int64)
-    write_named_checkpoint(str(prefix), variables)
-    log.info("initialised %d variables (seed %d)", len(variables) - 1, seed)
+    values = {name: variable.numpy() for name, variable in model.named_variables().items()}
+    write_export_checkpoint(directory, values, global_step=0)
+    log.info("initialised %d variables (seed %d)", len(values), seed)
 
 
 def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -75,20 +71,15 @@ def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: fl
     pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
                                           image_size=image_size, num_classes=num_classes)
     with tempfile.TemporaryDirectory() as tmp:
-        prefix = Path(tmp) / "model.ckpt"
-        write_starter_checkpoint(pipeline_text, prefix, seed)
-        members = {
-            "pipeline.config": pipeline_text.encode(),
-            "checkpoint": b'model_checkpoint_path: "model.ckpt"\n'
-                          b'all_model_checkpoint_paths: "model.ckpt"\n',
-        }
+        write_starter_checkpoint(pipeline_text, Path(tmp), seed)
+        members = {"pipeline.config": pipeline_text.encode()}
         for path in sorted(Path(tmp).iterdir()):
             members[path.name] = path.read_bytes()
-        with atomic_output(output) as tmp_out:
-            # gzip's header holds a timestamp; mtime=0 keeps the bytes reproducible.
-            with open(tmp_out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as archive:
-                    for member in sorted(members):
-                        _add_file(archive, f"{name}/{member}", members[member])
+        # gzip's header holds a name and a time; empty and 0 keep the bytes reproducible.
+        with atomic_output(output) as tmp_out, open(tmp_out, "wb") as raw, \
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+            for member in sorted(members):
+                _add_file(archive, f"{name}/{member}", members[member])
     log.info("wrote %s (%s)", output, ", ".join(sorted(members)))
     return Path(output)

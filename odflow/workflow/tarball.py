@@ -12,8 +12,8 @@ import logging
 import os
 import shutil
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_output
@@ -44,7 +44,7 @@ def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
     """Extract ``members`` (paths below the tarball's top folder) into ``output_dir``."""
     tar_path, output_dir = Path(tar_path), Path(output_dir)
     try:
-        archive = tarfile.open(tar_path, "r:*")
+        archive = tarfile.open(tar_path, "r:*")  # noqa: SIM115 - closed by the with below
     except (tarfile.TarError, OSError) as error:
         raise OdflowError(f"{tar_path}: not a readable tar archive ({error}); delete it and "
                           "rerun to fetch it again") from error

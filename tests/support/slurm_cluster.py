@@ -104,13 +104,13 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         (self.conf.parent / "gres.conf").write_text(MARKER + f"NodeName={self.node} Name=gpu File=/dev/null\n")
 
     def _spawn(self, *args: str) -> None:
-        log = open(self.root / "log" / f"{Path(args[0]).name}.out", "ab")
-        self.processes.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=log,
-                                               start_new_session=True))
+        with open(self.root / "log" / f"{Path(args[0]).name}.out", "ab") as log:
+            self.processes.append(subprocess.Popen(args, env=self.env, stdout=log, stderr=log,
+                                                   start_new_session=True))
 
     def start(self, timeout: float = 60.0) -> None:
         self.write_config()
-        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode != 0:
+        if subprocess.run(["pgrep", "-x", "munged"], capture_output=True, check=False).returncode != 0:
             Path("/run/munge").mkdir(parents=True, exist_ok=True)
             shutil.chown("/run/munge", "munge", "munge")
             subprocess.run(["runuser", "-u", "munge", "--", "munged"], check=True)
@@ -119,7 +119,7 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=self.env,
-                                   capture_output=True, text=True).stdout.strip()
+                                   capture_output=True, text=True, check=False).stdout.strip()
             if state in ("idle", "mixed"):
                 return
             time.sleep(1)
@@ -133,7 +133,8 @@ PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
         return "\n".join(texts)
 
     def stop(self) -> None:
-        subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True)
+        subprocess.run(["scancel", "--user", "root"], env=self.env, capture_output=True,
+                       check=False)
         for process in self.processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
