@@ -16,7 +16,7 @@ rule train:
     params:
         script=script("model_main.py"),
         num_steps=NUM_STEPS,
-        eval_every=config["train"]["eval_every"],
+        eval_every=config["train"]["eval_every"] or -1,
         checkpoint_every=config["train"]["checkpoint_every_steps"],
         keep=config["train"]["keep_checkpoint_max"],
         seed=config["train"]["seed"],

@@ -34,10 +34,7 @@ JOB_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+\S.*\n?)*)", re.MULTI
 ], ids=["negative-steps", "unknown-key", "bad-sha256", "unknown-source", "no-classes"])
 def test_invalid_config_is_rejected_naming_the_key(tmp_path: Path, changes: dict,
                                                    names: list[str]) -> None:
-    config = merge(tiny_config(), changes)
-    if "classes" in changes:
-        config["classes"] = changes["classes"]
-    configfile = write_config(tmp_path, config)
+    configfile = write_config(tmp_path, merge(tiny_config(), changes))
     result = run_snakemake(tmp_path, configfile, "-n", "all")
     assert result.returncode != 0, result.describe()
     assert "validat" in result.output.lower(), result.describe()
@@ -77,9 +74,8 @@ def test_dry_run_lists_every_job_with_a_reason(tmp_path: Path) -> None:
     blocks = JOB_BLOCK.findall(result.output)
     assert sorted(name for name, _ in blocks) == sorted(planned.elements()), result.describe()
     for name, body in blocks:
-        assert re.search(r"^\s+reason: \S", body, re.MULTILINE), (name, body)
-        assert re.search(r"^\s+log: logs/\S+\.log", body, re.MULTILINE), (name, body)
-        assert re.search(r"^\s+benchmark: logs/benchmarks/\S+\.tsv", body, re.MULTILINE), (name, body)
+        for field in (r"reason: \S", r"log: logs/\S+\.log", r"benchmark: logs/benchmarks/\S+\.tsv"):
+            assert re.search(rf"^\s+{field}", body, re.MULTILINE), (name, field, body)
     train = dict(blocks)["train"]
     assert re.search(r"resources:.*\bgpu=1\b", train), train
     assert {path.name for path in tmp_path.iterdir()} <= {".snakemake"}  # a plan only

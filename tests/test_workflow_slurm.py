@@ -37,7 +37,8 @@ EXPORTED = ["frozen_inference_graph.pb", "saved_model/saved_model.pb", "model.ck
             "model.ckpt.data-00000-of-00001", "checkpoint", "pipeline.config",
             "label_map.pbtxt"]
 NUM_STEPS = 200
-SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)(?:_wildcards\S*)?/")
+SUBMITTED = re.compile(
+    r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)(?:_wildcards\S*)?/")
 
 
 @pytest.fixture(scope="module")

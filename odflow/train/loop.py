@@ -236,7 +236,10 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
         _restore_fine_tune(state, train_config)
         if state.ema is not None:
             state.ema.reset()
-    dataset = _train_dataset(config, options.seed, strategy)
+    # A resumed run must not replay the batches the first run began with (SLURM jobs that
+    # restart every day would see the same ones each day): the data seed moves with the step.
+    data_seed = None if options.seed is None else options.seed + state.step
+    dataset = _train_dataset(config, data_seed, strategy)
     train_step = build_train_step(state, strategy,
                                   clip_norm=train_config.gradient_clipping_by_norm,
                                   add_regularization=train_config.add_regularization_loss)
