@@ -100,10 +100,10 @@ def record_arguments(wildcards, input):
         args += f" --class-name {config['classes'][0]} --min-size {settings['min_size']}"
         args += " --drop-invalid" if settings["drop_invalid"] else ""
         args += "" if settings["keep_empty"] else " --drop-empty"
-        return args + common
+        return f"{args}{common}"
     if SOURCE == "csv":
-        return f"csv --csv {input.csv} --images {input.images}" + common
-    return f"voc --annotations {input.annotations} --images {input.images}" + common
+        return f"csv --csv {input.csv} --images {input.images}{common}"
+    return f"voc --annotations {input.annotations} --images {input.images}{common}"
 
 
 def script(name):

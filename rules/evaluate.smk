@@ -16,7 +16,7 @@ rule evaluate:
         log_path("evaluate"),
     benchmark:
         benchmark_path("evaluate")
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
         runtime=120,

@@ -18,7 +18,7 @@ rule export:
         log_path("export"),
     benchmark:
         benchmark_path("export")
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=4000,
         runtime=30,

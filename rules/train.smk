@@ -25,7 +25,7 @@ rule train:
         log_path("train"),
     benchmark:
         benchmark_path("train")
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
         runtime=1440,
