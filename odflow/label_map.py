@@ -26,6 +26,7 @@ from odflow.errors import OdflowError
 from odflow.protos import string_int_label_map_pb2
 from odflow.utils.atomic import atomic_write_text
 from odflow.utils.cli import run_cli, setup_logging
+from odflow.utils.text_tokens import tokens_with_depth
 
 log = logging.getLogger(__name__)
 
@@ -125,23 +126,10 @@ def _parse_binary(data: bytes, source: str) -> LabelMap:
     return from_proto(proto, source, None)
 
 
-def _item_lines(text: str) -> list[int] | None:
+def _item_lines(text: str) -> list[int]:
     """1-based line of each top-level ``item``, to point validation errors at the right place."""
-    tokenizer = text_format.Tokenizer(text.splitlines())
-    lines, depth = [], 0
-    try:
-        while not tokenizer.AtEnd():
-            token = tokenizer.token
-            if token in ("{", "<"):
-                depth += 1
-            elif token in ("}", ">"):
-                depth -= 1
-            elif depth == 0 and token == "item":
-                lines.append(tokenizer._line + 1)
-            tokenizer.NextToken()
-    except text_format.ParseError:  # pragma: no cover - text already parsed once
-        return None
-    return lines
+    return [line for token, depth, line in tokens_with_depth(text)
+            if depth == 0 and token == "item"]
 
 
 def from_proto(proto: string_int_label_map_pb2.StringIntLabelMap, source: str | None = None,

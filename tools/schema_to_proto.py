@@ -49,7 +49,7 @@ class Message:
         self.name = name
         self.placeholder = placeholder  # another meta-architecture: body left out
         self.fields: list[tuple] = []
-        self.children: "OrderedDict[str, Message]" = OrderedDict()
+        self.children: OrderedDict[str, Message] = OrderedDict()
         self.enums: list[tuple[str, list[tuple[str, int]]]] = []
 
 
@@ -74,8 +74,8 @@ def default_literal(ftype: str, raw: str, enums: set[str]) -> str:
 
 
 def parse(schema: str):
-    messages: "OrderedDict[str, Message]" = OrderedDict()
-    enums: "OrderedDict[str, list[tuple[str, int]]]" = OrderedDict()
+    messages: OrderedDict[str, Message] = OrderedDict()
+    enums: OrderedDict[str, list[tuple[str, int]]] = OrderedDict()
     current = None
     for line in schema.splitlines():
         if line.startswith("message "):
@@ -107,7 +107,7 @@ def render_message(msg: Message, short: str, indent: str, enum_names: set[str],
     if msg.placeholder:
         out.append(f"{inner}// Body left out: odflow trains SSD models only.")
         out.append(f"{inner}extensions 1 to max;")
-    oneofs: "OrderedDict[str, list[str]]" = OrderedDict()
+    oneofs: OrderedDict[str, list[str]] = OrderedDict()
     plain: list[tuple[int, str]] = []
     for label, ftype, fname, number, oneof, default in msg.fields:
         rel_type = ftype.split(".")[-1] if ftype.startswith(msg.name + ".") else ftype
@@ -151,7 +151,7 @@ def main(schema_path: str, out_dir: str) -> None:
     for filename, part in outputs.items():
         messages, enums = parse(part)
         enum_names = set(enums)
-        top: "OrderedDict[str, Message]" = OrderedDict()
+        top: OrderedDict[str, Message] = OrderedDict()
         for name, msg in messages.items():
             parent = name.rsplit(".", 1)[0] if "." in name else None
             if parent and parent in messages:

@@ -21,6 +21,7 @@ from google.protobuf import descriptor_pool, text_format
 from odflow.errors import OdflowError
 from odflow.protos import pipeline_pb2
 from odflow.utils.atomic import atomic_write_text
+from odflow.utils.text_tokens import tokens_with_depth
 
 log = logging.getLogger(__name__)
 
@@ -131,24 +132,12 @@ def _scan_meta_architecture(text: str) -> str | None:
 
     Parsing cannot tell us: the body of a Faster R-CNN model is unknown to our protos.
     """
-    tokenizer = text_format.Tokenizer(text.splitlines())
-    depth, in_model = 0, False
-    try:
-        while not tokenizer.AtEnd():
-            token = tokenizer.token
-            if token in ("{", "<"):
-                depth += 1
-            elif token in ("}", ">"):
-                depth -= 1
-                if depth == 0:
-                    in_model = False
-            elif depth == 0 and token == "model":
-                in_model = True
-            elif depth == 1 and in_model and token in OTHER_META_ARCHITECTURES + ("ssd",):
-                return token
-            tokenizer.NextToken()
-    except text_format.ParseError:
-        return None
+    in_model = False
+    for token, depth, _ in tokens_with_depth(text):
+        if depth == 0:
+            in_model = token == "model" or (in_model and token in (":", "{", "<"))
+        elif depth == 1 and in_model and token in OTHER_META_ARCHITECTURES + ("ssd",):
+            return token
     return None
 
 

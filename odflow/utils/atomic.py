@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 def temporary_path_for(path: str | os.PathLike) -> Path:
@@ -44,11 +45,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     """Like ``open(path, mode)`` for writing, but all-or-nothing."""
     if not any(flag in mode for flag in "wx"):
         raise ValueError(f"atomic_open writes files; mode {mode!r} does not")
-    with atomic_output(path) as tmp:
-        with open(tmp, mode.replace("x", "w"), **kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_output(path) as tmp, open(tmp, mode.replace("x", "w"), **kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
