@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     starter.add_argument("--output", required=True, help="the .tar.gz to write")
     starter.add_argument("--name", required=True, help="top-level folder inside the tarball")
     starter.add_argument("--depth-multiplier", type=float, default=0.25)
-    starter.add_argument("--image-size", type=int, default=160)
+    starter.add_argument("--image-size", type=int, default=256)
     starter.add_argument("--num-classes", type=int, default=1)
     starter.add_argument("--seed", type=int, default=7)
     starter.set_defaults(run=_starter)

@@ -66,7 +66,7 @@ def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: float = 0.25,
-                          image_size: int = 160, num_classes: int = 1, seed: int = 7) -> Path:
+                          image_size: int = 256, num_classes: int = 1, seed: int = 7) -> Path:
     """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``."""
     pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
                                           image_size=image_size, num_classes=num_classes)
