@@ -57,26 +57,28 @@ def neg_sq_dist(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_sum(tf.square(diff), axis=-1)
 
 
-def matched_iou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
-    """Elementwise IoU of ``[..., 4]`` and ``[..., 4]`` -> ``[...]``."""
+def _matched_intersection_and_union(boxes1: tf.Tensor,
+                                    boxes2: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     ymin1, xmin1, ymax1, xmax1 = _unstack(boxes1)
     ymin2, xmin2, ymax2, xmax2 = _unstack(boxes2)
     heights = tf.maximum(0.0, tf.minimum(ymax1, ymax2) - tf.maximum(ymin1, ymin2))
     widths = tf.maximum(0.0, tf.minimum(xmax1, xmax2) - tf.maximum(xmin1, xmin2))
     inter = heights * widths
-    unions = area(boxes1) + area(boxes2) - inter
-    return tf.where(inter > 0.0, tf.math.divide_no_nan(inter, unions), tf.zeros_like(inter))
+    return inter, area(boxes1) + area(boxes2) - inter
+
+
+def matched_iou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
+    """Elementwise IoU of ``[..., 4]`` and ``[..., 4]`` -> ``[...]`` (0 for empty unions)."""
+    inter, unions = _matched_intersection_and_union(boxes1, boxes2)
+    return tf.math.divide_no_nan(inter, unions)
 
 
 def matched_giou(boxes1: tf.Tensor, boxes2: tf.Tensor) -> tf.Tensor:
     """Elementwise generalised IoU (IoU minus the empty fraction of the enclosing box)."""
+    inter, unions = _matched_intersection_and_union(boxes1, boxes2)
+    iou_ = tf.math.divide_no_nan(inter, unions)
     ymin1, xmin1, ymax1, xmax1 = _unstack(boxes1)
     ymin2, xmin2, ymax2, xmax2 = _unstack(boxes2)
-    heights = tf.maximum(0.0, tf.minimum(ymax1, ymax2) - tf.maximum(ymin1, ymin2))
-    widths = tf.maximum(0.0, tf.minimum(xmax1, xmax2) - tf.maximum(xmin1, xmin2))
-    inter = heights * widths
-    unions = area(boxes1) + area(boxes2) - inter
-    iou_ = tf.where(unions > 0.0, tf.math.divide_no_nan(inter, unions), tf.zeros_like(inter))
     hull = (tf.maximum(ymax1, ymax2) - tf.minimum(ymin1, ymin2)) * (
         tf.maximum(xmax1, xmax2) - tf.minimum(xmin1, xmin2)
     )
