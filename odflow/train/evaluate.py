@@ -8,7 +8,6 @@ small/medium/large areas are in pixels of the image as annotated, not of the 300
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -19,11 +18,10 @@ import tensorflow as tf
 
 from odflow import label_map as label_map_lib
 from odflow.errors import OdflowError
-from odflow.evaluation.coco import CocoEvaluator
+from odflow.evaluation.coco import EVAL_SUBDIR, CocoEvaluator
 from odflow.train import checkpoints
 from odflow.train.ema import SUFFIX as EMA_SUFFIX
-from odflow.train.summaries import EVAL_SUBDIR, SummaryWriter
-from odflow.utils.atomic import atomic_write_text
+from odflow.train.summaries import SummaryWriter
 
 log = logging.getLogger(__name__)
 
@@ -163,23 +161,14 @@ def report(evaluator: CocoEvaluator, *, step: int, model_dir: str | os.PathLike 
         writer.scalars(metrics, step)
         writer.close()
     if metrics_json is not None:
-        write_metrics_json(evaluator, metrics, metrics_json, step=step, checkpoint=checkpoint)
+        write_metrics_json(evaluator, metrics_json, step=step, checkpoint=checkpoint)
     return metrics
 
 
-def write_metrics_json(evaluator: CocoEvaluator, metrics: dict[str, float],
-                       path: str | os.PathLike, *, step: int, checkpoint: str | None) -> None:
-    """``CocoEvaluator.write_json``'s content plus which checkpoint and step it measures."""
-    payload = {
-        "metrics": metrics,
-        "global_step": int(step),
-        "checkpoint": checkpoint,
-        "num_images": evaluator.num_images,
-        "num_groundtruth_boxes": evaluator.num_groundtruth_boxes,
-        "num_detections": evaluator.num_detections,
-        "backend": evaluator.backend,
-    }
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+def write_metrics_json(evaluator: CocoEvaluator, path: str | os.PathLike, *, step: int,
+                       checkpoint: str | None) -> None:
+    """The evaluator's metrics JSON, plus which checkpoint and step it measures."""
+    evaluator.write_json(path, extra={"global_step": int(step), "checkpoint": checkpoint})
     log.info("wrote %s", path)
 
 

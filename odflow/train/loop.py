@@ -291,7 +291,7 @@ class _Run:
         checkpoint = self.save()
         if self.evaluated_step == step:  # already done by the periodic evaluation
             if metrics_json and self._coco is not None:
-                evaluation.write_metrics_json(self._coco, self.metrics, metrics_json,
+                evaluation.write_metrics_json(self._coco, metrics_json,
                                               step=step, checkpoint=checkpoint)
             return
         averages = {}
