@@ -21,7 +21,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from odflow.errors import OdflowError
-from odflow.evaluation.coco import METRIC_KEYS
+from odflow.evaluation.coco import EVAL_SUBDIR, METRIC_KEYS
 from odflow.utils.atomic import atomic_output
 from odflow.utils.cli import run_cli, setup_logging
 
@@ -31,7 +31,6 @@ LOSS_TAGS = ("Loss/classification_loss", "Loss/localization_loss", "Loss/regular
              "Loss/total_loss", "learning_rate")
 PRECISION_TAGS = METRIC_KEYS[:6]
 RECALL_TAGS = METRIC_KEYS[6:]
-EVAL_SUBDIR = "eval_0"
 SMOOTHING = 0.6  # TensorBoard's default smoothing weight
 
 Series = list[tuple[int, float]]

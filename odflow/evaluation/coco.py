@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("faster", "pycocotools")
 
+#: Where evaluation events go inside a model_dir (the TF OD API's name), for TensorBoard.
+EVAL_SUBDIR = "eval_0"
+
 METRIC_KEYS: tuple[str, ...] = (
     "DetectionBoxes_Precision/mAP",
     "DetectionBoxes_Precision/mAP@.50IOU",

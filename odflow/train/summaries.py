@@ -21,7 +21,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-EVAL_SUBDIR = "eval_0"
 TRAIN_IMAGES_TAG = "train_input_images"
 
 
