@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -111,12 +110,3 @@ def _download_once(url: str, output: Path, expected: str, timeout: float,
                  time.monotonic() - started, actual)
     return output
 
-
-def copy_verified(source: str | os.PathLike, output: str | os.PathLike, sha256: str = "") -> Path:
-    """Copy a local file into place atomically, verifying its digest like a download."""
-    with atomic_output(output) as tmp:
-        shutil.copyfile(source, tmp)
-        if sha256 and sha256_of(tmp) != sha256.lower():
-            raise OdflowError(f"sha256 mismatch for {source}: expected {sha256.lower()}, "
-                              f"got {sha256_of(tmp)}")
-    return Path(output)
