@@ -100,6 +100,20 @@ def class_id(label_map: label_map_lib.LabelMap, name: str, source: str) -> int:
                           f"(it has {known}); add it there or fix the name") from None
 
 
+def check_box_order(box: list[float], where: str) -> None:
+    """Pixel corners ``[xmin, ymin, xmax, ymax]`` with a min above its max are an error.
+
+    Such a box is almost always swapped columns or a wrong export, not an empty box: dropping
+    it quietly (as zero-sized boxes are) would lose the object without a word.
+    """
+    xmin, ymin, xmax, ymax = box
+    for low, high, axis in ((xmin, xmax, "x"), (ymin, ymax, "y")):
+        if low > high:
+            raise OdflowError(f"{where}: inverted box: {axis}min {low:g} > {axis}max {high:g} "
+                              f"(xmin, ymin, xmax, ymax = {', '.join(f'{v:g}' for v in box)}); "
+                              f"swap the {axis} corners or fix the annotation")
+
+
 def clean_boxes(boxes_abs, height: int, width: int, min_size: float,
                 summary: DatasetSummary) -> tuple[list[bool], np.ndarray]:
     """Pixel boxes ``[x1, y1, x2, y2]`` -> (kept flags, normalised ``[ymin, xmin, ymax, xmax]``).

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from odflow.utils.cli import run_cli, setup_logging
+from odflow.workflow.download import DEFAULT_TIMEOUT
 
 log = logging.getLogger("odflow.workflow")
 
@@ -15,7 +16,7 @@ log = logging.getLogger("odflow.workflow")
 def _download(args: argparse.Namespace) -> None:
     from odflow.workflow.download import download
 
-    download(args.url, args.output, args.sha256)
+    download(args.url, args.output, args.sha256, timeout=args.timeout)
 
 
 def _starter(args: argparse.Namespace) -> None:
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--url", required=True, help="http(s):// or file:// URL")
     download.add_argument("--sha256", default="", help="expected digest (hex); '' = unchecked")
     download.add_argument("--output", required=True, help="e.g. downloads/<model>.tar.gz")
+    download.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                          help="give up when the server sends nothing for this long "
+                               f"(default {DEFAULT_TIMEOUT:g}; one try: Snakemake's retries: "
+                               "retry the rule)")
     download.set_defaults(run=_download)
 
     starter = commands.add_parser(
