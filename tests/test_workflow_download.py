@@ -29,6 +29,7 @@ def tarball_bytes() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, data in {"zoo/pipeline.config": b"model {}\n",
+                           "zoo/model.ckpt.index": b"index",
                            "zoo/model.ckpt.data-00000-of-00001": os.urandom(200_000)}.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -43,8 +44,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     failures_left = 0
     requests = 0
 
+    serve_cut = False  # the workflow test switches /x.tar.gz from half to whole
+
     def do_GET(self) -> None:
         type(self).requests += 1
+        if self.path == "/x.tar.gz":
+            self.path = "/cut.tar.gz" if type(self).serve_cut else "/whole.tar.gz"
         if self.path == "/missing":
             self.send_error(404)
             return
@@ -82,6 +87,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server():
     _Handler.failures_left = 0
     _Handler.requests = 0
+    _Handler.serve_cut = False
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -243,3 +249,41 @@ def test_file_url(tmp_path: Path) -> None:
 def test_unsupported_scheme(tmp_path: Path) -> None:
     with pytest.raises(OdflowError, match="only http"):
         download("ftp://example.invalid/x", tmp_path / "x")
+
+
+def test_a_dead_server_fails_the_rule_within_two_minutes() -> None:
+    """Snakemake's attempts (retries + 1) times the socket timeout, plus a margin for
+    starting Python each time, stays under the two minutes a user should wait."""
+    import re
+
+    from odflow.workflow.download import DEFAULT_TIMEOUT
+
+    rules = (Path(__file__).resolve().parents[1] / "rules" / "model_zoo.smk").read_text()
+    download_rule = rules[rules.index("rule download_model"):rules.index("rule extract_model")]
+    (retries,) = re.findall(r"^\s*retries:\s*(\d+)", download_rule, re.M)
+    assert "--timeout" not in download_rule  # the rule relies on the default
+    assert (int(retries) + 1) * (DEFAULT_TIMEOUT + 5) < 120
+
+
+@pytest.mark.workflow
+@pytest.mark.slow
+def test_workflow_truncated_tarball_is_fetched_again_on_the_rerun(server: str,
+                                                                   tmp_path: Path) -> None:
+    from tests.support.workflow import run_snakemake, tiny_config, write_config
+
+    config = tiny_config(model={"url": f"{server}/x.tar.gz", "sha256": ""})
+    configfile = write_config(tmp_path, config)
+    target = f"{config['model']['name']}/pipeline.config"
+    _Handler.serve_cut = True
+    failed = run_snakemake(tmp_path, configfile, "-c1", target)
+    assert failed.returncode != 0, failed.describe()
+    assert "is not a complete tar archive" in failed.log("download_model"), failed.describe()
+    assert "Traceback" not in failed.log("download_model")
+    assert _Handler.requests == 3  # one try per attempt: Snakemake's retries: 2
+    downloads = tmp_path / "downloads"
+    assert not downloads.exists() or list(downloads.iterdir()) == []
+    _Handler.serve_cut = False
+    rerun = run_snakemake(tmp_path, configfile, "-c1", target)
+    assert rerun.returncode == 0, rerun.describe()
+    assert (tmp_path / "downloads" / f"{config['model']['name']}.tar.gz").read_bytes() == TARBALL
+    assert (tmp_path / target).read_bytes() == b"model {}\n"

@@ -3,8 +3,9 @@
 Converters stream: one image is read, described and written before the next is touched, so
 memory does not grow with the dataset.  The pixels are never decoded on the normal path (the
 header gives the size); only an image whose bytes look cut short is decoded to be sure.  A
-JPEG corrupt inside that still ends well passes here: decoding every image would halve the
-conversion rate (benchmarks/data_conversion.md), so ``validate --decode`` is that check.
+JPEG corrupt inside that still ends well passes here: decoding every image would cut the
+conversion rate to a quarter (benchmarks/data_conversion.md), so ``validate --decode`` is
+that check.
 """
 
 from __future__ import annotations
