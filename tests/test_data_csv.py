@@ -229,14 +229,14 @@ def test_records_cli_bad_input_exits_2_without_a_traceback(tmp_path):
     output = tmp_path / "datasets" / "train.record"
     base = [sys.executable, str(script), "csv", "--images", str(images), "-o", str(output),
             "--label-map", str(label_map)]
-    empty = subprocess.run(base + ["--csv", str(csv_path)], capture_output=True, text=True,
-                           timeout=300)
+    empty = subprocess.run(base + ["--csv", str(csv_path)], check=False, capture_output=True,
+                           text=True, timeout=300)
     assert empty.returncode == 2
     assert "train.record: 0 images after converting" in empty.stderr
     inverted = tmp_path / "inverted.csv"
     inverted.write_text(HEADER + "a.jpg,100,50,face,30,5,10,45\n")
-    bad_box = subprocess.run(base + ["--csv", str(inverted)], capture_output=True, text=True,
-                             timeout=300)
+    bad_box = subprocess.run(base + ["--csv", str(inverted)], check=False, capture_output=True,
+                             text=True, timeout=300)
     assert bad_box.returncode == 2
     assert "inverted.csv:2: inverted box: xmin 30 > xmax 10" in bad_box.stderr
     for result in (empty, bad_box):

@@ -155,7 +155,7 @@ def test_validate_cli_exit_code_and_message(tmp_path):
     path = write(tmp_path / "val.record", [item(7, [], [], encoded=corrupt_inside_jpeg())])
     script = Path(__file__).resolve().parents[1] / "scripts" / "create_records.py"
     result = subprocess.run([sys.executable, str(script), "validate", "--decode", path],
-                            capture_output=True, text=True, timeout=300)
+                            check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "val.record: record 0 (image '7.jpg'): image/encoded: image cannot be decoded" in (
         result.stdout)

@@ -261,10 +261,10 @@ def test_counting_no_records_is_an_error_naming_the_files(tmp_path):
 
 def test_converter_writer_refuses_an_empty_set(tmp_path):
     output = tmp_path / "train.record"
-    with pytest.raises(OdflowError, match=r"train.record: 0 images after converting "
-                                          r"labels.csv \(0 read\)"):
-        with RecordWriter(output, num_shards=2, source="labels.csv"):
-            pass
+    with (pytest.raises(OdflowError, match=r"train.record: 0 images after converting "
+                                           r"labels.csv \(0 read\)"),
+          RecordWriter(output, num_shards=2, source="labels.csv")):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 

@@ -170,7 +170,7 @@ def test_cli_server_that_never_answers_exits_2_naming_the_url(silent_server: str
     result = subprocess.run(
         [sys.executable, str(MODEL_ZOO), "download", "--url", silent_server,
          "--output", str(tmp_path / "downloads" / "m.tar.gz"), "--timeout", "1"],
-        capture_output=True, text=True, timeout=120)
+        check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"error: could not download {silent_server}: no answer within 1 s" in result.stderr
     assert "Traceback" not in result.stderr
@@ -208,7 +208,7 @@ def test_cli_truncated_tarball_exits_2_without_a_traceback(tmp_path: Path) -> No
     result = subprocess.run(
         [sys.executable, str(MODEL_ZOO), "download", "--url", source.as_uri(),
          "--output", str(tmp_path / "downloads" / "m.tar.gz")],
-        capture_output=True, text=True, timeout=120)
+        check=False, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert f"error: the download of {source.as_uri()} is not a complete tar archive" in (
         result.stderr)
@@ -260,7 +260,7 @@ def test_a_dead_server_fails_the_rule_within_two_minutes() -> None:
 
     rules = (Path(__file__).resolve().parents[1] / "rules" / "model_zoo.smk").read_text()
     download_rule = rules[rules.index("rule download_model"):rules.index("rule extract_model")]
-    (retries,) = re.findall(r"^\s*retries:\s*(\d+)", download_rule, re.M)
+    (retries,) = re.findall(r"^\s*retries:\s*(\d+)", download_rule, re.MULTILINE)
     assert "--timeout" not in download_rule  # the rule relies on the default
     assert (int(retries) + 1) * (DEFAULT_TIMEOUT + 5) < 120
 

@@ -173,7 +173,7 @@ def _op_message(error: Exception) -> str:
     """TensorFlow's error text without the op-wrapper noise around it."""
     text = getattr(error, "message", None) or str(error)
     text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:\w+\].*$", "", text, flags=re.S).strip()
+    return re.sub(r"\s*\[Op:\w+\].*$", "", text, flags=re.DOTALL).strip()
 
 
 def check_decodable(encoded: bytes, source: str) -> None:
