@@ -104,13 +104,19 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
             named.update(unit.named_variables())
         return named
 
-    def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
+    def base_endpoints(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """MobileNet v1's layers by name (``Conv2d_5_pointwise``, ...), as slim's end points;
+        the FPN extractor takes its pyramid inputs from here."""
         x = _pad_to_multiple(images, self.options.pad_to_multiple)
-        features: list[tf.Tensor] = []
+        endpoints: dict[str, tf.Tensor] = {}
         for name, unit in self.base:
             x = unit(x, training)
-            if name in _FROM_LAYERS[:self.num_base_maps]:
-                features.append(x)
+            endpoints[name] = x
+        return endpoints
+
+    def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
+        endpoints = self.base_endpoints(images, training)
+        features = [endpoints[name] for name in _FROM_LAYERS[:self.num_base_maps]]
         x = features[-1]
         for units in self.extras:
             for unit in units:
