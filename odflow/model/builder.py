@@ -199,15 +199,17 @@ def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FpnFeatureE
     if fe.use_depthwise:
         _refuse(f"{field}.use_depthwise is not supported for {fe.type} (separable FPN convs); "
                 "remove it")
-    # The top-down sums need every pyramid input exactly twice the size of the next one.
+    # The top-down sums need each pyramid input exactly twice the size of the next one:
+    # ceil(size / 2**min_level) divisible by 2**(top - min_level).
     top = min(fpn.max_level, 5)
-    multiple = 2 ** (top - 1) if top > fpn.min_level else 1
     (height, width), _ = _image_size(config)
     padded = [-(-n // fe.pad_to_multiple) * fe.pad_to_multiple for n in (height, width)]
-    if any(n % multiple for n in padded):
-        _refuse(f"{_SSD}.image_resizer.fixed_shape_resizer: {fe.type} needs height and width "
-                f"(after pad_to_multiple) divisible by {multiple} (got {height}x{width}); "
-                f"choose e.g. {-(-height // multiple) * multiple}x{-(-width // multiple) * multiple}")
+    if any(-(-n // 2 ** fpn.min_level) % 2 ** (top - fpn.min_level) for n in padded):
+        step = 2 ** top
+        _refuse(f"{_SSD}.image_resizer.fixed_shape_resizer: {fe.type} with fpn levels "
+                f"{fpn.min_level}..{fpn.max_level} cannot add the pyramid levels of a "
+                f"{height}x{width} image; use a multiple of {step}, e.g. "
+                f"{-(-height // step) * step}x{-(-width // step) * step}")
     base, extra = _mobilenet_v1_hyperparams(fe)
     return SSDMobileNetV1FpnFeatureExtractor(_mobilenet_v1_options(fe), fpn, base, extra)
 
