@@ -200,3 +200,74 @@ def test_fpn_levels_follow_the_config():
         (32, 24), (16, 12), (8, 6), (4, 3), (2, 2)]
     assert model.feature_extractor.feature_map_shapes(128, 96) == [
         (32, 24), (16, 12), (8, 6), (4, 3), (2, 2)]
+
+
+SAMPLES = Path(__file__).parent / "fixtures/reference/sample_configs"
+
+
+def sample_config(name: str, *changes: str) -> pipeline_pb2.DetectionModel:
+    config = pipeline_pb2.TrainEvalPipelineConfig()
+    text_format.Parse((SAMPLES / f"{name}.config").read_text(), config)
+    for text in changes:
+        text_format.Merge(text, config.model)
+    return config.model
+
+
+@pytest.mark.slow
+def test_resnet50_fpn_names_follow_slim():
+    """No zoo index exists for this tarball: names and counts from slim's resnet_v1_50 (conv1,
+    16 bottleneck units, a shortcut conv in each block's first unit) and the API's FPN."""
+    model = builder.build(sample_config(
+        "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync",
+        "ssd { num_classes: 1 }"), is_training=False)
+    shapes = {n: v.shape.as_list() for n, v in model.named_variables().items()}
+    convs = 1 + 3 * (3 + 4 + 6 + 3) + 4
+    assert len(shapes) == 5 * convs + 26 + 2 * 4 * (1 + 5 * 4) + 4
+    r = "FeatureExtractor/resnet_v1_50"
+    expected = {
+        f"{r}/conv1/weights": [7, 7, 3, 64],
+        f"{r}/conv1/BatchNorm/gamma": [64],
+        f"{r}/block1/unit_1/bottleneck_v1/shortcut/weights": [1, 1, 64, 256],
+        f"{r}/block1/unit_3/bottleneck_v1/conv2/weights": [3, 3, 64, 64],
+        f"{r}/block2/unit_1/bottleneck_v1/conv1/weights": [1, 1, 256, 128],
+        f"{r}/block3/unit_6/bottleneck_v1/conv3/weights": [1, 1, 256, 1024],
+        f"{r}/block4/unit_1/bottleneck_v1/shortcut/weights": [1, 1, 1024, 2048],
+        f"{r}/fpn/projection_1/weights": [1, 1, 512, 256],  # block2 (level 3)
+        f"{r}/fpn/projection_3/weights": [1, 1, 2048, 256],  # block4 (level 5)
+        f"{r}/fpn/smoothing_2/weights": [3, 3, 256, 256],
+        f"{r}/fpn/bottom_up_block5/weights": [3, 3, 256, 256],
+        f"{r}/fpn/bottom_up_block6/BatchNorm/moving_variance": [256],
+        f"{WS}/ClassPredictor/weights": [3, 3, 256, 12],
+    }
+    assert {n: shapes.get(n) for n in expected} == expected
+    assert f"{r}/block1/unit_2/bottleneck_v1/shortcut/weights" not in shapes
+    # VGG-style input: channel means subtracted, not scaled to [-1, 1].
+    preprocessed, _ = model.preprocess(tf.fill([1, 640, 640, 3], 123.68))
+    np.testing.assert_allclose(preprocessed[0, 0, 0].numpy(), [0, 123.68 - 116.779,
+                                                               123.68 - 103.939], atol=1e-4)
+    out = model.predict(tf.zeros([1, 640, 640, 3]), training=False)
+    assert [tuple(f.shape[1:3]) for f in out["feature_maps"]] == [
+        (80, 80), (40, 40), (20, 20), (10, 10), (5, 5)]
+
+
+def test_mobilenet_v1_ppn_pools_from_conv2d_11():
+    """No zoo index: MobileNet v1's 27 layers, one shared 1x1 PredictionTower layer with batch
+    norm per level, and max-pooled levels 19, 10, 5, 3, 2, 1 at 300x300."""
+    model = builder.build(sample_config(
+        "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync"), is_training=False)
+    shapes = {n: v.shape.as_list() for n, v in model.named_variables().items()}
+    assert len(shapes) == 27 * 5 + (1 + 6 * 4) + 4
+    assert shapes[f"{WS}/PredictionTower/conv2d_0/weights"] == [1, 1, 512, 512]
+    assert shapes[f"{WS}/PredictionTower/conv2d_0/BatchNorm/feature_5/beta"] == [512]
+    assert shapes[f"{WS}/ClassPredictor/weights"] == [1, 1, 512, 6 * 91]
+    assert "FeatureExtractor/MobilenetV1/Conv2d_13_pointwise/weights" in shapes
+    images = tf.random.stateless_uniform([1, 300, 300, 3], seed=[0, 1]) * 2 - 1
+    out = model.predict(images, training=False)
+    maps = out["feature_maps"]
+    assert [tuple(f.shape[1:3]) for f in maps] == [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2),
+                                                   (1, 1)]
+    # Level 1 is the 2x2 max of level 0 (SAME: the last row/column pools alone).
+    level0 = maps[0][0].numpy()
+    np.testing.assert_array_equal(maps[1][0, 0, 0], level0[:2, :2].max(axis=(0, 1)))
+    np.testing.assert_array_equal(maps[1][0, 9, 9], level0[18, 18])
+    assert out["anchors"].shape == [6 * (361 + 100 + 25 + 9 + 4 + 1), 4]

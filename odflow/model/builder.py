@@ -19,7 +19,11 @@ from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
-from odflow.model.mobilenet_v1_fpn import FpnOptions, SSDMobileNetV1FpnFeatureExtractor
+from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
+from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
+from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
+from odflow.model.resnet_v1 import resnet_arg_scope_defaults
+from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
 from odflow.model.ssd import LossOptions, SSDMetaArch
 from odflow.model.weight_shared_box_predictor import (WeightSharedConvolutionalBoxPredictor,
                                                       WeightSharedOptions)
@@ -189,18 +193,25 @@ def _ssd_mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtracto
                                           *_mobilenet_v1_hyperparams(fe))
 
 
-def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FpnFeatureExtractor:
+def _ssd_mobilenet_v1_ppn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1PpnFeatureExtractor:
+    fe = config.feature_extractor
+    return SSDMobileNetV1PpnFeatureExtractor(_mobilenet_v1_options(fe),
+                                             *_mobilenet_v1_hyperparams(fe))
+
+
+def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
+    """The ``fpn`` levels (TF1 defaults 3..7, depth 256 when unset), checked against the
+    image size: the top-down sums need each pyramid input exactly twice the size of the next,
+    i.e. ceil(size / 2**min_level) divisible by 2**(min(max_level, 5) - min_level)."""
     fe = config.feature_extractor
     field = f"{_SSD}.feature_extractor"
-    fpn = FpnOptions(fe.fpn.min_level, fe.fpn.max_level, fe.fpn.additional_layer_depth)
+    fpn = FpnLevels(fe.fpn.min_level, fe.fpn.max_level, fe.fpn.additional_layer_depth)
     if not 2 <= fpn.min_level <= 5 or fpn.max_level < fpn.min_level:
         _refuse(f"{field}.fpn: min_level must be 2..5 and max_level >= min_level (got "
                 f"{fpn.min_level}..{fpn.max_level})")
     if fe.use_depthwise:
         _refuse(f"{field}.use_depthwise is not supported for {fe.type} (separable FPN convs); "
                 "remove it")
-    # The top-down sums need each pyramid input exactly twice the size of the next one:
-    # ceil(size / 2**min_level) divisible by 2**(top - min_level).
     top = min(fpn.max_level, 5)
     (height, width), _ = _image_size(config)
     padded = [-(-n // fe.pad_to_multiple) * fe.pad_to_multiple for n in (height, width)]
@@ -210,8 +221,25 @@ def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FpnFeatureE
                 f"{fpn.min_level}..{fpn.max_level} cannot add the pyramid levels of a "
                 f"{height}x{width} image; use a multiple of {step}, e.g. "
                 f"{-(-height // step) * step}x{-(-width // step) * step}")
-    base, extra = _mobilenet_v1_hyperparams(fe)
-    return SSDMobileNetV1FpnFeatureExtractor(_mobilenet_v1_options(fe), fpn, base, extra)
+    return fpn
+
+
+def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    return ssd_mobilenet_v1_fpn(_mobilenet_v1_options(fe), _fpn_levels(config),
+                                *_mobilenet_v1_hyperparams(fe))
+
+
+def _ssd_resnet50_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    field = f"{_SSD}.feature_extractor"
+    if fe.depth_multiplier != 1.0:
+        _refuse(f"{field}.depth_multiplier: {fe.type} supports only 1.0")
+    if fe.use_explicit_padding:
+        _refuse(f"{field}.use_explicit_padding is not valid for {fe.type} (as in TF1)")
+    extra = hp.from_proto(fe.conv_hyperparams, f"{field}.conv_hyperparams")
+    base = extra if fe.override_base_feature_extractor_hyperparams else resnet_arg_scope_defaults()
+    return ssd_resnet50_v1_fpn(_fpn_levels(config), base, extra, fe.pad_to_multiple)
 
 
 # feature_extractor.type -> build function of the Ssd message.
@@ -220,8 +248,12 @@ FEATURE_EXTRACTORS = {
     "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_fpn": _ssd_mobilenet_v1_fpn,
     "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn,
+    "ssd_mobilenet_v1_ppn": _ssd_mobilenet_v1_ppn,
+    "ssd_resnet50_v1_fpn": _ssd_resnet50_v1_fpn,
+    "ssd_resnet50_v1_fpn_keras": _ssd_resnet50_v1_fpn,
 }
-_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras")
+_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",
+              "ssd_resnet50_v1_fpn_keras")
 
 
 def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int], anchors_per_location: list[int]

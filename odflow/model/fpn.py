@@ -11,6 +11,10 @@ norm and activation) gives the level's map.  The names are the zoo checkpoint's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
@@ -48,3 +52,75 @@ class FpnTopDown(tf.Module):
             top_down = top_down + self.projections[k](features[k], training)
             outputs.append(self.smoothings[k](top_down, training))
         return outputs[::-1]
+
+
+class Backbone(Protocol):
+    """What a pyramid needs of its backbone (``SSDMobileNetV1FeatureExtractor``, ``ResnetV1``)."""
+
+    def base_endpoints(self, images: tf.Tensor, training: bool = False
+                       ) -> dict[str, tf.Tensor]: ...
+
+    def units(self) -> list[ConvUnit]: ...
+
+
+@dataclass(frozen=True)
+class FpnLevels:
+    """The config's ``fpn { min_level max_level additional_layer_depth }`` (TF1 defaults)."""
+
+    min_level: int = 3
+    max_level: int = 7
+    additional_layer_depth: int = 256
+
+
+class FpnFeatureExtractor(tf.Module):
+    """A backbone, the top-down pyramid over its end points for levels ``min_level..5``
+    (``endpoints[l]`` has stride ``2**l``), then 3x3 stride-2 convs for the levels above 5
+    (``bottom_up_names[l]`` for level ``l``), as TF1's SSD FPN extractors built them.
+
+    ``__call__(preprocessed images, training) -> maps of levels min..max``.
+    """
+
+    def __init__(self, backbone: Backbone, levels: FpnLevels, scope: str,
+                 endpoints: dict[int, tuple[str, int]], bottom_up_names: dict[int, str],
+                 depth: int, hyperparams: ConvHyperparams, *, pad_to_multiple: int = 1,
+                 explicit_padding: bool = False,
+                 preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None) -> None:
+        super().__init__(name=None)
+        self.backbone = backbone
+        # Images in [0, 255] -> network input; None: the SSD default, scaling to [-1, 1].
+        self.preprocess = preprocess
+        self.pad_to_multiple = pad_to_multiple
+        self.levels = list(range(levels.min_level, levels.max_level + 1))
+        base_max = min(levels.max_level, 5)
+        base_levels = range(levels.min_level, base_max + 1)
+        self.blocks = [endpoints[level][0] for level in base_levels]
+        self.top_down = FpnTopDown(scope, [endpoints[level][1] for level in base_levels], depth,
+                                   hyperparams, explicit_padding=explicit_padding)
+        self.bottom_up = [ConvUnit(f"{scope}/{bottom_up_names[level]}", 3, depth, depth, 2,
+                                   hyperparams, explicit_padding=explicit_padding)
+                          for level in range(base_max + 1, levels.max_level + 1)]
+        self.feature_depths = [depth] * len(self.levels)
+
+    def units(self) -> list[ConvUnit]:
+        return self.backbone.units() + self.top_down.units() + self.bottom_up
+
+    def named_variables(self) -> dict[str, tf.Variable]:
+        named: dict[str, tf.Variable] = {}
+        for unit in self.units():
+            named.update(unit.named_variables())
+        return named
+
+    def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
+        endpoints = self.backbone.base_endpoints(images, training)
+        maps = self.top_down([endpoints[name] for name in self.blocks], training)
+        x = maps[-1]
+        for unit in self.bottom_up:
+            x = unit(x, training)
+            maps.append(x)
+        return maps
+
+    def feature_map_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Level l is ceil(padded size / 2**l) (SAME or fixed padding alike)."""
+        m = self.pad_to_multiple
+        h, w = -(-height // m) * m, -(-width // m) * m
+        return [(-(-h // 2 ** level), -(-w // 2 ** level)) for level in self.levels]

@@ -107,7 +107,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
     def base_endpoints(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """MobileNet v1's layers by name (``Conv2d_5_pointwise``, ...), as slim's end points;
         the FPN extractor takes its pyramid inputs from here."""
-        x = _pad_to_multiple(images, self.options.pad_to_multiple)
+        x = pad_to_multiple(images, self.options.pad_to_multiple)
         endpoints: dict[str, tf.Tensor] = {}
         for name, unit in self.base:
             x = unit(x, training)
@@ -144,7 +144,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
         return shapes
 
 
-def _pad_to_multiple(images: tf.Tensor, multiple: int) -> tf.Tensor:
+def pad_to_multiple(images: tf.Tensor, multiple: int) -> tf.Tensor:
     """Zero-pad bottom/right so height and width are multiples of ``multiple`` (TF1's
     ``ops.pad_to_multiple``)."""
     if multiple <= 1:
