@@ -1,5 +1,8 @@
 """ssd_mobilenet_v1_fpn against the zoo's own TF1 graph (model.ckpt.meta), same weights.
 
+odflow's side is its frozen export (the graph ``frozen_inference_graph.pb`` holds), so the
+comparison covers preprocessing, network, anchors, decoding and NMS as users run them.
+
 The TF1 MetaGraph is the independent source: it holds the API's FPN (nearest-neighbour
 upsampling, projections, smoothing), the weight-shared predictor with per-level batch norm,
 the multiscale anchors, the box decoding and the NMS as the 2018 zoo built them.  Both get the
@@ -16,6 +19,7 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 
+from odflow.export.frozen_graph import freeze
 from odflow.model import builder
 from odflow.protos import pipeline_pb2
 
@@ -87,7 +91,10 @@ def tf1_variable_shapes() -> dict[str, list[int]]:
             if op.type == "VariableV2" and op.name != "global_step"}
 
 
-def run_odflow(values: dict[str, np.ndarray], image_batch: np.ndarray) -> dict[str, np.ndarray]:
+def run_odflow_export(values: dict[str, np.ndarray], image_batch: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """odflow's model with these weights, frozen as the exporter writes it, run as TF1 clients
+    run a frozen_inference_graph.pb."""
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse((ZOO / "pipeline.config").read_text(), config)
     model = builder.build(config.model, is_training=False)
@@ -95,9 +102,13 @@ def run_odflow(values: dict[str, np.ndarray], image_batch: np.ndarray) -> dict[s
     assert sorted(named) == sorted(values)
     for name, variable in named.items():
         variable.assign(values[name])
-    preprocessed, true_shapes = model.preprocess(tf.constant(image_batch, tf.float32))
-    detections = model.postprocess(model.predict(preprocessed, training=False), true_shapes)
-    return {key: detections[key].numpy() for key in OUTPUTS}
+    graph_def = freeze(model, "image_tensor")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+        fetches = {key: graph.get_tensor_by_name(f"{key}:0") for key in OUTPUTS}
+        with tf.compat.v1.Session(graph=graph) as session:
+            return session.run(fetches, {graph.get_tensor_by_name("image_tensor:0"): image_batch})
 
 
 @pytest.mark.slow
@@ -107,7 +118,7 @@ def test_detections_equal_the_tf1_graph():
     values = synthetic_values(shapes)
     batch = images()
     expected = run_tf1(values, batch)
-    got = run_odflow(values, batch)
+    got = run_odflow_export(values, batch)
     for b in range(batch.shape[0]):
         assert expected["num_detections"][b] > 10  # the comparison is not vacuous
         assert got["num_detections"][b] == expected["num_detections"][b]
