@@ -150,11 +150,34 @@ class BatchNorm(tf.Module):
                 y, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
                 epsilon=eps, is_training=False)
             return y
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=eps,
-                                                             is_training=True)
+        replicas = tf.distribute.get_replica_context()
+        if self.params.sync and replicas is not None and replicas.num_replicas_in_sync > 1:
+            y, mean, variance = _cross_replica_batch_norm(y, gamma, beta, eps, replicas)
+        else:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=eps,
+                                                                 is_training=True)
         # The fused kernel returns the Bessel-corrected batch variance, as TF1 used it.
         rate = 1.0 - self.params.decay
         self.moving_mean.assign_sub((self.moving_mean - tf.stop_gradient(mean)) * rate)
         self.moving_variance.assign_sub(
             (self.moving_variance - tf.stop_gradient(variance)) * rate)
         return y
+
+
+def _cross_replica_batch_norm(y: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float,
+                              replicas: tf.distribute.ReplicaContext
+                              ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Batch norm with the statistics of all replicas' examples (``sync_batch_norm``): the
+    same output as one replica normalising the whole global batch.  Returns the normalised
+    ``y``, the mean and the Bessel-corrected variance (as the fused kernel's, for the moving
+    averages)."""
+    axes = [0, 1, 2]
+    count = tf.cast(tf.reduce_prod(tf.shape(y)[:3]), y.dtype)
+    local = tf.concat([tf.reduce_sum(y, axes), tf.reduce_sum(tf.square(y), axes), [count]], 0)
+    total = replicas.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    depth = y.shape[-1]
+    n = total[-1]
+    mean = total[:depth] / n
+    variance = tf.maximum(total[depth:2 * depth] / n - tf.square(mean), 0.0)
+    normalised = tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+    return normalised, mean, variance * n / tf.maximum(n - 1.0, 1.0)
