@@ -112,7 +112,7 @@ def test_clip_before_nms_as_the_2018_zoo_graphs():
     """Box 3 clipped to [0.5, 0.5, 1, 1] overlaps box 2 (area 0.16 inside it) with IoU
     0.16 / 0.25 = 0.64 > 0.5, so in class 0 it (0.6) suppresses box 2 (0.2); unclipped the
     IoU is 0.16 / 0.56 = 0.29 and both stay.  Box 4 lies outside: pruned before NMS."""
-    args = dict(score_threshold=0.15, iou_threshold=0.5, max_per_class=10, max_total=6)
+    args = {"score_threshold": 0.15, "iou_threshold": 0.5, "max_per_class": 10, "max_total": 6}
     after = batch_multiclass_non_max_suppression(BOXES, SCORES, **args)
     before = batch_multiclass_non_max_suppression(BOXES, SCORES, clip_before_nms=True, **args)
     assert after["detection_anchor_indices"].numpy()[0, :5].tolist() == [2, 0, 1, 3, 2]

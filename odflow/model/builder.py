@@ -17,16 +17,18 @@ from odflow.model import postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
+from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
-from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
 from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
 from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
 from odflow.model.resnet_v1 import resnet_arg_scope_defaults
 from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
 from odflow.model.ssd import LossOptions, SSDMetaArch
-from odflow.model.weight_shared_box_predictor import (WeightSharedConvolutionalBoxPredictor,
-                                                      WeightSharedOptions)
+from odflow.model.weight_shared_box_predictor import (
+    WeightSharedConvolutionalBoxPredictor,
+    WeightSharedOptions,
+)
 from odflow.protos import pipeline_pb2
 
 _SSD = "model.ssd"
