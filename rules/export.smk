@@ -76,6 +76,7 @@ rule export_tflite_int8:
         export_dir=directory_of,
         use_regular_nms=str(DEPLOY["use_regular_nms"]).lower(),
         calibration_images=DEPLOY["calibration_images"],
+        per_channel=str(DEPLOY["int8_per_channel"]).lower(),
     log:
         log_path("export_tflite_int8"),
     benchmark:
@@ -90,7 +91,8 @@ rule export_tflite_int8:
         "python {params.script} --format tflite_int8 --export_dir {params.export_dir}"
         " --output {output.model} --use_regular_nms {params.use_regular_nms}"
         " --calibration_records {input.records}"
-        " --calibration_images {params.calibration_images} > {log} 2>&1"
+        " --calibration_images {params.calibration_images}"
+        " --per_channel {params.per_channel} > {log} 2>&1"
 
 
 rule export_onnx:

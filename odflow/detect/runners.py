@@ -5,7 +5,7 @@
 =====================================  =========================================================
 an export directory, ``*.pb``          frozen graph in a ``tf.compat.v1.Session`` (TF1 clients)
 ``saved_model/`` (or its ``.pb``)      SavedModel ``serving_default`` signature
-``*.tflite``                           ``tf.lite.Interpreter`` (the custom post-processing op is
+``*.tflite``                           LiteRT's interpreter (the custom post-processing op is
                                        built in); the model's resize and normalisation first
 ``*.onnx``                             ONNX Runtime, CPU
 =====================================  =========================================================
@@ -138,6 +138,18 @@ class SavedModelDetector(Detector):
         return _from_padded(*(out[name].numpy() for name in DETECTION_OUTPUTS))
 
 
+def tflite_interpreter():
+    """LiteRT's interpreter (``ai-edge-litert``, TFLite's successor), else ``tf.lite``'s
+    (deprecated in TF 2.21): both have the ``TFLite_Detection_PostProcess`` kernel built in."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter
+
+
 class TFLiteDetector(Detector):
     """``TFLite_Detection_PostProcess`` outputs: boxes, classes (0-based), scores, count."""
 
@@ -145,12 +157,10 @@ class TFLiteDetector(Detector):
 
     def __init__(self, path: Path, num_threads: int | None = None) -> None:
         super().__init__(path)
-        import tensorflow as tf
-
         self.metadata = metadata_lib.read(path) or {}
         try:
-            self._interpreter = tf.lite.Interpreter(model_path=os.fspath(path),
-                                                    num_threads=num_threads)
+            self._interpreter = tflite_interpreter()(model_path=os.fspath(path),
+                                                     num_threads=num_threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise OdflowError(f"{path}: not a loadable TFLite model ({error})") from None

@@ -77,7 +77,8 @@ def _resize_method(pipeline_config) -> str:
 
 def export_tflite(export_dir: str | os.PathLike, output: str | os.PathLike, *,
                   int8: bool = False, calibration_records: list[str] | None = None,
-                  calibration_images: int = 100, use_regular_nms: bool = True) -> Path:
+                  calibration_images: int = 100, use_regular_nms: bool = True,
+                  per_channel: bool = False) -> Path:
     """``model.tflite`` (float32) or, with ``int8``, the full-integer ``model_int8.tflite``."""
     from odflow.export import tflite
 
@@ -96,13 +97,14 @@ def export_tflite(export_dir: str | os.PathLike, output: str | os.PathLike, *,
         log.info("calibrating on up to %d images of %s", calibration_images,
                  ", ".join(calibration_records))
     log.info("converting to TFLite (%s)", "full-integer int8" if int8 else "float32")
-    data = tflite.convert(model, settings, representative)
+    data = tflite.convert(model, settings, representative, per_channel=per_channel)
     output = Path(output)
     tflite.write_tflite(data, output)
     height, width = model.image_size
     extra = {"post_processing": {"op": tflite.CUSTOM_OP, **settings.__dict__}}
     if int8:
-        extra["calibration"] = {"records": calibration_records, "images": calibration_images}
+        extra["calibration"] = {"records": calibration_records, "images": calibration_images,
+                                "per_channel": per_channel}
     metadata.write(output, metadata.build(
         model_format="tflite_int8" if int8 else "tflite", model_file=output,
         input_spec={"name": "normalized_input_image_tensor", "shape": [1, height, width, 3],
