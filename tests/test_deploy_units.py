@@ -131,3 +131,9 @@ def test_metadata_reader_reports_a_corrupt_file(tmp_path):
         metadata.read(tmp_path / "m.onnx")
     (tmp_path / "n.onnx.json").write_text(json.dumps({"format": "onnx"}))
     assert metadata.read(tmp_path / "n.onnx") == {"format": "onnx"}
+
+
+def test_convert_cli_lists_every_format():
+    from odflow.export import convert_cli, formats
+
+    assert convert_cli.FORMATS == formats.FORMATS

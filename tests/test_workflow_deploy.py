@@ -25,7 +25,9 @@ TARGETS = ("deploy", "detections/done")
 
 
 def settings(**changes) -> dict:
-    return tiny_config(deploy={"calibration_images": 8}, **changes)
+    """Tiny settings; detection runs the int8 TFLite file (the frozen graph is the default)."""
+    detect = {"model": "exported_model/model_int8.tflite", **changes.pop("detect", {})}
+    return tiny_config(deploy={"calibration_images": 8}, detect=detect, **changes)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_deploy_and_detect_build_every_file(run: SnakemakeResult) -> None:
         assert (workdir / "logs" / f"{rule}.log").exists(), rule
         assert (workdir / "logs" / "benchmarks" / f"{rule}.tsv").exists(), rule
     done = json.loads((workdir / "detections" / "done").read_text())
-    assert done["num_images"] == 8 and done["format"] == "frozen_graph"
+    assert done["num_images"] == 8 and done["format"] == "tflite_int8"
     assert len(list((workdir / "detections" / "images").glob("*.jpg"))) == 8
 
 
@@ -74,15 +76,9 @@ def test_min_score_reruns_detection_only(run: SnakemakeResult) -> None:
 
 def test_calibration_setting_reruns_the_int8_model_and_its_metrics_only(
         run: SnakemakeResult) -> None:
-    config = tiny_config(deploy={"calibration_images": 4})
+    config = settings()
+    config["deploy"]["calibration_images"] = 4
     planned = planned_jobs(dry_run(run.workdir, config, "calibration").output)
-    assert planned == {"export_tflite_int8": 1, "evaluate_deployed": 1, "deploy": 1}, planned
-
-
-def test_detection_with_the_tflite_file(run: SnakemakeResult) -> None:
-    config = settings(detect={"model": "exported_model/model_int8.tflite"})
-    result = run_snakemake(run.workdir, write_config(run.workdir, config, name="int8.yaml"),
-                           "-c2", "detections/done")
-    assert result.returncode == 0, result.describe()
-    done = json.loads((run.workdir / "detections" / "done").read_text())
-    assert done["format"] == "tflite_int8"
+    # detect too: it runs the int8 file here
+    assert planned == {"export_tflite_int8": 1, "evaluate_deployed": 1, "deploy": 1,
+                       "detect": 1}, planned

@@ -1,9 +1,11 @@
 """``odflow evaluate-model``: COCO box metrics of an exported file on the eval records.
 
 The same ``CocoEvaluator`` as training-time evaluation, fed the way
-``odflow.train.evaluate`` feeds it (groundtruth and detections in pixels of the original
-image, every detection the model returns), but the detections come from the deployed file
-through its runner, one image at a time: what a user of that file would get.
+``odflow.train.evaluate`` feeds it (images decoded by TensorFlow's decoder, groundtruth and
+detections in pixels of the original image, every detection the model returns), but the
+detections come from the deployed file through its runner, one image at a time: what a user
+of that file would get.  (JPEG decoders differ by a few grey levels per pixel; using the
+training evaluator's keeps ``metrics_frozen_graph.json`` comparable with ``metrics.json``.)
 
     odflow evaluate-model --model exported_model/model.tflite --records datasets/val.record \\
         --label_map datasets/label_map.pbtxt --output eval/metrics_tflite.json
@@ -29,8 +31,9 @@ def evaluate(detector, record_paths: list[str], categories: list[dict], *,
     """The filled ``CocoEvaluator`` for ``detector`` on every image of the records."""
     from tqdm import tqdm
 
+    import tensorflow as tf
+
     from odflow.data.records import count_examples, iter_examples
-    from odflow.detect.images import decode
     from odflow.errors import OdflowError
     from odflow.evaluation.coco import CocoEvaluator
 
@@ -38,7 +41,7 @@ def evaluate(detector, record_paths: list[str], categories: list[dict], *,
     total = count_examples(record_paths)
     for index, example in enumerate(tqdm(iter_examples(record_paths), total=total, unit="img",
                                          desc=f"evaluate {detector.format}")):
-        image = decode(example.encoded)
+        image = tf.io.decode_image(example.encoded, channels=3, expand_animations=False).numpy()
         height, width = image.shape[:2]
         key = example.source_id or f"image-{index}"
         scale = np.array([height, width, height, width], np.float64)

@@ -24,9 +24,11 @@ def _bool(text: str) -> bool:
     return text.lower() == "true"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    from odflow.export.formats import FORMATS
+#: odflow.export.formats.FORMATS, repeated so that --help does not import TensorFlow
+FORMATS = ("tflite", "tflite_int8", "onnx")
 
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="odflow convert", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
