@@ -112,6 +112,15 @@ def test_float_formats_match_the_frozen_graph(workdir, images, reference, fmt, n
         np.testing.assert_array_equal(have.classes[:10], want["classes"][:10])
 
 
+@pytest.mark.parametrize("path", ["exported_model", "exported_model/saved_model"])
+def test_tensorflow_runners_match_the_frozen_graph(workdir, images, reference, path):
+    detector, got = run(workdir / path, images)
+    assert detector.format == ("saved_model" if "saved" in path else "frozen_graph")
+    for want, have in zip(reference, got):
+        np.testing.assert_allclose(have.boxes, want["boxes"], atol=1e-5)
+        np.testing.assert_allclose(have.scores, want["scores"], atol=1e-5)
+
+
 def test_int8_tflite_finds_the_frozen_graphs_confident_boxes(workdir, images, reference):
     detector, got = run(convert(workdir, "tflite_int8", "model_int8.tflite"), images)
     assert detector.format == "tflite_int8"
