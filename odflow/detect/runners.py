@@ -150,6 +150,20 @@ def tflite_interpreter():
     return Interpreter
 
 
+def _postprocess_outputs(interpreter) -> list[dict]:
+    """The output tensors in the op's order: boxes, classes, scores, count.
+
+    Our files have a signature whose outputs ``output_0..3`` are in that order (the interpreter's
+    own output list is not); files converted from a TF1 ``tflite_graph.pb`` have no signature
+    and list the op's outputs in order.
+    """
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return list(interpreter.get_output_details())
+    details = interpreter.get_signature_runner(next(iter(signatures))).get_output_details()
+    return [details[name] for name in sorted(details, key=lambda n: (len(n), n))]
+
+
 class TFLiteDetector(Detector):
     """``TFLite_Detection_PostProcess`` outputs: boxes, classes (0-based), scores, count."""
 
@@ -165,12 +179,11 @@ class TFLiteDetector(Detector):
         except (ValueError, RuntimeError) as error:
             raise OdflowError(f"{path}: not a loadable TFLite model ({error})") from None
         (self._input,) = self._interpreter.get_input_details()
-        outputs = self._interpreter.get_output_details()
-        if len(outputs) != 4:
-            raise OdflowError(f"{path}: expected the 4 outputs of TFLite_Detection_PostProcess, "
-                              f"found {len(outputs)}")
-        # The op's outputs in its order (boxes, classes, scores, count) are the ':k' tensors.
-        self._outputs = sorted(outputs, key=lambda d: int(d["name"].rsplit(":", 1)[-1]))
+        self._outputs = _postprocess_outputs(self._interpreter)
+        shapes = [len(d["shape"]) for d in self._outputs]
+        if shapes != [3, 2, 2, 1]:
+            raise OdflowError(f"{path}: expected the 4 outputs of TFLite_Detection_PostProcess "
+                              f"(boxes, classes, scores, count), found tensors of rank {shapes}")
         self.size = tuple(int(d) for d in self._input["shape"][1:3])
         self.resize_method = self.metadata.get("input", {}).get("resize_method", "bilinear")
         self.mean = float(self.metadata.get("input", {}).get("mean", 127.5))
