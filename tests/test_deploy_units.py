@@ -137,3 +137,23 @@ def test_convert_cli_lists_every_format():
     from odflow.export import convert_cli, formats
 
     assert convert_cli.FORMATS == formats.FORMATS
+
+
+def test_convert_from_an_incomplete_export_names_what_is_missing(tmp_path, capsys):
+    (tmp_path / "pipeline.config").write_text("")
+    output = tmp_path / "model.tflite"
+    code = cli.main(["convert", "--format", "tflite", "--export_dir", str(tmp_path),
+                     "--output", str(output)])
+    err = capsys.readouterr().err
+    assert code == 2 and "model.ckpt.index" in err and "label_map.pbtxt" in err
+    assert "Traceback" not in err and not output.exists()
+    assert list(tmp_path.iterdir()) == [tmp_path / "pipeline.config"]
+
+
+def test_int8_without_calibration_records_is_an_error(tmp_path, capsys):
+    from odflow.export import formats
+
+    for name in ("pipeline.config", "model.ckpt.index", "label_map.pbtxt"):
+        (tmp_path / name).write_text("")
+    with pytest.raises(OdflowError, match="--calibration_records"):
+        formats.export_tflite(tmp_path, tmp_path / "m.tflite", int8=True)
