@@ -2,6 +2,7 @@
 #
 #   snakemake -c2 exported_model/frozen_inference_graph.pb     # the tutorial's result
 #   snakemake -c2 all                                          # + metrics and plots
+#   snakemake -c2 deploy                                       # + TFLite, ONNX and their metrics
 #   snakemake -n exported_model/frozen_inference_graph.pb      # the plan, with reasons
 #
 # Each stage is one file in rules/; the work is done by the odflow package.
@@ -30,6 +31,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
 include: "rules/plots.smk"
+include: "rules/detect.smk"
 include: "rules/report.smk"
 
 
@@ -40,3 +42,10 @@ rule all:
         METRICS,
         METRICS_TABLE,
         PLOTS,
+
+
+rule deploy:
+    """TFLite (float, int8) and ONNX files beside the export, and every format's metrics."""
+    input:
+        list(DEPLOYED_MODELS.values()),
+        DEPLOYED_METRICS,

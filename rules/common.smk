@@ -119,3 +119,48 @@ def directory_of(w, output):
 def checkpoint_prefix(w, input):
     """ckpt/model.ckpt-N from its declared ckpt/model.ckpt-N.index."""
     return input.checkpoint.removesuffix(".index")
+
+
+# -- deployable files, their metrics, and detection (rules/export.smk, evaluate.smk, detect.smk)
+
+DEPLOY = config["deploy"]
+DEPLOYED_MODELS = {
+    "tflite": "exported_model/model.tflite",
+    "tflite_int8": "exported_model/model_int8.tflite",
+    "onnx": "exported_model/model.onnx",
+}
+
+
+def metadata_of(path):
+    return f"{path}.json"
+
+
+EVALUATED_FORMATS = ["frozen_graph", "tflite", "tflite_int8", "onnx"]
+DEPLOYED_METRICS = expand("eval/metrics_{format}.json", format=EVALUATED_FORMATS)
+
+
+def deployed_model(wildcards):
+    """The file a format's metrics measure (the frozen graph, or a converted file)."""
+    if wildcards.format == "frozen_graph":
+        return "exported_model/frozen_inference_graph.pb"
+    return DEPLOYED_MODELS[wildcards.format]
+
+
+DETECT = config["detect"]
+
+
+DETECT_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+def detect_images(wildcards):
+    """The files detect.images names, so that a new or changed image reruns detection: a
+    folder's images (recursively, as odflow detect reads them), a glob's matches, or one file
+    (e.g. the val records, which a rule may still have to make)."""
+    spec = DETECT["images"]
+    if os.path.isdir(spec):
+        pattern = os.path.join(spec, "**", "*")
+        return sorted(f for f in glob.glob(pattern, recursive=True)
+                      if f.lower().endswith(DETECT_IMAGE_SUFFIXES))
+    if glob.has_magic(spec):
+        return sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
+    return [spec]

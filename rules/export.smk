@@ -30,3 +30,92 @@ rule export:
         " --trained_checkpoint_prefix {params.checkpoint}"
         " --output_directory {params.output_dir} --label_map_path {input.label_map}"
         " > {log} 2>&1"
+
+
+# Deployable files made from the export (odflow convert): TFLite float32 and full-integer int8,
+# with the SSD post-processing as the TFLite_Detection_PostProcess op, and ONNX. Each has its
+# metadata JSON beside it. Not part of `all` (they add minutes); `snakemake -c2 deploy` builds
+# them with their metrics.
+
+rule export_tflite:
+    """exported_model/model.tflite (float32) from the exported weights."""
+    input:
+        EXPORTED_MODEL,
+    output:
+        model=DEPLOYED_MODELS["tflite"],
+        metadata=metadata_of(DEPLOYED_MODELS["tflite"]),
+    params:
+        script=script("convert_model.py"),
+        export_dir=directory_of,
+        use_regular_nms=str(DEPLOY["use_regular_nms"]).lower(),
+    log:
+        log_path("export_tflite"),
+    benchmark:
+        benchmark_path("export_tflite")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --format tflite --export_dir {params.export_dir}"
+        " --output {output.model} --use_regular_nms {params.use_regular_nms} > {log} 2>&1"
+
+
+rule export_tflite_int8:
+    """exported_model/model_int8.tflite: full-integer, calibrated on training images."""
+    input:
+        EXPORTED_MODEL,
+        records=record_files("train"),
+    output:
+        model=DEPLOYED_MODELS["tflite_int8"],
+        metadata=metadata_of(DEPLOYED_MODELS["tflite_int8"]),
+    params:
+        script=script("convert_model.py"),
+        export_dir=directory_of,
+        use_regular_nms=str(DEPLOY["use_regular_nms"]).lower(),
+        calibration_images=DEPLOY["calibration_images"],
+        per_channel=str(DEPLOY["int8_per_channel"]).lower(),
+    log:
+        log_path("export_tflite_int8"),
+    benchmark:
+        benchmark_path("export_tflite_int8")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --format tflite_int8 --export_dir {params.export_dir}"
+        " --output {output.model} --use_regular_nms {params.use_regular_nms}"
+        " --calibration_records {input.records}"
+        " --calibration_images {params.calibration_images}"
+        " --per_channel {params.per_channel} > {log} 2>&1"
+
+
+rule export_onnx:
+    """exported_model/model.onnx: the SavedModel through tf2onnx."""
+    input:
+        EXPORTED_MODEL,
+    output:
+        model=DEPLOYED_MODELS["onnx"],
+        metadata=metadata_of(DEPLOYED_MODELS["onnx"]),
+    params:
+        script=script("convert_model.py"),
+        export_dir=directory_of,
+        opset=DEPLOY["onnx_opset"],
+    log:
+        log_path("export_onnx"),
+    benchmark:
+        benchmark_path("export_onnx")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --format onnx --export_dir {params.export_dir}"
+        " --output {output.model} --opset {params.opset} > {log} 2>&1"

@@ -34,9 +34,11 @@ FROZEN_GRAPH = "frozen_inference_graph.pb"
 SAVED_MODEL = "saved_model"
 PIPELINE_CONFIG = "pipeline.config"
 LABEL_MAP = "label_map.pbtxt"
-#: Entries an existing output directory may hold and still be replaced (a previous export).
+#: Entries an existing output directory may hold and still be replaced (a previous export,
+#: and the files ``odflow convert`` makes from it, stale once the export changes).
 EXPORT_ENTRIES = (FROZEN_GRAPH, SAVED_MODEL, "model.ckpt.*", "checkpoint", PIPELINE_CONFIG,
-                  LABEL_MAP)
+                  LABEL_MAP, "model.tflite", "model_int8.tflite", "model.onnx",
+                  "model.tflite.json", "model_int8.tflite.json", "model.onnx.json")
 
 
 @dataclass(frozen=True)

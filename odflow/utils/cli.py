@@ -29,3 +29,9 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> Non
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def exit_on_sigterm(signum: int, frame) -> None:
+    """SIGTERM handler (Snakemake, SLURM): unwind like Ctrl+C, so temporary files are removed."""
+    del frame
+    raise SystemExit(128 + signum)

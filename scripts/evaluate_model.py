@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""COCO metrics of an exported file on eval records (odflow evaluate-model); see --help."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.detect.evaluate import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
