@@ -22,6 +22,7 @@ def _named(folder: str, *overrides: str) -> dict[str, tuple[list[int], str]]:
     return {n: (v.shape.as_list(), v.dtype.name) for n, v in model.named_variables().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder,count", [(V2, 344), (LITE, 404), (V3, 406)])
 def test_variables_equal_the_zoo_index(folder: str, count: int) -> None:
     expected = zoo.variables(folder)
@@ -33,6 +34,7 @@ def test_variables_equal_the_zoo_index(folder: str, count: int) -> None:
     assert wrong == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder,anchors", [(V2, (3, 6, 6, 6, 6, 6)), (LITE, (3, 6, 6, 6, 6, 6)),
                                             (V3, (3, 6, 6, 6, 6, 6))])
 def test_one_class_changes_only_the_class_predictors(folder: str,
@@ -51,6 +53,7 @@ def test_one_class_changes_only_the_class_predictors(folder: str,
         assert named[f"BoxPredictor_{k}/ClassPredictor/biases"][0] == [a * 2]
 
 
+@pytest.mark.slow
 def test_v3_small_follows_the_large_naming_and_the_slim_small_spec() -> None:
     """No zoo index exists for small: names as large, depths from slim's V3_SMALL_DETECTION
     (layer_10 expansion 288 and layer_13 288 feed the predictor; 5x5 depthwise; SE = /4)."""

@@ -29,6 +29,22 @@ from odflow.protos import pipeline_pb2
 _SSD = "model.ssd"
 
 
+def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
+                   is_training: bool) -> SSDMetaArch:
+    """``build(pipeline_config.model)`` after refusing pipeline-level options that change the
+    network: ``graph_rewriter { quantization }`` (the zoo's *_quantized_* configs) asked for
+    quantization-aware training with fake-quant ops, which odflow does not do; training the
+    float model instead would give a different detector than the config describes."""
+    if pipeline_config.HasField("graph_rewriter"):
+        which = ("graph_rewriter.quantization"
+                 if pipeline_config.graph_rewriter.HasField("quantization") else "graph_rewriter")
+        _refuse(f"{which} is set but odflow does not implement quantization-aware training "
+                "(fake-quant min/max variables); remove the graph_rewriter block to train the "
+                "float model (the zoo's *_quantized_* checkpoints still restore their float "
+                "weights with fine_tune_checkpoint_type: detection)")
+    return build(pipeline_config.model, is_training)
+
+
 def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMetaArch:
     """Build the detector (variables included: call it under a strategy's scope)."""
     which = model_config.WhichOneof("model")

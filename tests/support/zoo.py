@@ -26,8 +26,18 @@ def pipeline(folder: str, *overrides: str) -> pipeline_pb2.TrainEvalPipelineConf
 
 def variables(folder: str) -> dict[str, tuple[list[int], str]]:
     """``{name: (shape, dtype)}`` from variables.txt."""
+    return read_listing(ZOO / folder / "variables.txt")
+
+
+def excluded(folder: str) -> dict[str, tuple[list[int], str]]:
+    """The optimizer slots and EMA copies of the index (variables_excluded.txt), if listed."""
+    path = ZOO / folder / "variables_excluded.txt"
+    return read_listing(path) if path.exists() else {}
+
+
+def read_listing(path: Path) -> dict[str, tuple[list[int], str]]:
     listed = {}
-    for line in (ZOO / folder / "variables.txt").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
         name, shape, dtype = line.split("\t")
