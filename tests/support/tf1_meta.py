@@ -62,3 +62,24 @@ def assign(named: Mapping[str, tf.Variable], values: Mapping[str, np.ndarray]) -
     """Give odflow's variables (TF1 names) the graph's values."""
     for name, variable in named.items():
         variable.assign(values[name])
+
+
+def write_checkpoint(prefix: Path, values: Mapping[str, np.ndarray]) -> str:
+    """A name-based checkpoint of ``values`` as TF1's Saver wrote it (SaveV2)."""
+    names = sorted(values)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(values[n]) for n in names])
+    return str(prefix)
+
+
+def run_frozen_graph(path: Path, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The detections of an exported ``frozen_inference_graph.pb`` for uint8 ``images``."""
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(Path(path).read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            fetched = session.run([f"{o}:0" for o in OUTPUTS],
+                                  feed_dict={"image_tensor:0": images})
+    return dict(zip(OUTPUTS, fetched))
