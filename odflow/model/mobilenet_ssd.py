@@ -35,6 +35,7 @@ class Layer:
     expansion: float | None = 6.0
     activation: str = "relu6"
     squeeze_excite: bool = False
+    expansion_divisor: int = 8  # slim's expand_input_by_factor(n, divisible_by)
 
 
 def conv(out: int, kernel: int, stride: int, activation: str) -> Layer:
@@ -79,7 +80,8 @@ class MobilenetSsdFeatureExtractor(tf.Module):
                 name = f"{scope}/expanded_conv" + (f"_{blocks}" if blocks else "")
                 blocks += 1
                 unit = ExpandedConv(name, in_depth, out,
-                                    make_divisible(in_depth * layer.expansion, 8),
+                                    make_divisible(in_depth * layer.expansion,
+                                                   layer.expansion_divisor),
                                     layer.kernel, layer.stride, layer.activation,
                                     base_hyperparams, squeeze_excite=layer.squeeze_excite,
                                     explicit_padding=pad)

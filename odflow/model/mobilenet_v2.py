@@ -18,7 +18,7 @@ SCOPE = "FeatureExtractor/MobilenetV2"
 # slim V2_DEF: Conv, 17 expanded_conv blocks (the first without expansion), Conv_1.
 SPEC: tuple[Layer, ...] = (
     conv(32, 3, 2, "relu6"),
-    Layer(16, expansion=1.0),
+    Layer(16, expansion=1.0, expansion_divisor=1),  # expand_input(1, divisible_by=1)
     Layer(24, stride=2), Layer(24),
     Layer(32, stride=2), Layer(32), Layer(32),
     Layer(64, stride=2), Layer(64), Layer(64), Layer(64),

@@ -1,5 +1,6 @@
-"""MobileNet v3 pieces checked by hand against slim's definitions (mobilenet_v3.py,
-conv_blocks.py), and the builder's refusals for what odflow does not build."""
+"""MobileNet v2/v3 pieces checked by hand against slim's definitions (mobilenet_v3.py,
+conv_blocks.py, mobilenet.py: hard-swish, the squeeze-excite gate and placement, depth
+rounding), and the builder's refusals for what odflow does not build."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def test_squeeze_excite_sits_between_depthwise_and_project() -> None:
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_feature_map_sizes_of_v3_large_at_320() -> None:
     model = builder.build(zoo.pipeline("ssd_mobilenet_v3_large_coco_2020_01_14").model, False)
     shapes = model.feature_extractor.feature_map_shapes(320, 320)
@@ -106,3 +108,40 @@ def test_v3_refuses_a_number_of_layers_other_than_six() -> None:
                           "ssd { feature_extractor { num_layers: 4 } }")
     with pytest.raises(OdflowError, match="feature_extractor.num_layers: ssd_mobilenet_v3_large"):
         builder.build(config.model, is_training=False)
+
+
+def test_v2_depth_multiplier_rounds_depths_as_slim() -> None:
+    """Depth multiplier 0.35, min_depth 16, worked by hand with slim's rules: block outputs
+    make_divisible(d * 0.35, 8, min_depth), expansions make_divisible(input * 6, 8), extra
+    layers max(int(d * 0.35), min_depth)."""
+    config = zoo.pipeline("ssd_mobilenet_v2_coco_2018_03_29",
+                          "ssd { num_classes: 1 feature_extractor { depth_multiplier: 0.35 } }")
+    model = builder.build(config.model, is_training=False)
+    shapes = {n: v.shape.as_list() for n, v in model.named_variables().items()}
+    fe = "FeatureExtractor/MobilenetV2"
+    assert shapes[f"{fe}/Conv/weights"] == [3, 3, 3, 16]  # 11.2 -> 16 (min_depth)
+    assert f"{fe}/expanded_conv/expand/weights" not in shapes
+    assert shapes[f"{fe}/expanded_conv_1/expand/weights"] == [1, 1, 16, 96]
+    assert shapes[f"{fe}/expanded_conv_6/project/weights"] == [1, 1, 96, 24]  # 22.4 -> 24
+    assert shapes[f"{fe}/expanded_conv_10/project/weights"] == [1, 1, 144, 32]  # 33.6 -> 32
+    assert shapes[f"{fe}/expanded_conv_13/expand/weights"] == [1, 1, 32, 192]
+    assert shapes[f"{fe}/expanded_conv_16/project/weights"] == [1, 1, 336, 112]
+    assert shapes[f"{fe}/Conv_1/weights"] == [1, 1, 112, 448]
+    assert shapes[f"{fe}/layer_19_1_Conv2d_2_1x1_89/weights"] == [1, 1, 448, 89]
+    assert shapes[f"{fe}/layer_19_2_Conv2d_2_3x3_s2_179/weights"] == [1, 1, 89, 179]
+    assert shapes[f"{fe}/layer_19_2_Conv2d_5_3x3_s2_44_depthwise/depthwise_weights"] == [
+        3, 3, 22, 1]
+    assert shapes["BoxPredictor_0/BoxEncodingPredictor/weights"] == [3, 3, 192, 12]
+    assert model.feature_extractor.feature_depths == [192, 448, 179, 89, 89, 44]
+
+
+def test_v2_explicit_padding_keeps_the_map_sizes() -> None:
+    config = zoo.pipeline("ssd_mobilenet_v2_coco_2018_03_29",
+                          "ssd { num_classes: 1 feature_extractor { depth_multiplier: 0.35 "
+                          "use_explicit_padding: true } }")
+    model = builder.build(config.model, is_training=False)
+    maps = model.feature_extractor(tf.zeros([1, 300, 300, 3]))
+    assert [tuple(m.shape[1:3]) for m in maps] == [(19, 19), (10, 10), (5, 5), (3, 3), (2, 2),
+                                                   (1, 1)]
+    assert model.feature_extractor.feature_map_shapes(300, 300) == [
+        tuple(m.shape[1:3]) for m in maps]
