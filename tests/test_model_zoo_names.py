@@ -82,3 +82,22 @@ def test_v3_small_follows_the_large_naming_and_the_slim_small_spec() -> None:
     # Only the feature extractor differs from large.
     assert {n for n in named if not n.startswith(fe)} == {n for n in large
                                                           if not n.startswith(fe)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["ssd_mobilenet_v1_quantized_300x300_coco14_sync_2018_07_18",
+                                    "ssd_mobilenet_v2_quantized_300x300_coco_2019_01_03"])
+def test_quantized_configs_without_graph_rewriter_have_the_float_variables(folder: str) -> None:
+    """odflow refuses graph_rewriter (see test_model_mobilenet_blocks); without it the float
+    model has exactly the index's variables minus the fake-quant min/max state (188 for v1,
+    637 for v2), so the quantized checkpoints still fine-tune a float model.  (The v2 copy's
+    config had num_classes edited to 6; the index is the 90-class model.)"""
+    config = zoo.pipeline(folder, ZOO_CLASSES)
+    config.ClearField("graph_rewriter")
+    named = {n: (v.shape.as_list(), v.dtype.name)
+             for n, v in builder.build(config.model, is_training=True).named_variables().items()}
+    listed = zoo.variables(folder)
+    quant = {n for n in listed if "quant" in n}
+    assert len(quant) == (188 if "v1" in folder else 637)
+    expected = {n: s for n, s in listed.items() if n not in quant and n != "global_step"}
+    assert named == expected
