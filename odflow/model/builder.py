@@ -15,12 +15,11 @@ from collections.abc import Callable
 
 from odflow.errors import OdflowError
 from odflow.model import hyperparams as hp
-from odflow.model import postprocess, target_assigner
+from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
 from odflow.model.losses import build_losses
-from odflow.model import mobilenet_v2, mobilenet_v3
 from odflow.model.mobilenet_ssd import MobilenetSsdOptions
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
 from odflow.model.ssd import LossOptions, SSDMetaArch
