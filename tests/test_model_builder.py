@@ -40,7 +40,7 @@ def test_keras_type_is_an_alias():
 
 
 @pytest.mark.parametrize("extra, field", [
-    ('ssd { feature_extractor { type: "ssd_mobilenet_v2" } }',
+    ('ssd { feature_extractor { type: "ssd_mobilenet_edgetpu" } }',
      "model.ssd.feature_extractor.type"),
     ("ssd { feature_extractor { fpn { min_level: 3 } } }", "model.ssd.feature_extractor.fpn"),
     ("ssd { mask_head_config { mask_height: 15 } }", "model.ssd.mask_head_config"),

@@ -36,6 +36,30 @@ TOLERATED_UNKNOWN_FIELDS = {
     ("object_detection.protos.TrainConfig", "include_global_step"),
 }
 
+# Fields the API's schema had when the TF1 zoo tarballs were exported and later dropped; the
+# zoo's own pipeline.config files still carry them (ssd_mobilenet_v2_coco_2018_03_29 has
+# `batch_norm_trainable: true`; of all the zoo SSD configs it is the only one).  They load with
+# a warning saying what they meant; `RETIRED_FIELD_EFFECTS` carries a value that still means
+# something over to today's field.
+RETIRED_FIELDS = {
+    ("object_detection.protos.SsdFeatureExtractor", "batch_norm_trainable"):
+        "whether the feature extractor's batch norm trained (TF1 API before mid-2018); "
+        "true was the default and is what odflow does, false is `model.ssd.freeze_batchnorm: "
+        "true` today",
+}
+
+_NO_FIELD_EFFECT = "ignored"
+
+
+def _batch_norm_trainable(config: TrainEvalPipelineConfig, value: str) -> str:
+    if value.lower() in ("false", "f", "0"):
+        config.model.ssd.freeze_batchnorm = True
+        return "set model.ssd.freeze_batchnorm: true in its place"
+    return _NO_FIELD_EFFECT
+
+
+RETIRED_FIELD_EFFECTS = {"batch_norm_trainable": _batch_norm_trainable}
+
 # Meta-architectures of DetectionModel that odflow does not train (see docs/architecture.md).
 OTHER_META_ARCHITECTURES = ("faster_rcnn", "center_net", "experimental_model")
 
@@ -68,13 +92,14 @@ def read_text(path: str | os.PathLike, *, what: str) -> str:
 def loads(text: str, source: str = "<string>", *,
           require_ssd: bool = True) -> TrainEvalPipelineConfig:
     """Parse pipeline-config text; ``source`` names it in error messages."""
+    retired: list[tuple[str, str, int]] = []  # (field, value, line)
     while True:
         config = TrainEvalPipelineConfig()
         try:
             text_format.Merge(text, config)
             break
         except text_format.ParseError as error:
-            blanked = _drop_tolerated_field(text, error, source)
+            blanked = _drop_tolerated_field(text, error, source, retired)
             if blanked is not None:
                 text = blanked
                 continue
@@ -82,6 +107,11 @@ def loads(text: str, source: str = "<string>", *,
             if require_ssd and meta in OTHER_META_ARCHITECTURES:
                 raise OdflowError(_not_ssd_message(source, meta)) from error
             raise OdflowError(format_parse_error(error, source)) from error
+    for field, value, line in retired:
+        effect = RETIRED_FIELD_EFFECTS.get(field, lambda *_: _NO_FIELD_EFFECT)(config, value)
+        meaning = next(m for (_, name), m in RETIRED_FIELDS.items() if name == field)
+        log.warning("%s:%d: `%s: %s` is a retired field of the TF Object Detection API "
+                    "(%s); %s", source, line, field, value, meaning, effect)
     if require_ssd:
         meta = config.model.WhichOneof("model")
         if meta in OTHER_META_ARCHITECTURES:
@@ -102,10 +132,13 @@ def meta_architecture(config: TrainEvalPipelineConfig) -> str | None:
     return config.model.WhichOneof("model")
 
 
-def _drop_tolerated_field(text: str, error: text_format.ParseError, source: str) -> str | None:
-    """``text`` with a tolerated ``name: scalar`` blanked out (positions kept), else None."""
+def _drop_tolerated_field(text: str, error: text_format.ParseError, source: str,
+                          retired: list[tuple[str, str, int]]) -> str | None:
+    """``text`` with a tolerated or retired ``name: scalar`` blanked out (positions kept),
+    else None; a retired field is appended to ``retired`` (field, value, line)."""
     match = _NO_FIELD.search(str(error))
-    if not match or tuple(match.groups()) not in TOLERATED_UNKNOWN_FIELDS or not error.GetLine():
+    key = tuple(match.groups()) if match else None
+    if (key not in TOLERATED_UNKNOWN_FIELDS and key not in RETIRED_FIELDS) or not error.GetLine():
         return None
     field = match.group(2)
     lines = text.split("\n")
@@ -114,8 +147,12 @@ def _drop_tolerated_field(text: str, error: text_format.ParseError, source: str)
     assignment = re.compile(rf"{re.escape(field)}\s*:\s*[\w.+-]+\s*[;,]?").match(line, start)
     if assignment is None:
         return None
-    log.warning("%s:%d: ignoring `%s`: not a field of the TF Object Detection API's schema",
-                source, error.GetLine(), field)
+    if key in RETIRED_FIELDS:
+        value = assignment.group(0).split(":", 1)[1].strip().rstrip(";,").strip()
+        retired.append((field, value, error.GetLine()))
+    else:
+        log.warning("%s:%d: ignoring `%s`: not a field of the TF Object Detection API's schema",
+                    source, error.GetLine(), field)
     end = assignment.end()
     lines[error.GetLine() - 1] = line[:start] + " " * (end - start) + line[end:]
     return "\n".join(lines)

@@ -72,7 +72,7 @@ def export_model(pipeline_config, checkpoint_prefix: str, output_directory: str 
     from odflow.model import builder  # TensorFlow model code: imported only when exporting
 
     check_input_type(input_type)
-    model = builder.build(pipeline_config.model, is_training=False)  # variables included
+    model = builder.build_pipeline(pipeline_config, is_training=False)  # variables included
     variables = model.named_variables()
     weights = load_weights(variables, checkpoint_prefix, use_moving_averages,
                            wants_moving_averages(pipeline_config))

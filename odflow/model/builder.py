@@ -9,16 +9,19 @@ depthwise weights either way) are accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+from collections.abc import Callable
 
 from odflow.errors import OdflowError
 from odflow.model import hyperparams as hp
-from odflow.model import postprocess, target_assigner
+from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
 from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
 from odflow.model.losses import build_losses
+from odflow.model.mobilenet_ssd import MobilenetSsdOptions
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
 from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
 from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
@@ -32,6 +35,22 @@ from odflow.model.weight_shared_box_predictor import (
 from odflow.protos import pipeline_pb2
 
 _SSD = "model.ssd"
+
+
+def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
+                   is_training: bool) -> SSDMetaArch:
+    """``build(pipeline_config.model)`` after refusing pipeline-level options that change the
+    network: ``graph_rewriter { quantization }`` (the zoo's *_quantized_* configs) asked for
+    quantization-aware training with fake-quant ops, which odflow does not do; training the
+    float model instead would give a different detector than the config describes."""
+    if pipeline_config.HasField("graph_rewriter"):
+        which = ("graph_rewriter.quantization"
+                 if pipeline_config.graph_rewriter.HasField("quantization") else "graph_rewriter")
+        _refuse(f"{which} is set but odflow does not implement quantization-aware training "
+                "(fake-quant min/max variables); remove the graph_rewriter block to train the "
+                "float model (the zoo's *_quantized_* checkpoints still restore their float "
+                "weights with fine_tune_checkpoint_type: detection)")
+    return build(pipeline_config.model, is_training)
 
 
 def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMetaArch:
@@ -146,7 +165,10 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
         _refuse(f"{_SSD}.feature_extractor.depth_multiplier must be positive")
     if not 1 <= fe.num_layers <= 6:
         _refuse(f"{_SSD}.feature_extractor.num_layers must be between 1 and 6 for "
-                f"ssd_mobilenet_v1 (got {fe.num_layers})")
+                f"{fe.type} (got {fe.num_layers})")
+    if fe.type.startswith("ssd_mobilenet_v3") and fe.num_layers != 6:
+        _refuse(f"{_SSD}.feature_extractor.num_layers: {fe.type} always has 6 feature maps "
+                f"(got {fe.num_layers}); remove the field")
     if fe.pad_to_multiple < 1:
         _refuse(f"{_SSD}.feature_extractor.pad_to_multiple must be >= 1")
     if not fe.HasField("conv_hyperparams"):
@@ -244,8 +266,32 @@ def _ssd_resnet50_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
     return ssd_resnet50_v1_fpn(_fpn_levels(config), base, extra, fe.pad_to_multiple)
 
 
+def _mobilenet_v2_v3(make: Callable) -> Callable[[pipeline_pb2.Ssd], object]:
+    """A builder for a MobileNet v2/v3 extractor (``make(options, base, extra)``)."""
+    def build_extractor(config: pipeline_pb2.Ssd):
+        fe = config.feature_extractor
+        extra = hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams")
+        base = hp.mobilenet_v2_defaults()
+        if fe.override_base_feature_extractor_hyperparams:
+            # slim's conv_defs keep batch norm (with centre and scale) in the base whatever
+            # the config says; the config gives initialiser, regulariser and BN decay/epsilon.
+            batch_norm = dataclasses.replace(extra.batch_norm or base.batch_norm,
+                                             center=True, scale=True)
+            base = dataclasses.replace(extra, batch_norm=batch_norm)
+        options = MobilenetSsdOptions(
+            depth_multiplier=fe.depth_multiplier,
+            min_depth=fe.min_depth,
+            use_explicit_padding=fe.use_explicit_padding,
+            use_depthwise=fe.use_depthwise,
+            num_layers=fe.num_layers,
+            pad_to_multiple=fe.pad_to_multiple,
+        )
+        return make(options, base, extra)
+    return build_extractor
+
+
 # feature_extractor.type -> build function of the Ssd message.
-FEATURE_EXTRACTORS = {
+FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v1": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_fpn": _ssd_mobilenet_v1_fpn,
@@ -253,7 +299,11 @@ FEATURE_EXTRACTORS = {
     "ssd_mobilenet_v1_ppn": _ssd_mobilenet_v1_ppn,
     "ssd_resnet50_v1_fpn": _ssd_resnet50_v1_fpn,
     "ssd_resnet50_v1_fpn_keras": _ssd_resnet50_v1_fpn,
+    "ssd_mobilenet_v2": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
+    "ssd_mobilenet_v3_large": _mobilenet_v2_v3(mobilenet_v3.large),
+    "ssd_mobilenet_v3_small": _mobilenet_v2_v3(mobilenet_v3.small),
 }
+SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
 _FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",
               "ssd_resnet50_v1_fpn_keras")
 

@@ -78,6 +78,9 @@ class ConvHyperparams:
     regularizer_weight: float = 0.0
     batch_norm: BatchNormParams | None = None
     force_use_bias: bool = False
+    # slim's MobileNet v2/v3 training scope left depthwise weights unregularised; the
+    # config's hyperparams (and the v1 base) regularised them.
+    regularize_depthwise: bool = True
 
     def regularization(self, weights: tf.Variable) -> tf.Tensor | None:
         """TF1 slim regularisers: l2 = weight * sum(w^2) / 2, l1 = weight * sum(|w|)."""
@@ -101,6 +104,21 @@ def mobilenet_v1_defaults() -> ConvHyperparams:
         regularizer="l2",
         regularizer_weight=0.00004,
         batch_norm=BatchNormParams(decay=0.9997, center=True, scale=True, epsilon=0.001),
+    )
+
+
+def mobilenet_v2_defaults() -> ConvHyperparams:
+    """What TF1 gave the MobileNet v2/v3 base without ``override_base_feature_extractor_
+    hyperparams`` (slim ``mobilenet.training_scope(bn_decay=0.9997)``, as the zoo's
+    ssd_mobilenet_v2 MetaGraph shows: truncated normal 0.09, L2 4e-5 on conv weights only,
+    batch norm with centre and scale, epsilon 0.001).  The activation is set per layer."""
+    return ConvHyperparams(
+        initializer=InitializerParams("truncated_normal", stddev=0.09),
+        activation="relu6",
+        regularizer="l2",
+        regularizer_weight=0.00004,
+        batch_norm=BatchNormParams(decay=0.9997, center=True, scale=True, epsilon=0.001),
+        regularize_depthwise=False,
     )
 
 

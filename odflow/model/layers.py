@@ -32,6 +32,10 @@ def _activate(x: tf.Tensor, activation: str) -> tf.Tensor:
         return tf.nn.relu(x)
     if activation == "swish":
         return tf.nn.silu(x)
+    if activation == "hard_swish":  # slim mobilenet_v3.hard_swish
+        return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+    if activation == "hard_sigmoid":  # the squeeze-excite gate of slim MobileNet v3
+        return tf.nn.relu6(x + 3.0) * 0.16667
     return x
 
 
@@ -83,6 +87,8 @@ class ConvUnit(tf.Module):
         return dict(self._named)
 
     def regularization(self) -> tf.Tensor | None:
+        if self.depthwise and not self.hyperparams.regularize_depthwise:
+            return None
         return self.hyperparams.regularization(self.weights)
 
     def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:

@@ -225,7 +225,7 @@ def evaluate_checkpoint(config, prefix: str, *, model_dir: str | os.PathLike | N
 
     check_eval_config(config)
     eval_reader(config)  # fail on a missing eval reader before building anything
-    model = builder.build(config.model, is_training=False)
+    model = builder.build_pipeline(config, is_training=False)
     step = load_for_eval(model, prefix, config.eval_config.use_moving_averages)
     log.info("evaluating %s (step %d)", prefix, step)
     evaluator = Evaluator(model, config, backend=backend).run()

@@ -229,7 +229,7 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
     strategy = strategy or make_strategy()
     from odflow.model import builder
     with strategy.scope():
-        model = builder.build(config.model, is_training=True)
+        model = builder.build_pipeline(config, is_training=True)
         state = TrainingState(model, train_config.optimizer, train_config)
     if resume_prefix is not None:
         state.restore(resume_prefix)
