@@ -56,10 +56,10 @@ def dry_runs(plans: list[tuple[Path, Path | None, list[str]]],
     """``snakemake -n <targets>`` for each (work dir, config file, targets), in one process."""
     commands = []
     for workdir, configfile, targets in plans:
-        argv = ["-s", str(SNAKEFILE), "-d", str(workdir), "-n"]
-        if configfile is not None:
+        argv = ["-s", str(SNAKEFILE), "-d", str(workdir), "-n", *targets]
+        if configfile is not None:  # last: --configfile takes every word up to an option
             argv += ["--configfile", str(configfile)]
-        commands.append(argv + list(targets))
+        commands.append(argv)
     with tempfile.TemporaryDirectory() as scratch:
         runs, results = Path(scratch) / "runs.json", Path(scratch) / "results.json"
         runs.write_text(json.dumps(commands))
