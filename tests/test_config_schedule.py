@@ -132,3 +132,20 @@ def test_num_steps_has_one_home() -> None:
     with pytest.raises(OdflowError, match=r"train_config.num_steps to 10.*train.num_steps"):
         config.patch_config(starter_like(), num_steps=3000,
                             overrides=["train_config.num_steps=10"])
+
+
+def test_raising_num_steps_resumes_with_a_live_rate() -> None:
+    """Resuming the 2500-step demo at step 2500 with num_steps 3000: the stretched schedule
+    (total 3000, warm-up 120) gives 0.5 * 0.004 * (1 + cos(pi * 2380 / 2880)) = 2.902e-4 at
+    step 2500; the template's own schedule would give 0 from step 2500 on."""
+    tf = pytest.importorskip("tensorflow")
+    from odflow.train.optimizers import build_learning_rate
+
+    def rate(cfg, step: int) -> float:
+        lr = cfg.train_config.optimizer.adam_optimizer.learning_rate
+        return float(build_learning_rate(lr, "train_config.optimizer")(tf.constant(step)))
+
+    patched = config.patch_config(starter_like(), num_steps=3000)
+    assert rate(patched, 2500) == pytest.approx(2.9018e-4, rel=1e-3)
+    assert rate(patched, 2999) > 0
+    assert rate(starter_like(), 2500) == 0.0
