@@ -149,3 +149,20 @@ def test_raising_num_steps_resumes_with_a_live_rate() -> None:
     assert rate(patched, 2500) == pytest.approx(2.9018e-4, rel=1e-3)
     assert rate(patched, 2999) > 0
     assert rate(starter_like(), 2500) == 0.0
+
+
+def test_without_length_is_the_same_for_any_num_steps_only() -> None:
+    """What a training fingerprint digests: equal for 2500 and 3000 steps, not for a
+    different rate."""
+    from odflow.config.schedule import without_length
+
+    short = config.patch_config(starter_like(), num_steps=2500)
+    long = config.patch_config(starter_like(), num_steps=3000)
+    assert short.SerializeToString() != long.SerializeToString()
+    assert (without_length(short).SerializeToString()
+            == without_length(long).SerializeToString())
+    other = config.patch_config(starter_like(), num_steps=3000,
+                                overrides=[f"{COSINE}.learning_rate_base=0.01"])
+    assert (without_length(other).SerializeToString()
+            != without_length(long).SerializeToString())
+    assert long.train_config.num_steps == 3000  # the argument is left alone

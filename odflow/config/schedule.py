@@ -56,6 +56,21 @@ def fit_schedule(config, num_steps: int) -> list[str]:
     return changes
 
 
+def without_length(config):
+    """A copy of ``config`` without the fields ``train.num_steps`` drives (``num_steps``, and a
+    cosine schedule's ``total_steps``/``warmup_steps``/``hold_base_rate_steps``, which
+    ``fit_schedule`` stretches with it): what a training fingerprint should digest, so that
+    raising ``num_steps`` resumes the checkpoints instead of starting again."""
+    stripped = type(config)()
+    stripped.CopyFrom(config)
+    stripped.train_config.ClearField("num_steps")
+    found = _learning_rate(stripped)
+    if found is not None and found[1].WhichOneof("learning_rate") == "cosine_decay_learning_rate":
+        for field in _STEP_FIELDS:
+            found[1].cosine_decay_learning_rate.ClearField(field)
+    return stripped
+
+
 def check_learning_rate(config, num_steps: int | None = None) -> None:
     """Raise ``OdflowError`` naming the field if the schedule leaves the learning rate at 0
     for a step that will run (0-based steps ``0 .. num_steps - 1``; ``num_steps`` defaults
