@@ -4,7 +4,7 @@ reason written here), and an image edited in place plans its records again.
 
 Finished states: the tiny full run (synthetic data, shared with test_workflow_run.py), the
 same with its records used in place (source tfrecord), and records made from tiny csv, voc and
-WIDER FACE folders.  The ~60 dry runs share one Python process (tests.support.dry_runs).
+WIDER FACE folders.  The ~45 dry runs share one Python process (tests.support.dry_runs).
 """
 
 from __future__ import annotations
