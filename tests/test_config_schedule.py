@@ -134,6 +134,7 @@ def test_num_steps_has_one_home() -> None:
                             overrides=["train_config.num_steps=10"])
 
 
+@pytest.mark.slow  # imports TensorFlow
 def test_raising_num_steps_resumes_with_a_live_rate() -> None:
     """Resuming the 2500-step demo at step 2500 with num_steps 3000: the stretched schedule
     (total 3000, warm-up 120) gives 0.5 * 0.004 * (1 + cos(pi * 2380 / 2880)) = 2.902e-4 at
