@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from odflow.workflow.fingerprint import folder_digest  # noqa: E402
+from odflow.workflow.fingerprint import folder_digest
 
 EMPTY_SNAKEFILE = 'rule all:\n    output: "x"\n    shell: "touch {output}"\n'
 WIDER_SPLITS = {"train": 12_880, "val": 3_226}

@@ -9,6 +9,7 @@ an integer``), so ``--config`` works for nested values as it does for top-level 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -35,7 +36,7 @@ def _coerce_scalar(text: str, kind: str) -> Any:
             value = float(stripped)
         except ValueError:
             raise ValueError("a number") from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("a finite number")
         return value
     if kind == "boolean":
