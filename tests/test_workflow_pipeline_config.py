@@ -3,6 +3,7 @@ the config, and an empty validation set stops it naming the file and the count."
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -45,4 +46,14 @@ def test_num_steps_is_written_into_the_config(tmp_path: Path) -> None:
 def test_an_empty_validation_set_names_the_file_and_the_count(tmp_path: Path) -> None:
     with pytest.raises(OdflowError, match=r"val\.record: 0 examples"):
         run_stage(tmp_path, 0, "--num-steps", "7")
+    assert not (tmp_path / "out.config").exists()
+
+
+def test_a_schedule_that_stops_early_stops_the_stage_naming_the_field(tmp_path: Path) -> None:
+    field = ("train_config.optimizer.rms_prop_optimizer.learning_rate."
+             "cosine_decay_learning_rate.total_steps")
+    with pytest.raises(OdflowError, match=rf"{re.escape(field)} is 5 .* at least 7"):
+        run_stage(tmp_path, 3, "--num-steps", "7", "--set", f"{field}=5",
+                  "train_config.optimizer.rms_prop_optimizer.learning_rate."
+                  "cosine_decay_learning_rate.warmup_steps=0")
     assert not (tmp_path / "out.config").exists()
