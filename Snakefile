@@ -36,6 +36,9 @@ with open(os.path.join(workflow.basedir, "schemas/config.schema.yaml")) as schem
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model_zoo.smk"
 include: "rules/datasets.smk"
@@ -44,6 +47,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
 include: "rules/plots.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -51,4 +55,5 @@ rule all:
     input:
         EXPORTED_MODEL,
         METRICS,
+        METRICS_TABLE,
         PLOTS,
