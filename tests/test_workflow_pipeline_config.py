@@ -44,7 +44,7 @@ def test_num_steps_is_written_into_the_config(tmp_path: Path) -> None:
 
 
 def test_an_empty_validation_set_names_the_file_and_the_count(tmp_path: Path) -> None:
-    with pytest.raises(OdflowError, match=r"val\.record: 0 examples"):
+    with pytest.raises(OdflowError, match=r"val\.record: 0 records"):  # odflow.data.records
         run_stage(tmp_path, 0, "--num-steps", "7")
     assert not (tmp_path / "out.config").exists()
 

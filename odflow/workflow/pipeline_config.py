@@ -13,7 +13,6 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from odflow.errors import OdflowError
 from odflow.utils.cli import setup_logging
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     num_examples = args.num_examples or count_examples(args.eval_input)
-    if num_examples == 0:
-        raise OdflowError(
-            f"{', '.join(args.eval_input)}: 0 examples, the validation set is empty; check the "
-            "dataset's val split (datasets/val.record.summary.json says what was dropped)")
     log.info("eval num_examples: %d%s", num_examples,
              "" if args.num_examples else " (counted from the eval records)")
     patch_file(
