@@ -8,13 +8,30 @@
 # Each stage is one file in rules/; the work is done by the odflow package.
 
 import os
+import sys
 
+import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# The odflow package beside this Snakefile, installed or not (as scripts/_bootstrap.py does).
+if workflow.basedir not in sys.path:
+    sys.path.insert(0, workflow.basedir)
+
+from odflow.workflow.settings import ConfigTypeError, coerce_to_schema
+
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+# --config passes nested values as strings (train='{num_steps: 3000}'): type them first.
+with open(os.path.join(workflow.basedir, "schemas/config.schema.yaml")) as schema:
+    try:
+        coerce_to_schema(config, yaml.safe_load(schema))
+    except ConfigTypeError as error:
+        raise WorkflowError(str(error)) from None
 
 
 validate(config, "schemas/config.schema.yaml")

@@ -1,6 +1,9 @@
 # Paths and input functions shared by the rules. Everything here is derived from config.
 
 import glob
+import shlex
+
+from odflow.workflow.fingerprint import folder_digest
 
 MODEL_NAME = config["model"]["name"]
 MODEL_URL = config["model"]["url"]
@@ -85,8 +88,9 @@ def record_inputs(wildcards):
     return {}
 
 
-def record_arguments(wildcards, input):
-    """The odflow.data subcommand and options that make one split's records."""
+def record_arguments(wildcards):
+    """The odflow.data subcommand and its settings for one split. From config only, so
+    Snakemake tracks every setting as a param; the paths come from input (record_paths)."""
     split = wildcards.split
     common = " --skip-bad" if DATASET["skip_bad"] else ""
     if SOURCE == "synthetic":
@@ -97,19 +101,38 @@ def record_arguments(wildcards, input):
         )
     if SOURCE == "wider_face":
         settings = DATASET["wider_face"]
-        args = f"wider --annotations {input.annotations} --images {input.images}"
-        args += f" --class-name {config['classes'][0]} --min-size {settings['min_size']}"
+        args = f"wider --class-name {config['classes'][0]} --min-size {settings['min_size']}"
         args += " --drop-invalid" if settings["drop_invalid"] else ""
         args += "" if settings["keep_empty"] else " --drop-empty"
         return f"{args}{common}"
-    if SOURCE == "csv":
-        return f"csv --csv {input.csv} --images {input.images}{common}"
-    return f"voc --annotations {input.annotations} --images {input.images}{common}"
+    return f"{SOURCE}{common}"
+
+
+def record_paths(wildcards, input):
+    """--annotations/--csv/--images options from the records rule's input (record_inputs)."""
+    return " ".join(
+        f"--{name} {shlex.quote(input[name])}"
+        for name in ("annotations", "csv", "images")
+        if name in input.keys()
+    )
+
+
+def record_folders(wildcards):
+    """A digest of the files under the split's image and annotation folders: Snakemake sees
+    a folder change only when an entry is added or removed, not an image edited in place."""
+    return folder_digest(p for p in record_inputs(wildcards).values() if os.path.isdir(p))
 
 
 def script(name):
     """A tool in scripts/; each imports odflow from this checkout, installed or not."""
     return os.path.join(workflow.basedir, "scripts", name)
+
+
+def untracked(value):
+    """A param whose change reruns nothing, for settings that change no output (how often to
+    log or save, how many checkpoints to keep). Snakemake compares params between runs
+    except those computed from a job's output paths: this one takes them, unused."""
+    return lambda wildcards, output: value
 
 
 def directory_of(w, output):

@@ -35,6 +35,8 @@ if SOURCE != "tfrecord":
         params:
             script=script("create_records.py"),
             args=record_arguments,
+            paths=record_paths,
+            folders=record_folders,
             output="datasets/{split}.record",
             num_shards=NUM_SHARDS,
         wildcard_constraints:
@@ -50,5 +52,5 @@ if SOURCE != "tfrecord":
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script} {params.args} --label-map {input.label_map}"
+            "python {params.script} {params.args} {params.paths} --label-map {input.label_map}"
             " --output {params.output} --num-shards {params.num_shards} > {log} 2>&1"

@@ -5,7 +5,8 @@
 
 rule train:
     """scripts/model_main.py: fine-tunes from ckpt/model.ckpt, or resumes from the
-    latest ckpt/model.ckpt-N, up to train.num_steps; Ctrl+C/SIGTERM saves a checkpoint."""
+    latest ckpt/model.ckpt-N, up to the config's num_steps (train.num_steps, written by
+    pipeline_config); Ctrl+C/SIGTERM saves a checkpoint."""
     input:
         config=PIPELINE_CONFIG,
         fine_tune_checkpoint=FINE_TUNE_FILES,
@@ -15,12 +16,11 @@ rule train:
         f"{TRAINED_CHECKPOINT}.index",
     params:
         script=script("model_main.py"),
-        num_steps=NUM_STEPS,
         eval_every=config["train"]["eval_every"] or -1,
-        checkpoint_every=config["train"]["checkpoint_every_steps"],
-        keep=config["train"]["keep_checkpoint_max"],
         seed=config["train"]["seed"],
-        log_every=config["train"]["log_every"],
+        checkpoint_every=untracked(config["train"]["checkpoint_every_steps"]),
+        keep=untracked(config["train"]["keep_checkpoint_max"]),
+        log_every=untracked(config["train"]["log_every"]),
     log:
         log_path("train"),
     benchmark:
@@ -34,7 +34,7 @@ rule train:
         "../envs/odflow.yaml"
     shell:
         "python {params.script} --model_dir ckpt"
-        " --pipeline_config_path {input.config} --num_train_steps {params.num_steps}"
+        " --pipeline_config_path {input.config}"
         " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
         " --keep_checkpoint_max {params.keep} --seed {params.seed}"
         " --log_every {params.log_every} > {log} 2>&1"

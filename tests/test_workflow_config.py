@@ -3,7 +3,9 @@ config.yaml, `snakemake --lint`, the dry run's reasons, and the rule graph."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from tests.support.workflow import (
     merge,
     planned_jobs,
     run_snakemake,
+    start_snakemake,
     tiny_config,
+    wait_for,
     write_config,
 )
 
@@ -99,3 +103,74 @@ def test_overrides_can_come_from_the_command_line(tmp_path: Path) -> None:
                            "--config", "pipeline={overrides: [train_config.batch_size=8]}")
     assert result.returncode == 0, result.describe()
     assert "train_config.batch_size=8" in result.output, result.describe()
+
+
+def test_readme_config_override_with_a_nested_integer(tmp_path: Path) -> None:
+    """README, Configuration: `snakemake -n exported_model/frozen_inference_graph.pb --config
+    train='{num_steps: 3000}'` (Snakemake hands the Snakefile the string '3000')."""
+    result = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb",
+                           "--config", "train={num_steps: 3000}")
+    assert result.returncode == 0, result.describe()
+    assert "ckpt/model.ckpt-3000.index" in result.output, result.describe()
+    assert "--num-steps 3000" in result.output, result.describe()  # into the pipeline config
+
+
+def test_uncoercible_config_value_names_the_key(tmp_path: Path) -> None:
+    result = run_snakemake(tmp_path, None, "-n", "all", "--config",
+                           "train={num_steps: 3000, seed: x}", "dataset={skip_bad: perhaps}")
+    assert result.returncode != 0, result.describe()
+    assert re.search(r"config (train\.seed: 'x' is not an integer|dataset\.skip_bad: "
+                     r"'perhaps' is not true or false)", result.output), result.describe()
+    assert "Traceback" not in result.output, result.describe()
+
+
+def test_default_profile_is_loaded_beside_the_other_profiles(tmp_path: Path) -> None:
+    profile = yaml.safe_load((SHIPPED_CONFIG.parent / "profiles/default/config.yaml").read_text())
+    assert profile == {"rerun-incomplete": True, "show-failed-logs": True}
+    for name in ("local", "slurm"):  # loaded together: they must not disagree
+        other = yaml.safe_load((SHIPPED_CONFIG.parent / f"profiles/{name}/config.yaml").read_text())
+        assert all(other.get(key, value) == value for key, value in profile.items()), name
+        result = run_snakemake(tmp_path, None, "--profile",
+                               str(SHIPPED_CONFIG.parent / f"profiles/{name}"), "-n", "all")
+        assert result.returncode == 0, result.describe()
+        assert "workflow specific profile" in result.output, result.describe()
+
+
+def test_a_failed_job_shows_its_log(tmp_path: Path) -> None:
+    """show-failed-logs (profiles/default): the log's lines in the console."""
+    tarball = tmp_path / "downloads/ssd_mobilenet_v1_starter.tar.gz"
+    tarball.parent.mkdir(parents=True)
+    tarball.write_bytes(b"this is not a tarball\n")
+    result = run_snakemake(tmp_path, None, "-c1", "ssd_mobilenet_v1_starter/pipeline.config")
+    assert result.returncode != 0, result.describe()
+    log = result.log("extract_model").strip()
+    assert log and log.splitlines()[-1] in result.stdout + result.stderr, result.describe()
+    assert "Logfile logs/extract_model.log:" in result.output, result.describe()
+
+
+def test_a_killed_run_resumes_with_the_same_command(tmp_path: Path) -> None:
+    """rerun-incomplete (profiles/default): Snakemake killed (-9) while a job ran, the job
+    finishing on its own, leaves outputs marked incomplete; after the `--unlock` Snakemake
+    asks for (its lock outlives a kill -9), the same command plans that job again instead of
+    stopping with IncompleteFilesException."""
+    configfile = write_config(tmp_path, tiny_config())
+    target = "datasets/val.record"
+    process, _ = start_snakemake(tmp_path, configfile, "-c1", target)
+    try:
+        wait_for(lambda: (tmp_path / "logs/records_val.log").exists() or process.poll() is not None,
+                 timeout=300, interval=0.05, what="the records job to start")
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)  # snakemake only, not the job
+        process.wait()
+    wait_for(lambda: (tmp_path / "datasets/val.record.summary.json").exists(), timeout=300,
+             what="the orphaned records job to finish")
+    unlocked = run_snakemake(tmp_path, configfile, "--unlock")
+    assert unlocked.returncode == 0, unlocked.describe()
+    without = run_snakemake(tmp_path, configfile, "-n", target, "--workflow-profile", "none")
+    assert without.returncode != 0, without.describe()
+    assert "IncompleteFilesException" in without.output, without.describe()
+    result = run_snakemake(tmp_path, configfile, "-n", target)
+    assert result.returncode == 0, result.describe()
+    assert "IncompleteFilesException" not in result.output, result.describe()
+    assert planned_jobs(result.output) == {"records": 1}, result.describe()

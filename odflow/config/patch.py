@@ -17,6 +17,7 @@ from pathlib import Path
 from odflow import label_map as label_map_module
 from odflow.config.loader import TrainEvalPipelineConfig, load, meta_architecture, save
 from odflow.config.overrides import apply_overrides
+from odflow.config.schedule import check_learning_rate, fit_schedule
 from odflow.errors import OdflowError
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,17 @@ def patch_config(config: TrainEvalPipelineConfig, *,
                  eval_input_paths: Sequence[str] | str | None = None,
                  label_map_path: str | os.PathLike | None = None,
                  num_examples: int | None = None,
+                 num_steps: int | None = None,
                  overrides: Iterable[str] = (),
                  source: str = "config") -> TrainEvalPipelineConfig:
     """A patched copy of ``config`` (which is left untouched).
 
     Named edits apply first, then ``overrides`` (``dotted.path=value``), then the
-    consistency check between ``num_classes`` and the label map.
+    consistency check between ``num_classes`` and the label map.  ``num_steps`` sets
+    ``train_config.num_steps``, stretches a schedule tied to the template's length with it
+    (``schedule.fit_schedule``) and checks that no step that will run has learning rate 0;
+    an override may change the schedule but not ``num_steps`` itself (its one home is the
+    caller's setting).
     """
     if num_classes is not None and num_classes_from_label_map:
         raise OdflowError("give either num_classes or num_classes_from_label_map, not both")
@@ -78,7 +84,21 @@ def patch_config(config: TrainEvalPipelineConfig, *,
     if num_examples is not None:
         patched.eval_config.num_examples = _positive_int(num_examples, "num_examples")
 
+    if num_steps is not None:
+        num_steps = _positive_int(num_steps, "num_steps")
+        for change in fit_schedule(patched, num_steps):
+            log.info("follows num_steps %d: %s", num_steps, change)
+        patched.train_config.num_steps = num_steps
+
     patched = apply_overrides(patched, overrides)
+
+    if num_steps is not None:
+        if patched.train_config.num_steps != num_steps:
+            raise OdflowError(
+                f"an override sets train_config.num_steps to {patched.train_config.num_steps}, "
+                f"but the run's length is num_steps {num_steps} (train.num_steps in "
+                "config.yaml): set train.num_steps instead of overriding it")
+        check_learning_rate(patched, num_steps)
 
     if num_classes_from_label_map:
         path = label_map_path or patched.train_input_reader.label_map_path

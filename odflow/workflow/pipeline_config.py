@@ -2,7 +2,9 @@
 
 The tutorial's seven hand edits become arguments; the one value that needs data, eval
 ``num_examples``, is counted from the val records unless config.yaml sets it, so the
-WIDER FACE run gets 3,226 without anyone typing it.
+WIDER FACE run gets 3,226 without anyone typing it.  ``train.num_steps`` is written here
+(``--num-steps``), the one place the run's length lives, with the learning-rate schedule
+tied to it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["detection", "classification", "full"])
     parser.add_argument("--num-examples", type=int, default=0,
                         help="eval num_examples; 0 = count the eval records")
+    parser.add_argument("--num-steps", type=int, default=None,
+                        help="train_config.num_steps; a cosine schedule whose total_steps "
+                             "equals the template's num_steps follows it, and a schedule that "
+                             "leaves the rate at 0 before the last step is an error")
     parser.add_argument("--set", nargs="*", default=[], metavar="PATH=VALUE",
                         help="further overrides, e.g. train_config.batch_size=8")
     return parser
@@ -53,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_input_paths=args.eval_input,
         label_map_path=args.label_map,
         num_examples=num_examples,
+        num_steps=args.num_steps,
         overrides=args.set,
     )
     log.info("wrote %s", args.output)
