@@ -123,7 +123,16 @@ class Evaluator:
             self.categories, backend=self.backend,
             include_per_category=self.config.eval_config.include_metrics_per_category)
         index = 0
-        for batch in self.dataset():
+        batches = iter(self.dataset())
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except tf.errors.OpError as error:  # a corrupt image or record: name it
+                from odflow.train.batches import data_error
+                raise data_error(record_paths(self.reader, "eval_input_reader"), error,
+                                 "eval_input_reader") from None
             if should_stop is not None and should_stop():
                 raise EvaluationAborted()
             detections = {k: v.numpy() for k, v in self._detect(batch["image"]).items()}
