@@ -94,10 +94,11 @@ class BatchSource:
 
 
 def first_line(error: tf.errors.OpError) -> str:
-    """TensorFlow's message without its ``{{function_node ...}}`` prefix, first line only."""
+    """TensorFlow's message, first line, without the ``{{function_node ...}}`` decoration."""
     text = (error.message or type(error).__name__).strip()
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
-    return text.splitlines()[0] if text else type(error).__name__
+    text = text.splitlines()[0] if text else type(error).__name__
+    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)  # eager mode's "[Op:DecodeImage] name:"
 
 
 def _decodes(serialized: bytes) -> str | None:
