@@ -131,6 +131,10 @@ def test_truncated_data_file_falls_back_to_the_previous_checkpoint(tmp_path, cap
     with caplog.at_level(logging.WARNING):
         assert ck.latest_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-1")
     assert "is truncated" in caplog.text and "newest intact" in caplog.text
+    from odflow.train.evaluate import resolve_checkpoint
+
+    with pytest.raises(OdflowError, match=rf"model.ckpt-2 cannot be evaluated: {data} is trunc"):
+        resolve_checkpoint(str(tmp_path / "model.ckpt-2"), None)  # evaluate/export's input
     with open(tmp_path / f"model.ckpt-1{ck.DATA_SUFFIX}", "r+b") as handle:
         handle.truncate(10)
     with pytest.raises(OdflowError, match=rf"{data} is truncated.*no older checkpoint"):

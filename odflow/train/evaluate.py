@@ -191,6 +191,10 @@ def resolve_checkpoint(checkpoint_path: str | None, checkpoint_dir: str | None) 
             raise OdflowError(f"checkpoint {checkpoint_path} does not exist (expected "
                               f"{prefix}.index and {prefix}{checkpoints.DATA_SUFFIX}); give a "
                               "prefix such as model_dir/model.ckpt-1000")
+        problem = checkpoints.checkpoint_problem(prefix)
+        if problem is not None:
+            raise OdflowError(f"checkpoint {prefix} cannot be evaluated: {problem}; train "
+                              "again to rewrite it, or evaluate another checkpoint")
         return prefix
     if not checkpoint_dir:
         raise OdflowError("nothing to evaluate: give --checkpoint_dir or --checkpoint_path")
