@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 
@@ -15,6 +16,14 @@ from odflow.errors import OdflowError
 from odflow.train.batches import BatchSource, data_error, find_undecodable
 from odflow.train.cli import main
 
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main`` points the root logger at this test's captured stderr; undo that afterwards."""
+    handlers = logging.root.handlers[:]
+    yield
+    logging.root.handlers[:] = handlers
 
 def test_stop_request_ends_a_wait_for_data_that_never_comes():
     never = threading.Event()

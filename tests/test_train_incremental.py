@@ -23,6 +23,14 @@ from odflow.train.cli import main
 from odflow.train.loop import TrainOptions, train
 
 
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main`` points the root logger at this test's captured stderr; undo that afterwards."""
+    handlers = logging.root.handlers[:]
+    yield
+    logging.root.handlers[:] = handlers
+
 class Built(Exception):
     """Raised instead of building the model: the decision has been made."""
 
