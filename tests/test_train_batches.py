@@ -20,8 +20,11 @@ from odflow.train.cli import main
 
 @pytest.fixture(autouse=True)
 def _restore_logging():
-    """``main`` points the root logger at this test's captured stderr; undo that afterwards."""
-    handlers = logging.root.handlers[:]
+    """``main`` points the root logger at the captured stderr of the test that ran it, which
+    is closed afterwards: drop such handlers (not pytest's own subclasses) around each test."""
+    handlers = [h for h in logging.root.handlers
+                if type(h) not in (logging.StreamHandler, logging.FileHandler)]
+    logging.root.handlers[:] = handlers
     yield
     logging.root.handlers[:] = handlers
 
