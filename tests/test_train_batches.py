@@ -126,3 +126,27 @@ def test_empty_training_records_fail_at_once_without_traceback(tmp_path, capsys)
     assert f"train_input_reader: the record file(s) {tmp_path / 'train.record'} hold no " \
            "examples" in err
     assert "Traceback" not in err
+
+
+def test_empty_eval_records_fail_before_training(tmp_path, capsys):
+    config = write_config(tmp_path)
+    (tmp_path / "val.record").write_bytes(b"")
+    code = main(["--model_dir", str(tmp_path / "ckpt"), "--pipeline_config_path", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"eval_input_reader: the record file(s) {tmp_path / 'val.record'} hold no" in err
+
+
+@pytest.mark.slow
+def test_records_too_few_for_one_batch_fail_at_once(tmp_path):
+    from odflow import config as config_lib
+    from odflow.train.loop import TrainOptions, train
+
+    cfg = make_config(tmp_path, num_train=3, batch_size=4, with_eval=False)
+    cfg.train_input_reader.num_epochs = 1
+    path = tmp_path / "pipeline.config"
+    config_lib.save(cfg, path)
+    with pytest.raises(OdflowError, match=r"gave no batch of train_config.batch_size 4 "
+                                          r"\(train_input_reader.num_epochs 1\)"):
+        train(TrainOptions(model_dir=str(tmp_path / "ckpt"), pipeline_config_path=str(path),
+                           eval_every=-1, seed=1, show_progress_bar=False))

@@ -178,3 +178,15 @@ def test_lower_num_steps_without_that_checkpoint_says_what_to_do(tmp_path, no_mo
             f"below step 4 of the latest checkpoint {model_dir / 'model.ckpt-4'}") in err
     assert "Set the number of steps to 4 or more" in err and "--restart" in err
     assert ck.checkpoint_exists(model_dir / "model.ckpt-4")  # nothing moved
+
+
+@pytest.mark.slow
+def test_changed_inputs_really_train_again_from_the_start(tmp_path, caplog):
+    config, model_dir = trained_dir(tmp_path, augment=False)
+    write_config(tmp_path, augment=False, learning_rate=0.001)
+    with caplog.at_level(logging.INFO):
+        result = train(options(config, model_dir, num_train_steps=1))  # below 4: not resumed
+    assert result.step == 1 and "training from step 0 to 1" in caplog.text
+    assert ck.read_bundle(model_dir / "model.ckpt-1")["global_step"] == 1
+    [moved] = superseded(model_dir)
+    assert ck.checkpoint_exists(moved / "model.ckpt-4")
