@@ -7,12 +7,13 @@ daemon thread and waits for them in short slices, checking the stop request in b
 
 When the pipeline fails (``jpeg::Uncompress failed``, a corrupt record), TensorFlow's message
 names neither the image nor the file.  ``data_error`` finds the records whose image does not
-decode, with the same decoder the pipeline uses, and names them.
+decode (``odflow.data.inspect.find_undecodable``, the decoder training uses) and names them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import threading
@@ -31,8 +32,6 @@ MAX_LISTED = 5
 
 def check_not_empty(paths: Sequence[str], field: str) -> None:
     """All of a reader's record files empty: an error now, rather than a pipeline that spins."""
-    import os
-
     if paths and all(os.path.getsize(p) == 0 for p in paths):
         raise OdflowError(f"{field}: the record file(s) {', '.join(paths)} hold no examples; "
                           "rebuild them (the dataset gave 0 images?) or point "
@@ -101,72 +100,23 @@ def first_line(error: tf.errors.OpError) -> str:
     return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text)  # eager mode's "[Op:DecodeImage] name:"
 
 
-def _decodes(serialized: bytes) -> str | None:
-    """``None`` when the record parses and its image decodes as in training, else why not."""
-    from odflow.data.records import parse_example_tensors
-
-    try:
-        parse_example_tensors(tf.constant(serialized))
-    except tf.errors.OpError as error:
-        return first_line(error)
-    return None
-
-
-def _failing_indices(path: str) -> list[int]:
-    """Indices of the records of ``path`` that fail to decode (a parallel tf.data pass)."""
-    from odflow.data.records import count_examples, parse_example_tensors
-
-    total = count_examples(path)  # a truncated file is an OdflowError naming it
-
-    def decode(index, serialized):
-        return index, tf.shape(parse_example_tensors(serialized)["image"])
-
-    dataset = (tf.data.TFRecordDataset(path).enumerate()
-               .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-               .ignore_errors())
-    good = {int(index) for index, _ in dataset.as_numpy_iterator()}
-    return [i for i in range(total) if i not in good]
-
-
-def find_undecodable(paths: Sequence[str]) -> list[str]:
-    """``"image a.jpg (source_id a, record 3 of f.record): reason"`` for each bad record."""
-    from odflow.data.example import decode_example
-    from odflow.data.records import iter_serialized
-
-    found = []
-    for path in paths:
-        failing = set(_failing_indices(path))
-        if not failing:
-            continue
-        for index, serialized in enumerate(iter_serialized(path)):
-            if index not in failing:
-                continue
-            reason = _decodes(serialized)
-            if reason is None:
-                continue  # decodes alone: the failure was in the file framing, not this image
-            try:
-                example = decode_example(serialized, f"{path}: record {index}")
-                name = f"image {example.filename or '?'} (source_id {example.source_id or '?'}, "
-            except OdflowError:
-                name = "("
-            found.append(f"{name}record {index} of {path}): {reason}")
-    return found
-
-
 def data_error(paths: Sequence[str], error: tf.errors.OpError, field: str) -> OdflowError:
     """An ``OdflowError`` for a failed input pipeline, naming the bad images when it can."""
     first = first_line(error)
     log.info("reading %s failed (%s); looking for the record that causes it", field, first)
+    from odflow.data.inspect import find_undecodable
+
     try:
-        bad = find_undecodable(paths)
+        bad = find_undecodable(list(paths), limit=MAX_LISTED + 1)
     except OdflowError as problem:  # e.g. a truncated record file
         return OdflowError(f"{field}: {problem} (TensorFlow: {first})")
     if bad:
         listed = "; ".join(bad[:MAX_LISTED])
-        more = f" (and {len(bad) - MAX_LISTED} more)" if len(bad) > MAX_LISTED else ""
+        more = " (and more)" if len(bad) > MAX_LISTED else ""
         return OdflowError(
-            f"{field}: {len(bad)} image(s) in the records cannot be decoded: {listed}{more}. "
-            "Replace or drop those images and rebuild the records "
-            "(`python -m odflow.data inspect <file.record>` lists every problem)")
+            f"{field}: {listed}{more}. Replace or drop the image(s) and rebuild the records "
+            "(`python scripts/create_records.py validate --decode <file.record>` lists every "
+            "problem)")
     return OdflowError(f"{field}: reading the records {', '.join(paths)} failed: {first}; "
-                       "check or rebuild them (`python -m odflow.data inspect <file.record>`)")
+                       "check or rebuild them (`python scripts/create_records.py validate "
+                       "--decode <file.record>`)")
