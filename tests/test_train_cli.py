@@ -19,7 +19,8 @@ def test_help_lists_the_tutorial_flags():
     text = build_parser().format_help()
     for flag in ("--model_dir", "--pipeline_config_path", "--num_train_steps",
                  "--checkpoint_dir", "--run_once", "--eval_every", "--seed",
-                 "--keep_checkpoint_max", "--metrics_json", "--log_file"):
+                 "--keep_checkpoint_max", "--metrics_json", "--log_file", "--resume",
+                 "--restart"):
         assert flag in text
     assert "--alsologtostderr" not in text  # accepted, but not advertised
 
