@@ -436,7 +436,8 @@ class _Run:
                             f"the loss became NaN or infinite at step {step + 1} "
                             f"(losses {values}); training stopped without saving this state, the "
                             f"last good checkpoint is {self.last_checkpoint or 'none'}; lower the "
-                            "learning rate or set train_config.gradient_clipping_by_norm")
+                            "learning rate or set train_config.gradient_clipping_by_norm (a "
+                            "changed config starts again from the fine-tune checkpoint)")
                     step = state.step
                     learning_rate = float(learning_rate)
                     if progress.update(step, values, learning_rate):
