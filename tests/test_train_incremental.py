@@ -190,3 +190,15 @@ def test_changed_inputs_really_train_again_from_the_start(tmp_path, caplog):
     assert ck.read_bundle(model_dir / "model.ckpt-1")["global_step"] == 1
     [moved] = superseded(model_dir)
     assert ck.checkpoint_exists(moved / "model.ckpt-4")
+
+
+def test_events_without_checkpoints_move_aside_on_a_fresh_start(tmp_path, no_model):
+    config = write_config(tmp_path)
+    model_dir = tmp_path / "ckpt"
+    model_dir.mkdir()
+    (model_dir / "events.out.tfevents.1.host").write_bytes(b"events of a run killed early")
+    with pytest.raises(Built):
+        train(options(config, model_dir))
+    [moved] = superseded(model_dir)
+    assert (moved / "events.out.tfevents.1.host").exists()
+    assert fp.load(model_dir) is not None

@@ -232,9 +232,9 @@ def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
     changed = fingerprint.changes(stored, current) if stored is not None else None
     if not workdir.has_checkpoints(model_dir):
         _check_fine_tune(config.train_config)
-        if changed or (stored is None and workdir.training_files(model_dir)):
-            moved = workdir.supersede(model_dir)
-            log.info("moved the events of an earlier run on other inputs to %s", moved)
+        if any(p.name != fingerprint.FILE_NAME for p in workdir.training_files(model_dir)):
+            moved = workdir.supersede(model_dir)  # events of a run that saved no checkpoint
+            log.info("starting from step 0: moved the events of an earlier run to %s", moved)
         fingerprint.save(model_dir, current)
         return False
     if options.restart:
@@ -273,13 +273,16 @@ def _below_latest(model_dir: Path, num_steps: int, latest: str, latest_step: int
         return TrainResult(num_steps, str(kept), None)
     state = checkpoints.read_state(model_dir)
     listed = ", ".join(state.all_paths) if state else "none"
+    aside = model_dir / workdir.SUPERSEDED / "manual"
     raise OdflowError(
         f"training is to end at step {num_steps} (--num_train_steps, else "
         f"train_config.num_steps), below step {latest_step} of the latest checkpoint {latest}, "
         f"and {kept} is not kept (kept: {listed}). Set the number of steps to {latest_step} "
-        f"or more to continue this run, or pass --restart to train again from the fine-tune "
-        f"checkpoint to step {num_steps} (the checkpoints then move to "
-        f"{model_dir / workdir.SUPERSEDED}/)")
+        f"or more to continue this run; or train again from the fine-tune checkpoint to step "
+        f"{num_steps}: pass --restart (the checkpoints then move to "
+        f"{model_dir / workdir.SUPERSEDED}/), or, under Snakemake, move them there first: "
+        f"mkdir -p {aside} && mv {model_dir / checkpoints.STATE_FILE} "
+        f"{model_dir / checkpoints.PREFIX}-[0-9]* {aside}/")
 
 
 def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
