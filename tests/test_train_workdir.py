@@ -155,3 +155,14 @@ def test_export_removes_staging_left_by_a_killed_export(tmp_path):
         (staging / "frozen_inference_graph.pb").write_bytes(b"g")
     assert not killed.exists() and not holder.exists() and keep.exists()
     assert (target / "frozen_inference_graph.pb").exists()
+
+
+def test_lock_without_hard_links(tmp_path, monkeypatch):
+    def no_links(*args):
+        raise PermissionError("hard links not supported")
+
+    monkeypatch.setattr(workdir.os, "link", no_links)
+    with workdir.TrainingLock(tmp_path):
+        with pytest.raises(OdflowError, match="in use by another training"):
+            workdir.TrainingLock(tmp_path).acquire()
+    assert not list(tmp_path.iterdir())

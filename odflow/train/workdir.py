@@ -116,8 +116,19 @@ class TrainingLock:
             return True
         except FileExistsError:
             return False
+        except OSError:  # no hard links on this file system: exclusive create instead
+            return self._create_exclusive(text)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _create_exclusive(self, text: str) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
 
     def _read(self) -> tuple[dict | None, float]:
         try:
