@@ -85,7 +85,7 @@ def test_latest_falls_back_to_newest_complete_listed_checkpoint(tmp_path, caplog
         manager.save(tensors(step), step)
     (tmp_path / "model.ckpt-3.index").unlink()  # what Snakemake does to a rule's output
     assert ck.latest_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-2")
-    assert "model.ckpt-3, whose files are missing" in caplog.text
+    assert "model.ckpt-3.index missing; using" in caplog.text
 
 
 def test_state_file_with_tf2_fields_and_garbage(tmp_path):

@@ -19,7 +19,8 @@ def test_help_lists_the_tutorial_flags():
     text = build_parser().format_help()
     for flag in ("--model_dir", "--pipeline_config_path", "--num_train_steps",
                  "--checkpoint_dir", "--run_once", "--eval_every", "--seed",
-                 "--keep_checkpoint_max", "--metrics_json", "--log_file"):
+                 "--keep_checkpoint_max", "--metrics_json", "--log_file", "--resume",
+                 "--restart"):
         assert flag in text
     assert "--alsologtostderr" not in text  # accepted, but not advertised
 
@@ -88,7 +89,9 @@ def test_zoo_state_file_in_model_dir_is_explained(tmp_path, capsys):
     model_dir = tmp_path / "ckpt"
     ck.write_bundle(model_dir / "model.ckpt", {"global_step": __import__("numpy").int64(0)})
     (model_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt"\n')
-    code = main(["--model_dir", str(model_dir), "--pipeline_config_path", str(config)])
+    # Without a fingerprint such a directory is superseded; --resume insists on resuming it.
+    code = main(["--model_dir", str(model_dir), "--pipeline_config_path", str(config),
+                 "--resume"])
     err = capsys.readouterr().err
     assert code == 2 and "not a training checkpoint" in err
 

@@ -3,13 +3,16 @@
 An export is several files that belong together (a frozen graph and a checkpoint of different
 weights would be a silent bug), and Snakemake treats an existing output as done.  So the export
 is written to a hidden sibling directory; the previous export, if any, is replaced only after
-the new one is complete, and a failure leaves the target as it was.
+the new one is complete, and a failure leaves the target as it was.  What a killed export left
+(``.<target>.*.tmp/`` staging and ``.<target>.*.old/`` holders, our own names) is removed by the
+next one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from odflow.errors import OdflowError
+
+log = logging.getLogger(__name__)
 
 
 def check_replaceable(target: Path, patterns: Iterable[str]) -> None:
@@ -49,6 +54,7 @@ def staged_directory(target: str | os.PathLike,
     target = Path(target)
     check_replaceable(target, replaceable)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     _give_usual_permissions(staging)
     try:
@@ -57,6 +63,18 @@ def staged_directory(target: str | os.PathLike,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def remove_leftovers(target: Path) -> list[Path]:
+    """Remove the staging and holder directories a killed export of ``target`` left behind."""
+    removed = []
+    for pattern in (f".{target.name}.*.tmp", f".{target.name}.*.old"):
+        for leftover in target.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                log.info("removing %s, left by an interrupted export", leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed.append(leftover)
+    return removed
 
 
 def _give_usual_permissions(directory: Path) -> None:

@@ -44,6 +44,33 @@ def checkpoint_exists(prefix: str | os.PathLike) -> bool:
     return all(path.is_file() for path in checkpoint_files(prefix))
 
 
+def checkpoint_problem(prefix: str | os.PathLike) -> str | None:
+    """Why the checkpoint at ``prefix`` cannot be restored, ``None`` when it looks intact.
+
+    Catches what a crash or a full disk leaves: missing files, an unreadable index, and a data
+    file shorter than the tensors its index lists (a truncated copy).  Checksums are verified
+    by TensorFlow when the tensors are read.
+    """
+    index, data = checkpoint_files(prefix)
+    missing = [str(p) for p in (index, data) if not p.is_file()]
+    if missing:
+        return f"{' and '.join(missing)} missing"
+    try:
+        reader = tf.train.load_checkpoint(str(prefix))
+    except (tf.errors.OpError, ValueError) as error:
+        return f"{index} is unreadable ({str(error).strip().splitlines()[0]})"
+    shapes = reader.get_variable_to_shape_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    if any(dtypes[name] == tf.string for name in shapes):
+        return None  # variable-length tensors: no size to compare with
+    needed = sum(int(np.prod(shape, dtype=np.int64)) * dtypes[name].size
+                 for name, shape in shapes.items())
+    size = data.stat().st_size
+    if size < needed:
+        return f"{data} is truncated ({size} bytes; its index lists {needed})"
+    return None
+
+
 def step_of(prefix: str | os.PathLike) -> int | None:
     """The step in a ``model.ckpt-<step>`` prefix, ``None`` for other names (the zoo's ``model.ckpt``)."""
     match = _STEP_RE.search(Path(prefix).name)
@@ -136,27 +163,27 @@ def latest_checkpoint(directory: str | os.PathLike) -> str | None:
     """The prefix the state file of ``directory`` names, ``None`` when there is no state file.
 
     When that checkpoint's files are gone (Snakemake deletes a rule's declared output, the
-    final ``.index``, before rerunning it) the newest complete one the state file still lists
-    is used, with a warning.  When none is complete it is an error: silently starting over from
-    step 0 is what users of the API complained about.
+    final ``.index``, before rerunning it) or damaged (a truncated data file), the newest intact
+    one the state file still lists is used, with a warning.  When none is intact it is an error:
+    silently starting over from step 0 is what users of the API complained about.
     """
     directory = Path(directory)
     state = read_state(directory)
     if state is None or not state.latest:
         return None
     prefix = _resolve(directory, state.latest)
-    if checkpoint_exists(prefix):
+    problem = checkpoint_problem(prefix)
+    if problem is None:
         return str(prefix)
     for older in reversed(state.all_paths):
         candidate = _resolve(directory, older)
-        if checkpoint_exists(candidate):
-            log.warning("%s names %s, whose files are missing; using %s, the newest complete "
-                        "checkpoint it lists", directory / STATE_FILE, state.latest, candidate)
+        if candidate != prefix and checkpoint_problem(candidate) is None:
+            log.warning("%s names %s, but %s; using %s, the newest intact checkpoint it lists",
+                        directory / STATE_FILE, state.latest, problem, candidate)
             return str(candidate)
-    raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but "
-                      f"{prefix}.index / {prefix}{DATA_SUFFIX} are missing (and no older "
-                      "checkpoint it lists is complete); restore them, or delete the state file "
-                      "to start from scratch")
+    raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but {problem} (and no "
+                      "older checkpoint it lists is intact); restore the files, or move the "
+                      "state file away to start from scratch")
 
 
 class CheckpointManager:

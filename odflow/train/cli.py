@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="model_main.py",
         description="Train an SSD detector from a pipeline.config (resuming from the latest "
-                    "checkpoint in --model_dir), or evaluate a checkpoint with --run_once.")
+                    "checkpoint in --model_dir when it was trained on the same inputs, see "
+                    "--resume/--restart), or evaluate a checkpoint with --run_once.")
     parser.add_argument("--model_dir", help="where checkpoints model.ckpt-<step>, the "
                         "'checkpoint' state file and TensorBoard events go")
     parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
@@ -60,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint even if the records, label "
+                             "map, fine-tune checkpoint, seed or config changed since it was "
+                             "trained (default: such a change starts again)")
+    resume.add_argument("--restart", action="store_true",
+                        help="start again from the fine-tune checkpoint; the existing "
+                             "checkpoints and events move to <model_dir>/superseded/<time>/")
     for name in TF1_FLAGS_WITH_VALUE:
         parser.add_argument(f"--{name}", dest=f"tf1_{name}", default=None,
                             help=argparse.SUPPRESS)
@@ -101,7 +110,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         keep_checkpoint_max=args.keep_checkpoint_max,
         checkpoint_every_steps=args.checkpoint_every_steps,
         checkpoint_every_minutes=args.checkpoint_every_minutes,
-        metrics_json=args.metrics_json, eval_backend=args.eval_backend)
+        metrics_json=args.metrics_json, eval_backend=args.eval_backend,
+        resume=args.resume, restart=args.restart)
     try:
         result = train(options)
     except Interrupted as stop:

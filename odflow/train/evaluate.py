@@ -123,7 +123,16 @@ class Evaluator:
             self.categories, backend=self.backend,
             include_per_category=self.config.eval_config.include_metrics_per_category)
         index = 0
-        for batch in self.dataset():
+        batches = iter(self.dataset())
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except tf.errors.OpError as error:  # a corrupt image or record: name it
+                from odflow.train.batches import data_error
+                raise data_error(record_paths(self.reader, "eval_input_reader"), error,
+                                 "eval_input_reader") from None
             if should_stop is not None and should_stop():
                 raise EvaluationAborted()
             detections = {k: v.numpy() for k, v in self._detect(batch["image"]).items()}
@@ -182,6 +191,10 @@ def resolve_checkpoint(checkpoint_path: str | None, checkpoint_dir: str | None) 
             raise OdflowError(f"checkpoint {checkpoint_path} does not exist (expected "
                               f"{prefix}.index and {prefix}{checkpoints.DATA_SUFFIX}); give a "
                               "prefix such as model_dir/model.ckpt-1000")
+        problem = checkpoints.checkpoint_problem(prefix)
+        if problem is not None:
+            raise OdflowError(f"checkpoint {prefix} cannot be evaluated: {problem}; train "
+                              "again to rewrite it, or evaluate another checkpoint")
         return prefix
     if not checkpoint_dir:
         raise OdflowError("nothing to evaluate: give --checkpoint_dir or --checkpoint_path")

@@ -1,10 +1,14 @@
 """The training run: resume or fine-tune, step until ``num_steps``, save, evaluate.
 
-What a run does, in order: read the config; if ``model_dir`` already holds a checkpoint at or
-past ``num_steps`` there is nothing to do; otherwise build the model under the distribution
-strategy, restore the latest checkpoint of ``model_dir`` (or, only when starting fresh, the
-fine-tune checkpoint), and step.  Checkpoints are saved every N steps or M minutes, at the end,
-and when SIGINT/SIGTERM asks to stop; evaluations run every ``eval_every`` steps and at the end.
+What a run does, in order: read the config; lock ``model_dir`` and clean what a killed run
+left there; compare what the existing checkpoints were trained on (``fingerprint.json``) with
+the current inputs: the same, resume; different, move them to ``superseded/<time>/`` and start
+again (``--resume``/``--restart`` force either).  If the latest checkpoint is at ``num_steps``
+there is nothing to do (below it: the kept checkpoint of that step, else an error); otherwise
+build the model under the distribution strategy, restore the latest checkpoint (or, when
+starting fresh, the fine-tune checkpoint), and step.  Checkpoints are saved every N steps or M
+minutes, at the end, and when SIGINT/SIGTERM asks to stop (also while waiting for data);
+evaluations run every ``eval_every`` steps and at the end.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from odflow import config as config_lib
 from odflow.errors import OdflowError
 from odflow.train import checkpoints
 from odflow.train import evaluate as evaluation
+from odflow.train import fingerprint, workdir
+from odflow.train.batches import BatchSource, check_not_empty, first_line
 from odflow.train.ema import swapped_in
 from odflow.train.progress import Progress
 from odflow.train.signals import Interrupted, stop_on_signals
@@ -66,6 +72,8 @@ class TrainOptions:
     metrics_json: str | None = None
     show_progress_bar: bool | None = None  # None: when stderr is a terminal
     eval_backend: str = "faster"
+    resume: bool = False  # resume even when the inputs changed
+    restart: bool = False  # start again even when they did not
 
 
 @dataclass
@@ -142,7 +150,8 @@ def _check_inputs(config, with_eval: bool) -> None:
         raise OdflowError("the config has no train_input_reader; add one with "
                           "tf_record_input_reader { input_path: \"train.record\" }")
     check_input_reader(config.train_input_reader, "train_input_reader", True)
-    evaluation.record_paths(config.train_input_reader, "train_input_reader")
+    check_not_empty(evaluation.record_paths(config.train_input_reader, "train_input_reader"),
+                    "train_input_reader")
     if with_eval:
         try:
             reader = evaluation.eval_reader(config)
@@ -151,7 +160,8 @@ def _check_inputs(config, with_eval: bool) -> None:
                               "evaluating)") from None
         evaluation.check_eval_config(config)
         check_input_reader(reader, "eval_input_reader", False)
-        evaluation.record_paths(reader, "eval_input_reader")
+        check_not_empty(evaluation.record_paths(reader, "eval_input_reader"),
+                        "eval_input_reader")
 
 
 def _restore_fine_tune(state: TrainingState, train_config) -> None:
@@ -202,29 +212,108 @@ class _SaveClock:
         self.last = time.monotonic()
 
 
+def _check_fine_tune(train_config) -> None:
+    """A wrong fine-tune path is reported before anything moves or minutes of model building."""
+    if not train_config.fine_tune_checkpoint:
+        return
+    from odflow.model.restore import resolve_checkpoint_path
+    try:
+        resolve_checkpoint_path(train_config.fine_tune_checkpoint)
+    except OdflowError as error:
+        raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
+
+
+def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
+    """Whether the checkpoints in ``model_dir`` may be resumed; moves them away when not.
+
+    Writes the current fingerprint either way, so the checkpoints saved from now on are
+    labelled with what they are trained on.
+    """
+    stored = fingerprint.load(model_dir)
+    current = fingerprint.compute(config, options.seed, stored)
+    changed = fingerprint.changes(stored, current) if stored is not None else None
+    if not workdir.has_checkpoints(model_dir):
+        _check_fine_tune(config.train_config)
+        if any(p.name != fingerprint.FILE_NAME for p in workdir.training_files(model_dir)):
+            moved = workdir.supersede(model_dir)  # events of a run that saved no checkpoint
+            log.info("starting from step 0: moved the events of an earlier run to %s", moved)
+        fingerprint.save(model_dir, current)
+        return False
+    if options.restart:
+        reason = "--restart was given"
+    elif stored is None:
+        reason = (f"there is no {fingerprint.FILE_NAME} beside them to tell what they were "
+                  "trained on (an older odflow or another tool wrote them)")
+    elif changed:
+        reason = "changed since they were trained: " + "; ".join(changed)
+    else:
+        if stored != current:  # the same contents; refresh the cached file stats
+            fingerprint.save(model_dir, current)
+        return True
+    if options.resume:
+        log.warning("resuming the checkpoints in %s as --resume asks, although %s", model_dir,
+                    reason)
+        fingerprint.save(model_dir, current)
+        return True
+    _check_fine_tune(config.train_config)
+    moved = workdir.supersede(model_dir)
+    log.warning("not resuming the checkpoints in %s: %s. Moved them, the state file and the "
+                "events to %s; training again from %s (--resume continues them instead)",
+                model_dir, reason, moved,
+                config.train_config.fine_tune_checkpoint or "random weights")
+    fingerprint.save(model_dir, current)
+    return False
+
+
+def _below_latest(model_dir: Path, num_steps: int, latest: str, latest_step: int
+                  ) -> TrainResult:
+    """``num_steps`` was lowered below the latest checkpoint: that step's, if still kept."""
+    kept = model_dir / f"{checkpoints.PREFIX}-{num_steps}"
+    if checkpoints.checkpoint_problem(kept) is None:
+        log.info("num_steps %d is below the latest checkpoint (step %d); using the kept "
+                 "checkpoint %s", num_steps, latest_step, kept)
+        return TrainResult(num_steps, str(kept), None)
+    state = checkpoints.read_state(model_dir)
+    listed = ", ".join(state.all_paths) if state else "none"
+    aside = model_dir / workdir.SUPERSEDED / "manual"
+    raise OdflowError(
+        f"training is to end at step {num_steps} (--num_train_steps, else "
+        f"train_config.num_steps), below step {latest_step} of the latest checkpoint {latest}, "
+        f"and {kept} is not kept (kept: {listed}). Set the number of steps to {latest_step} "
+        f"or more to continue this run; or train again from the fine-tune checkpoint to step "
+        f"{num_steps}: pass --restart (the checkpoints then move to "
+        f"{model_dir / workdir.SUPERSEDED}/), or, under Snakemake, move them there first: "
+        f"mkdir -p {aside} && mv {model_dir / checkpoints.STATE_FILE} "
+        f"{model_dir / checkpoints.PREFIX}-[0-9]* {aside}/")
+
+
 def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
     """Train as configured; raises ``Interrupted`` (after saving) on SIGINT/SIGTERM."""
+    if options.resume and options.restart:
+        raise OdflowError("--resume and --restart contradict each other; pass one")
     config = config_lib.load(options.pipeline_config_path)
-    train_config = config.train_config
-    check_train_config(train_config)
+    check_train_config(config.train_config)
     num_steps = resolve_num_steps(config, options.num_train_steps)
     model_dir = Path(options.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    with workdir.TrainingLock(model_dir):
+        workdir.remove_leftovers(model_dir)
+        return _train_locked(options, config, num_steps, model_dir, strategy)
 
-    resume_prefix, start_step = resume_point(str(model_dir))
-    if num_steps and start_step >= num_steps:
+
+def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path,
+                  strategy: tf.distribute.Strategy | None) -> TrainResult:
+    train_config = config.train_config
+    evaluate_at_end = options.eval_every >= 0
+    _check_inputs(config, evaluate_at_end)  # fail now rather than after hours of training
+    resuming = decide_resume(model_dir, config, options)
+    resume_prefix, start_step = resume_point(str(model_dir)) if resuming else (None, 0)
+    if num_steps and start_step > num_steps:
+        return _below_latest(model_dir, num_steps, resume_prefix, start_step)
+    if num_steps and start_step == num_steps:
         log.info("%s is at step %d, num_steps is %d: nothing to do", resume_prefix, start_step,
                  num_steps)
         return TrainResult(start_step, resume_prefix, None)
-    evaluate_at_end = options.eval_every >= 0
-    _check_inputs(config, evaluate_at_end)  # fail now rather than after hours of training
-
-    if resume_prefix is None and train_config.fine_tune_checkpoint:
-        from odflow.model.restore import resolve_checkpoint_path
-        try:  # a wrong path is reported before minutes of model building
-            resolve_checkpoint_path(train_config.fine_tune_checkpoint)
-        except OdflowError as error:
-            raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
     configure_determinism(options.seed, options.deterministic)
     strategy = strategy or make_strategy()
     from odflow.model import builder
@@ -232,7 +321,13 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
         model = builder.build_pipeline(config, is_training=True)
         state = TrainingState(model, train_config.optimizer, train_config)
     if resume_prefix is not None:
-        state.restore(resume_prefix)
+        try:
+            state.restore(resume_prefix)
+        except tf.errors.OpError as error:  # damaged inside, past the size check
+            raise OdflowError(
+                f"checkpoint {resume_prefix} cannot be read ({first_line(error)}); "
+                f"move {resume_prefix}.* away to resume from the previous checkpoint, or pass "
+                "--restart") from None
         log.info("resumed from %s at step %d", resume_prefix, state.step)
     else:
         _restore_fine_tune(state, train_config)
@@ -252,8 +347,9 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
     if resume_prefix is not None:  # that step is on disk already
         run.saved_step, run.last_checkpoint = state.step, resume_prefix
+    record_files = evaluation.record_paths(config.train_input_reader, "train_input_reader")
     try:
-        return run.loop(iter(dataset), train_step)
+        return run.loop(iter(dataset), train_step, record_files)
     finally:
         writer.close()
 
@@ -306,7 +402,7 @@ class _Run:
                                          metrics_json=metrics_json, checkpoint=checkpoint)
         self.evaluated_step = step
 
-    def loop(self, iterator, train_step) -> TrainResult:
+    def loop(self, iterator, train_step, record_files: list[str]) -> TrainResult:
         options, state = self.options, self.state
         batch_size = self.config.train_config.batch_size
         step = state.step
@@ -318,14 +414,22 @@ class _Run:
         first = True
         try:
             with stop_on_signals() as stop:
+                batches = BatchSource(iterator, record_files, lambda: stop.requested)
                 while not self.num_steps or step < self.num_steps:
-                    if stop.requested:
-                        break
                     try:
-                        batch = next(iterator)
+                        batch = batches.next_batch()
                     except StopIteration:
+                        if first:
+                            reader = self.config.train_input_reader
+                            raise OdflowError(
+                                f"the training records {', '.join(record_files)} gave no batch "
+                                f"of train_config.batch_size {batch_size} (train_input_reader."
+                                f"num_epochs {reader.num_epochs}); add examples, lower the "
+                                "batch size, or set num_epochs to 0") from None
                         log.warning("the training records ran out at step %d "
                                     "(train_input_reader.num_epochs)", step)
+                        break
+                    if batch is None:  # stop requested
                         break
                     if first:
                         self._image_summary(batch, step)
@@ -337,7 +441,8 @@ class _Run:
                             f"the loss became NaN or infinite at step {step + 1} "
                             f"(losses {values}); training stopped without saving this state, the "
                             f"last good checkpoint is {self.last_checkpoint or 'none'}; lower the "
-                            "learning rate or set train_config.gradient_clipping_by_norm")
+                            "learning rate or set train_config.gradient_clipping_by_norm (a "
+                            "changed config starts again from the fine-tune checkpoint)")
                     step = state.step
                     learning_rate = float(learning_rate)
                     if progress.update(step, values, learning_rate):
