@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from odflow.errors import OdflowError
+from odflow.config.schedule import without_length
 from odflow.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ def config_fields(message, prefix: str = "") -> dict[str, str]:
 
 def learned_fields(config) -> dict[str, str]:
     """The config's fields that change what training learns (see the module docstring)."""
-    return {path: value for path, value in config_fields(config).items()
+    # without_length: num_steps and the schedule fields the pipeline_config stage stretches
+    # with it (cosine total, warm-up and hold steps) say how long, not what, training learns.
+    return {path: value for path, value in config_fields(without_length(config)).items()
             if not LENGTH_ONLY_FIELDS.search(path) and not _PATH_FIELDS.search(path)}
 
 
