@@ -10,6 +10,7 @@ depthwise weights either way) are accepted.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from odflow.errors import OdflowError
 from odflow.model import hyperparams as hp
@@ -17,12 +18,12 @@ from odflow.model import postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
+from odflow.model.inception_v2 import InceptionV2Options, SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
 from odflow.model.ssd import LossOptions, SSDMetaArch
 from odflow.protos import pipeline_pb2
 
-SUPPORTED_FEATURE_EXTRACTORS = ("ssd_mobilenet_v1", "ssd_mobilenet_v1_keras")
 _SSD = "model.ssd"
 
 
@@ -130,14 +131,14 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
         if is_set:
             _refuse(f"{_SSD}.{field} is set but odflow does not implement it ({what}); "
                     "remove it from the config")
-    if fe.type not in SUPPORTED_FEATURE_EXTRACTORS:
+    if fe.type not in FEATURE_EXTRACTORS:
         _refuse(f"{_SSD}.feature_extractor.type {fe.type!r} is not supported; odflow supports "
-                + ", ".join(repr(t) for t in SUPPORTED_FEATURE_EXTRACTORS))
+                + ", ".join(repr(t) for t in FEATURE_EXTRACTORS))
     if fe.depth_multiplier <= 0:
         _refuse(f"{_SSD}.feature_extractor.depth_multiplier must be positive")
     if not 1 <= fe.num_layers <= 6:
         _refuse(f"{_SSD}.feature_extractor.num_layers must be between 1 and 6 for "
-                f"ssd_mobilenet_v1 (got {fe.num_layers})")
+                f"{fe.type} (got {fe.num_layers})")
     if fe.pad_to_multiple < 1:
         _refuse(f"{_SSD}.feature_extractor.pad_to_multiple must be >= 1")
     if not fe.HasField("conv_hyperparams"):
@@ -160,7 +161,11 @@ def _image_size(config: pipeline_pb2.Ssd) -> tuple[tuple[int, int], str]:
     return (resizer.height, resizer.width), method
 
 
-def _feature_extractor(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
+def _feature_extractor(config: pipeline_pb2.Ssd):
+    return FEATURE_EXTRACTORS[config.feature_extractor.type](config)
+
+
+def _mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
     fe = config.feature_extractor
     field = f"{_SSD}.feature_extractor.conv_hyperparams"
     extra = hp.from_proto(fe.conv_hyperparams, field)
@@ -175,6 +180,29 @@ def _feature_extractor(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtract
         pad_to_multiple=fe.pad_to_multiple,
     )
     return SSDMobileNetV1FeatureExtractor(options, base, extra)
+
+
+def _inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtractor:
+    # One set of hyperparameters: TF1 applied conv_hyperparams to the base network too
+    # (later API versions insisted on override_base_feature_extractor_hyperparams: true;
+    # the zoo's 2018 config predates that and means the same).
+    fe = config.feature_extractor
+    options = InceptionV2Options(
+        depth_multiplier=fe.depth_multiplier, min_depth=fe.min_depth,
+        use_explicit_padding=fe.use_explicit_padding, use_depthwise=fe.use_depthwise,
+        num_layers=fe.num_layers, pad_to_multiple=fe.pad_to_multiple)
+    return SSDInceptionV2FeatureExtractor(
+        options, hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams"))
+
+
+# feature_extractor.type -> builder of the feature extractor (its variables carry the zoo's
+# names).  The starter model and the benchmarks iterate this registry.
+FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
+    "ssd_mobilenet_v1": _mobilenet_v1,
+    "ssd_mobilenet_v1_keras": _mobilenet_v1,
+    "ssd_inception_v2": _inception_v2,
+}
+SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
 
 
 def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
