@@ -3,9 +3,17 @@
 The demo must run with no downloads, yet exercise the same extract → copy → patch →
 fine-tune → export path as the real ``ssd_mobilenet_v1_coco`` tarball.  So this writes a
 tarball shaped like the zoo's (``<name>/pipeline.config``, ``model.ckpt.{index,data}``,
-``checkpoint``) holding a small SSD MobileNet v1 with the zoo's variable names and random
-initial weights (no pretrained weights are shipped or fetched).  The bytes depend only on
-the arguments: same arguments, same tarball.
+``checkpoint``) holding a small SSD with the zoo's variable names and random initial weights
+(no pretrained weights are shipped or fetched).  The bytes depend only on the arguments:
+same arguments, same tarball.
+
+The architecture (``model.starter.architecture``) is any feature-extractor type the model
+builder has registered (``odflow.model.builder.FEATURE_EXTRACTORS``), filled into one
+template; an architecture whose config differs in more than ``feature_extractor.type``
+(SSDLite's depthwise layers, FPN's anchors and shared box predictor) adds a text-format
+fragment ``starter_variants/<architecture>.config``, merged over the template.  A fragment
+may also name a variant that is not a type itself (``ssdlite_mobilenet_v2`` sets
+``type: "ssd_mobilenet_v2"``); it is offered once that type is registered.
 """
 
 from __future__ import annotations
@@ -19,16 +27,48 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "starter_pipeline.config"
+VARIANTS = "starter_variants"
+DEFAULT_ARCHITECTURE = "ssd_mobilenet_v1"
+_TYPE = re.compile(r"""\btype:\s*["']([\w.-]+)["']""")
 
 
-def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_classes: int) -> str:
+def _variant_fragments() -> dict[str, str]:
+    """Architecture name -> its config fragment (text format, merged over the template)."""
+    folder = resources.files("odflow.workflow").joinpath(VARIANTS)
+    if not folder.is_dir():
+        return {}
+    return {entry.name[: -len(".config")]: entry.read_text() for entry in folder.iterdir()
+            if entry.name.endswith(".config")}
+
+
+def starter_architectures() -> list[str]:
+    """The architectures a starter model can be built for: every registered feature
+    extractor type, and every fragment whose feature-extractor type is registered."""
+    from odflow.model.builder import FEATURE_EXTRACTORS
+
+    names = set(FEATURE_EXTRACTORS)
+    for name, fragment in _variant_fragments().items():
+        match = _TYPE.search(fragment)
+        if (match.group(1) if match else name) in FEATURE_EXTRACTORS:
+            names.add(name)
+    return sorted(names)
+
+
+def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_classes: int,
+                          architecture: str = DEFAULT_ARCHITECTURE) -> str:
     """The starter's pipeline.config (our own template, filled in)."""
+    supported = starter_architectures()
+    if architecture not in supported:
+        raise OdflowError(f"model.starter.architecture {architecture!r} is not supported; "
+                          "use one of " + ", ".join(supported))
     values = {
+        "architecture": architecture,
         "depth_multiplier": repr(float(depth_multiplier)),
         "image_size": str(int(image_size)),
         "num_classes": str(int(num_classes)),
@@ -36,7 +76,19 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
         "min_scale": "0.1" if image_size < 256 else "0.2",
     }
     text = resources.files("odflow.workflow").joinpath(TEMPLATE).read_text()
-    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+    text = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+    fragment = _variant_fragments().get(architecture)
+    if fragment is None:
+        return text
+    from google.protobuf import text_format
+
+    from odflow.config import loads
+
+    config = loads(text, source=TEMPLATE)
+    text_format.Merge(fragment, config)
+    return (f"# odflow starter model ({architecture}): {TEMPLATE} with "
+            f"{VARIANTS}/{architecture}.config merged in.\n"
+            + text_format.MessageToString(config))
 
 
 def write_starter_checkpoint(pipeline_text: str, directory: Path, seed: int) -> None:
@@ -66,10 +118,12 @@ def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: float = 0.25,
-                          image_size: int = 256, num_classes: int = 1, seed: int = 7) -> Path:
+                          image_size: int = 256, num_classes: int = 1, seed: int = 7,
+                          architecture: str = DEFAULT_ARCHITECTURE) -> Path:
     """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``."""
     pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
-                                          image_size=image_size, num_classes=num_classes)
+                                          image_size=image_size, num_classes=num_classes,
+                                          architecture=architecture)
     with tempfile.TemporaryDirectory() as tmp:
         write_starter_checkpoint(pipeline_text, Path(tmp), seed)
         members = {"pipeline.config": pipeline_text.encode()}
