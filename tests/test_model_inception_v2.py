@@ -132,7 +132,7 @@ def test_mixed_5c_concatenates_branches_in_order_with_a_max_pool_branch(zoo_mode
     """Only Branch_3 of Mixed_5c passes anything (its 1x1 picks input channels 0..127); slim
     pools that branch with a 3x3 max pool (stride 1, SAME), and it comes last (352+320+224)."""
     model = zoo_model
-    block = [b for b in model.feature_extractor.mixed if b.block == "Mixed_5c"][0]
+    block = next(b for b in model.feature_extractor.mixed if b.block == "Mixed_5c")
     named = model.named_variables()
     for unit in block.units():
         unit.weights.assign(tf.zeros(unit.weights.shape))

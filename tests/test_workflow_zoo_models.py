@@ -132,3 +132,20 @@ def test_starter_tarball_holds_the_architecture_with_the_zoo_names(
     assert shapes.pop("global_step") == []
     assert shapes == {n: v.shape.as_list() for n, v in model.named_variables().items()}
     assert any(name.startswith(scope) for name in shapes)
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_model_preset_combines_with_a_dataset_preset(tmp_path: Path) -> None:
+    """The README's zoo-model command, as a dry run (no network) with synthetic data."""
+    from tests.support.workflow import planned_jobs, run_snakemake
+
+    folder = "ssd_inception_v2_coco_2018_01_28"
+    result = run_snakemake(
+        tmp_path, None, "--configfile", str(REPO / "presets/wider_face.yaml"),
+        str(REPO / f"presets/{folder}.yaml"), "--config", "dataset={source: synthetic}",
+        "-n", "-p", "exported_model/frozen_inference_graph.pb")
+    assert result.returncode == 0, result.describe()
+    assert planned_jobs(result.output)["download_model"] == 1, result.describe()
+    assert f"--url '{ZOO_URL.format(folder)}'" in result.output
+    assert f"ckpt/{ZOO_FOLDERS[folder]}.config" in result.output
