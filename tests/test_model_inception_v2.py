@@ -192,3 +192,24 @@ def test_classification_checkpoint_restores_the_imagenet_names(zoo_model, tmp_pa
     name = f"{FE}/Mixed_4c/Branch_2/Conv2d_0c_3x3/weights"
     np.testing.assert_array_equal(model.named_variables()[name].numpy(),
                                   imagenet[name[len("FeatureExtractor/"):]])
+
+
+def test_base_network_equals_tf_slims_inception_v2_base():
+    """TF-slim's own inception_v2_base, run once on the same named weights and images
+    (tests/fixtures/slim_inception_v2/, written by tools/slim_inception_v2_reference.py)."""
+    from tests.support import slim_reference as ref
+
+    saved = np.load(Path(__file__).parent / "fixtures/slim_inception_v2/reference.npz")
+    model = builder.build(zoo_config(
+        "ssd { feature_extractor { depth_multiplier: 0.25 min_depth: 16 } }"), False)
+    named = model.named_variables()
+    base = sorted(n for n in named if n.startswith(f"{FE}/") and "_Conv2d_" not in n)
+    assert base == sorted(saved["variable_names"].tolist())  # slim's 346 names
+    for name in base:
+        named[name].assign(ref.weight_value(name, named[name].shape.as_list()))
+    maps = model.feature_extractor(tf.constant(ref.image()), training=False)
+    for got, key in zip(maps[:2], ("Mixed_4c", "Mixed_5c"), strict=True):
+        want = saved[key]
+        assert got.shape == want.shape, key
+        assert np.abs(want).mean() > 0.5 and (want < 6.0).mean() > 0.5  # not degenerate
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-4, err_msg=key)
