@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.slim_reference import (  # noqa: E402
+from tests.support.slim_reference import (
     DEPTH_MULTIPLIER,
     EPSILON,
     IMAGE_SHAPE,
