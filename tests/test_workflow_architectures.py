@@ -17,7 +17,7 @@ import tensorflow as tf
 from odflow.config import loads
 from odflow.model import builder
 from odflow.workflow import starter
-from tests.support.workflow import run_snakemake, tiny_config, write_config
+from tests.support.workflow import planned_jobs, run_snakemake, tiny_config, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -70,3 +70,13 @@ def test_train_and_export_through_snakemake(tmp_path: Path, architecture: str) -
                                          feed_dict={"image_tensor:0": image})
     assert boxes.shape == (1, 100, 4) and scores.shape == (1, 100)
     assert np.isfinite(boxes).all() and np.isfinite(scores).all() and 0 <= num[0] <= 100
+
+    # Another architecture under the same model name: the starter tarball and everything
+    # made from it are stale (a params change), the dataset is not.
+    config["model"]["starter"]["architecture"] = starter.DEFAULT_ARCHITECTURE
+    changed = write_config(tmp_path, config, name="changed.yaml")
+    plan = run_snakemake(tmp_path, changed, "-n", "exported_model/frozen_inference_graph.pb")
+    assert plan.returncode == 0, plan.describe()
+    jobs = planned_jobs(plan.output)
+    assert {"build_starter_model", "extract_model", "train", "export"} <= set(jobs), plan.output
+    assert not {"records", "label_map"} & set(jobs), plan.output
