@@ -19,6 +19,9 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 validate(config, "schemas/config.schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/model_zoo.smk"
 include: "rules/datasets.smk"
@@ -27,6 +30,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/export.smk"
 include: "rules/plots.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -34,4 +38,5 @@ rule all:
     input:
         EXPORTED_MODEL,
         METRICS,
+        METRICS_TABLE,
         PLOTS,

@@ -72,6 +72,27 @@ def read_all(images: Path) -> int:
     return total
 
 
+def decode_all(images: Path, ratio: int = 1) -> int:
+    """Decode every image with TensorFlow's JPEG decoder (``ratio`` > 1: DCT-scaled down).
+
+    What a full check at conversion would add per image: the converters read headers only,
+    and this row is why (benchmarks/data_conversion.md).
+    """
+    import tensorflow as tf
+
+    from odflow.data.example import check_decodable
+
+    count = 0
+    for path in sorted(images.rglob("*.jpg")):
+        data = path.read_bytes()
+        if ratio == 1:
+            check_decodable(data, str(path))
+        else:
+            tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+        count += 1
+    return count
+
+
 class Timing:
     """Wall-clock and CPU seconds: on a shared machine the CPU time is the fairer figure."""
 
@@ -120,12 +141,16 @@ def main() -> None:
                        label_map_path=label_map, num_shards=4)
     csv_s, _ = timed(convert_csv, csv_path, images.parent.parent / "WIDER_train" / "images",
                      work / "csv.record", label_map_path=label_map)
+    decode_s, _ = timed(decode_all, images)
+    decode8_s, _ = timed(decode_all, images, 8)
     n = args.images
     rows = [
         ("read the image bytes only (baseline)", read_s),
         ("wider -> 1 record", wider_s),
         ("wider -> 4 shards", shard_s),
         ("csv -> 1 record", csv_s),
+        ("TF decode of every image, full size (check_decodable)", decode_s),
+        ("TF decode of every image at 1/8 scale (ratio=8)", decode8_s),
     ]
     print("\n| step | wall s | images/s (wall) | images/s (CPU time) | x baseline CPU time |")
     print("|---|---|---|---|---|")
@@ -133,6 +158,10 @@ def main() -> None:
         print(f"| {name} | {timing.wall:.2f} | {n / timing.wall:,.0f} | {n / timing.cpu:,.0f} "
               f"| {timing.cpu / read_s.cpu:.1f} |")
     print(f"\nboxes written: {summary.boxes}")
+    for name, extra in (("full-size", decode_s), ("1/8-scale", decode8_s)):
+        both = Timing(wider_s.wall + extra.wall, wider_s.cpu + extra.cpu)
+        print(f"wider -> 1 record with a {name} decode check: {n / both.wall:,.0f} images/s "
+              f"wall, {n / both.cpu:,.0f} CPU time")
 
     peak_small = peak_python_memory(convert_wider, gt_small, images_small,
                                     work / "m_small.record", label_map_path=label_map)

@@ -20,6 +20,7 @@ PIPELINE_CONFIG = f"ckpt/{config['pipeline']['config_name']}.config"
 NUM_STEPS = config["train"]["num_steps"]
 TRAINED_CHECKPOINT = f"ckpt/model.ckpt-{NUM_STEPS}"
 METRICS = "eval/metrics.json"
+METRICS_TABLE = "eval/metrics.html"
 EXPORTED_MODEL = [
     "exported_model/frozen_inference_graph.pb",
     "exported_model/saved_model/saved_model.pb",

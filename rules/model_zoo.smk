@@ -45,6 +45,8 @@ else:
             log_path("download_model"),
         benchmark:
             benchmark_path("download_model")
+        # The one retry layer: the script tries once, with a 30 s socket timeout, so a
+        # server that never answers fails all three attempts within two minutes.
         retries: 2
         threads: 1
         resources:

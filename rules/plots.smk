@@ -7,7 +7,7 @@ rule plots:
         checkpoint=f"{TRAINED_CHECKPOINT}.index",
         metrics=METRICS,
     output:
-        PLOTS,
+        report(PLOTS, caption="../report/plots.rst", category="Training"),
     params:
         script=script("plot_metrics.py"),
         output_dir=directory_of,

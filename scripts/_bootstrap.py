@@ -11,3 +11,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+from odflow.utils.tf_startup import quiet_tensorflow_startup  # noqa: E402
+
+quiet_tensorflow_startup()

@@ -87,6 +87,11 @@ CSV_BAD = {
                       r"labels.csv:4: image .*nope.png not found"),
     "size mismatch": (HEADER, ROWS.replace("c.jpg,60,30", "c.jpg,61,30"),
                       r"labels.csv:5: the CSV gives c.jpg the size 61x30 but the image is 60x30"),
+    # Inverted corners were dropped silently as zero-sized; the object would vanish unseen.
+    "xmin > xmax": (HEADER, ROWS.replace("person,50,0,100,50", "person,100,0,50,50"),
+                    r"labels.csv:3: inverted box: xmin 100 > xmax 50"),
+    "ymin > ymax": (HEADER, ROWS.replace("face,0,0,40,40", "face,0,40,40,0"),
+                    r"labels.csv:4: inverted box: ymin 40 > ymax 0"),
 }
 
 
@@ -104,6 +109,41 @@ def test_csv_bad_input(tmp_path, case):
     assert summary.num_warnings == 1
     assert summary.images == 2  # the bad image is left out entirely, the others written
     assert len(list(iter_examples(str(output)))) == 2
+
+
+def test_zero_sized_box_is_still_a_counted_drop_not_an_error(tmp_path):
+    rows = ROWS.replace("person,50,0,100,50", "person,50,0,50,50")
+    csv_path, images, label_map = make_csv(tmp_path, rows)
+    summary = convert_csv(csv_path, images, tmp_path / "o.record", label_map_path=label_map)
+    assert summary.to_dict()["dropped_boxes"] == {"zero width or height": 1}
+
+
+def test_empty_set_fails_naming_the_files_and_the_count(tmp_path):
+    csv_path, images, label_map = make_csv(tmp_path, "")
+    output = tmp_path / "out" / "train.record"
+    with pytest.raises(OdflowError, match=r"out/train.record: 0 images after converting "
+                       r".*labels.csv \(0 read\); nothing was written"):
+        convert_csv(csv_path, images, output, label_map_path=label_map)
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+    # Every image left out by a filter: the count and the reason are in the message.
+    csv_path, images, label_map = make_csv(tmp_path, "c.jpg,60,30,,,,,\n")
+    with pytest.raises(OdflowError, match=r"0 images after converting .*labels.csv \(1 read, "
+                       r"all left out: 1 no boxes left \(--drop-empty\)\)"):
+        convert_csv(csv_path, images, output, label_map_path=label_map, drop_empty=True)
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
+
+
+def test_empty_set_keeps_an_earlier_output(tmp_path):
+    csv_path, images, label_map = make_csv(tmp_path)
+    output = tmp_path / "train.record"
+    convert_csv(csv_path, images, output, label_map_path=label_map)
+    before = output.read_bytes()
+    csv_path.write_text(HEADER)
+    with pytest.raises(OdflowError, match="0 images"):
+        convert_csv(csv_path, images, output, label_map_path=label_map)
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "train"))) == [
+        "train.record", "train.record.summary.json"]
 
 
 def test_csv_cli(tmp_path, capsys):
@@ -158,6 +198,17 @@ def test_voc_round_trip_with_difficult_truncated_and_view(tmp_path):
     assert [r.num_boxes for r in iter_examples(str(output))] == [1, 1]
 
 
+def test_voc_inverted_box_is_an_error_naming_the_object(tmp_path):
+    annotations, images, label_map = make_voc(tmp_path)
+    xml = annotations / "x2.xml"
+    xml.write_text(xml.read_text().replace("<ymin>5</ymin>", "<ymin>46</ymin>"))
+    with pytest.raises(OdflowError, match=r"x2.xml: object 1: inverted box: ymin 46 > ymax 45"):
+        convert_voc(annotations, images, tmp_path / "o.record", label_map_path=label_map)
+    summary = convert_voc(annotations, images, tmp_path / "o.record", label_map_path=label_map,
+                          skip_bad=True)
+    assert summary.images == 1 and summary.num_warnings == 1
+
+
 def test_voc_bad_xml_names_the_file_and_line(tmp_path):
     annotations, images, label_map = make_voc(tmp_path)
     (annotations / "x2.xml").write_text("<annotation>\n<filename>x2.jpg</filename>\n<object>\n")
@@ -166,3 +217,28 @@ def test_voc_bad_xml_names_the_file_and_line(tmp_path):
     summary = convert_voc(annotations, images, tmp_path / "o.record", label_map_path=label_map,
                           skip_bad=True)
     assert summary.images == 1 and summary.num_warnings == 1
+
+
+@pytest.mark.slow
+def test_records_cli_bad_input_exits_2_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "create_records.py"
+    csv_path, images, label_map = make_csv(tmp_path, "")
+    output = tmp_path / "datasets" / "train.record"
+    base = [sys.executable, str(script), "csv", "--images", str(images), "-o", str(output),
+            "--label-map", str(label_map)]
+    empty = subprocess.run(base + ["--csv", str(csv_path)], check=False, capture_output=True,
+                           text=True, timeout=300)
+    assert empty.returncode == 2
+    assert "train.record: 0 images after converting" in empty.stderr
+    inverted = tmp_path / "inverted.csv"
+    inverted.write_text(HEADER + "a.jpg,100,50,face,30,5,10,45\n")
+    bad_box = subprocess.run(base + ["--csv", str(inverted)], check=False, capture_output=True,
+                             text=True, timeout=300)
+    assert bad_box.returncode == 2
+    assert "inverted.csv:2: inverted box: xmin 30 > xmax 10" in bad_box.stderr
+    for result in (empty, bad_box):
+        assert "Traceback" not in result.stderr
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []

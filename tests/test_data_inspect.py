@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -95,3 +96,67 @@ def test_duplicate_source_ids(tmp_path):
     path = write(tmp_path / "dup.record", [item(0, [], []), item(0, [], [])])
     report = inspect_records(path)
     assert dict(report.error_counts) == {"duplicate source_id": 1}
+
+
+def corrupt_inside_jpeg() -> bytes:
+    """A JPEG with an intact header and end marker whose scan names Huffman table 3, which
+    the file never defines: the header parses, the decoder stops with a fatal error."""
+    data = bytearray(jpeg())
+    sos = data.index(b"\xff\xda")
+    assert data[sos + 4] == 3 and data[sos + 6] == 0x00  # 3 components, tables 0/0
+    data[sos + 6] = 0x33
+    return bytes(data)
+
+
+def test_corrupt_inside_jpeg_is_what_training_fails_on():
+    import tensorflow as tf
+
+    data = corrupt_inside_jpeg()
+    with Image.open(io.BytesIO(data)) as image:  # the header reads fine
+        assert image.size == (40, 20)
+    assert data.endswith(b"\xff\xd9")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_jpeg(data)
+
+
+def test_validate_decode_names_the_record_and_the_image(tmp_path, capsys):
+    from odflow.data.inspect import find_undecodable
+
+    path = write(tmp_path / "train.record", [item(0, [], []),
+                                             item(1, [], [], encoded=corrupt_inside_jpeg())])
+    message = r"train.record: record 1 \(image '1.jpg'\): image/encoded: image cannot be decoded"
+    report = inspect_records(path)
+    assert dict(report.error_counts) == {"undecodable image": 1}
+    assert re.search(message, report.errors[0])
+    assert inspect_records(path, decode_images=False).num_errors == 0  # headers only: missed
+    assert data_main(["validate", "--decode", path]) == 2
+    captured = capsys.readouterr()
+    assert re.search(message, captured.out) and "1 errors" in captured.err
+    assert data_main(["validate", "--no-decode", path]) == 0
+    (found,) = find_undecodable(path)
+    assert re.search(r"train.record: record 1 \(image '1.jpg'\): image cannot be decoded", found)
+
+
+def test_find_undecodable_stops_at_the_limit(tmp_path):
+    from odflow.data.inspect import find_undecodable
+
+    path = write(tmp_path / "t.record", [item(i, [], [], encoded=corrupt_inside_jpeg())
+                                         for i in range(3)])
+    assert len(find_undecodable(path, limit=2)) == 2
+    assert find_undecodable(write(tmp_path / "good.record", [item(0, [], [])])) == []
+
+
+@pytest.mark.slow
+def test_validate_cli_exit_code_and_message(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = write(tmp_path / "val.record", [item(7, [], [], encoded=corrupt_inside_jpeg())])
+    script = Path(__file__).resolve().parents[1] / "scripts" / "create_records.py"
+    result = subprocess.run([sys.executable, str(script), "validate", "--decode", path],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "val.record: record 0 (image '7.jpg'): image/encoded: image cannot be decoded" in (
+        result.stdout)
+    assert "error: 1 errors in" in result.stderr and "Traceback" not in result.stderr

@@ -246,3 +246,74 @@ def test_image_without_boxes_has_empty_typed_lists():
     assert feature["image/object/bbox/xmin"].WhichOneof("kind") == "float_list"
     assert feature["image/object/class/label"].WhichOneof("kind") == "int64_list"
     assert len(feature["image/object/bbox/xmin"].float_list.value) == 0
+
+
+def test_counting_no_records_is_an_error_naming_the_files(tmp_path):
+    # The tfrecord source's records are the user's: 0 examples must stop the config stage.
+    output = tmp_path / "val.record"
+    with RecordWriter(output):  # no ``source``: an empty file is allowed to be written
+        pass
+    with pytest.raises(OdflowError, match=r"val.record: 0 records \(examples\) in 1 file; "
+                                          r"an empty set cannot train or be evaluated"):
+        count_examples(str(output))
+    assert count_examples(str(output), allow_empty=True) == 0
+
+
+def test_converter_writer_refuses_an_empty_set(tmp_path):
+    output = tmp_path / "train.record"
+    with (pytest.raises(OdflowError, match=r"train.record: 0 images after converting "
+                                           r"labels.csv \(0 read\)"),
+          RecordWriter(output, num_shards=2, source="labels.csv")):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_removes_only_its_own_leftover_temporaries(tmp_path):
+    from odflow.utils.atomic import temporary_path_for
+
+    ours = [temporary_path_for(tmp_path / "train.record"),           # named by the real code
+            tmp_path / ".train.record.k2_9xq0a.tmp",
+            tmp_path / ".train.record-00001-of-00004.abcdefgh.tmp",   # another shard count
+            tmp_path / ".train.record.summary.json.a1b2c3d4.tmp"]
+    others = [tmp_path / ".val.record.abcdefgh.tmp",                 # another output
+              tmp_path / ".train.record.notes.tmp",                  # not mkstemp's 8 chars
+              tmp_path / "train.record.abcdefgh.tmp",                # no leading dot
+              tmp_path / ".train.record.abcdefgh.tmp.keep",
+              tmp_path / ".train.records.abcdefgh.tmp"]
+    for path in ours + others:
+        path.write_bytes(b"partial")
+    with RecordWriter(tmp_path / "train.record") as writer:
+        writer.write(annotation(0, 1))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([p.name for p in others] + ["train.record",
+                                                      "train.record.summary.json"])
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_next_run_removes_the_leftovers(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from odflow.data.synthetic import SyntheticConfig, generate_records
+
+    output = tmp_path / "datasets" / "train.record"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "odflow.data", "synthetic", "--num-images", "100000",
+         "--height", "64", "--width", "64", "-o", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(output.parent.glob(".train.record.*.tmp")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)  # let it write a few records
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    leftovers = list(output.parent.glob(".train.record.*.tmp"))
+    assert leftovers and not output.exists()
+    generate_records(output, num_images=2, config=SyntheticConfig(height=64, width=64))
+    assert sorted(p.name for p in output.parent.iterdir()) == [
+        "train.record", "train.record.summary.json"]

@@ -87,3 +87,10 @@ def test_log_file_option(tmp_path):
     assert data_main(["synthetic", "--num-images", "2", "-o", str(tmp_path / "s.record"),
                       "--log-file", str(log_file)]) == 0
     assert "s.record: 2 images" in log_file.read_text()
+
+
+def test_zero_images_is_an_error(tmp_path, capsys):
+    output = tmp_path / "val.record"
+    assert data_main(["synthetic", "--split", "val", "--num-images", "0", "-o", str(output)]) == 2
+    assert "val.record: --num-images is 0; an empty val set" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

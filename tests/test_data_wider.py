@@ -162,6 +162,18 @@ BAD_CASES = {
     "missing image": (
         ANNOTATIONS.replace("1--Handshaking/1_Hand_2.jpg", "1--Handshaking/nope.jpg"),
         r"wider_face_train_bbx_gt.txt:5: image .*1--Handshaking/nope.jpg not found"),
+    # The faces of such a block were dropped silently; only the real placeholder (a line of
+    # zeros) may follow a count of 0.
+    "faces after a count of 0": (
+        ANNOTATIONS.replace("1--Handshaking/1_Hand_2.jpg\n0\n0 0 0 0 0 0 0 0 0 0 \n",
+                            "1--Handshaking/1_Hand_2.jpg\n0\n5 5 10 10 0 0 0 0 0 0 \n"),
+        (r"wider_face_train_bbx_gt.txt:6: the face count of 1--Handshaking/1_Hand_2.jpg is 0 "
+         r"but line 7 is not the placeholder line of zeros: '5 5 10 10 0 0 0 0 0 0'")),
+    "two faces after a count of 0": (
+        ANNOTATIONS.replace("1--Handshaking/1_Hand_2.jpg\n0\n0 0 0 0 0 0 0 0 0 0 \n",
+                            "1--Handshaking/1_Hand_2.jpg\n0\n5 5 10 10 0 0 0 0 0 0 \n"
+                            "9 9 10 10 0 0 0 0 0 0 \n"),
+        r"wider_face_train_bbx_gt.txt:6: the face count of 1--Handshaking/1_Hand_2.jpg is 0"),
     "count at end of file": (
         ANNOTATIONS + "2--Demo/x.jpg\n",
         r"wider_face_train_bbx_gt.txt:12: 2--Demo/x.jpg has no face count line"),
@@ -203,6 +215,24 @@ def test_undecodable_image(tmp_path, damage):
     assert len(records) == 2
     assert summary.to_dict()["dropped_images"] == {"missing or unreadable image": 1}
     assert "1_Hand_3.jpg" in summary.warnings[0]
+
+
+def test_count_of_zero_with_its_placeholder_or_without_is_an_empty_image(tmp_path):
+    gt = tmp_path / "gt.txt"
+    gt.write_text("a/a.jpg\n0\n0 0 0 0 0 0 0 0 0 0 \nb/b.jpg\n0\nc/c.jpg\n0\n0 0 0 0\n")
+    items = list(parse_annotations(gt))
+    assert [(type(i).__name__, i.path, len(i.faces)) for i in items] == [
+        ("WiderEntry", "a/a.jpg", 0), ("WiderEntry", "b/b.jpg", 0), ("WiderEntry", "c/c.jpg", 0)]
+
+
+def test_no_image_left_is_an_error_naming_the_file_and_the_count(tmp_path):
+    make_wider(tmp_path / "WIDER", ANNOTATIONS.split("1--Handshaking/1_Hand_3.jpg")[0])
+    output = tmp_path / "out" / "train.record"
+    with pytest.raises(OdflowError, match=r"out/train.record: 0 images after converting "
+                       r".*wider_face_train_bbx_gt.txt \(2 read, all left out: 2 no faces left "
+                       r"\(--drop-empty\)\)"):
+        convert(tmp_path, output, drop_empty=True, min_size=50)
+    assert not output.parent.exists() or list(output.parent.iterdir()) == []
 
 
 def test_parser_yields_problems_and_resumes(tmp_path):

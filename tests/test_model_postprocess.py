@@ -97,7 +97,8 @@ def test_score_converters_and_builder():
     config.batch_non_max_suppression.iou_threshold = 0.5
     config.batch_non_max_suppression.max_total_detections = 6
     nms, _ = build_postprocessing(config)
-    assert nms(BOXES, SCORES)["num_detections"].numpy().tolist() == [5.0]
+    # The built suppressor clips first, as the zoo's graphs did: see the next test.
+    assert nms(BOXES, SCORES)["num_detections"].numpy().tolist() == [4.0]
     config.batch_non_max_suppression.use_combined_nms = True
     with pytest.raises(OdflowError, match="use_combined_nms"):
         build_postprocessing(config)
@@ -105,3 +106,23 @@ def test_score_converters_and_builder():
     config.calibration_config.sigmoid_calibration.SetInParent()
     with pytest.raises(OdflowError, match="calibration_config"):
         build_postprocessing(config)
+
+
+def test_clip_before_nms_as_the_2018_zoo_graphs():
+    """Box 3 clipped to [0.5, 0.5, 1, 1] overlaps box 2 (area 0.16 inside it) with IoU
+    0.16 / 0.25 = 0.64 > 0.5, so in class 0 it (0.6) suppresses box 2 (0.2); unclipped the
+    IoU is 0.16 / 0.56 = 0.29 and both stay.  Box 4 lies outside: pruned before NMS."""
+    args = {"score_threshold": 0.15, "iou_threshold": 0.5, "max_per_class": 10, "max_total": 6}
+    after = batch_multiclass_non_max_suppression(BOXES, SCORES, **args)
+    before = batch_multiclass_non_max_suppression(BOXES, SCORES, clip_before_nms=True, **args)
+    assert after["detection_anchor_indices"].numpy()[0, :5].tolist() == [2, 0, 1, 3, 2]
+    assert before["num_detections"].numpy().tolist() == [4.0]
+    assert before["detection_anchor_indices"].numpy()[0, :4].tolist() == [2, 0, 1, 3]
+    np.testing.assert_allclose(before["detection_scores"].numpy()[0, :4], [0.95, 0.9, 0.7, 0.6])
+    np.testing.assert_allclose(before["detection_boxes"].numpy()[0, 3], [0.5, 0.5, 1.0, 1.0])
+    # Per class 1 with max_per_class 1 and everything outside gone: box 2 (0.95) survives.
+    capped = batch_multiclass_non_max_suppression(
+        BOXES, SCORES, score_threshold=0.0, iou_threshold=0.99, max_per_class=1, max_total=3,
+        clip_before_nms=True)
+    assert capped["num_detections"].numpy().tolist() == [2.0]
+    np.testing.assert_allclose(capped["detection_scores"].numpy()[0], [0.95, 0.9, 0.0])

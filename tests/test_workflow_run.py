@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.report import embedded_files
 from tests.support.workflow import (
     ALL_RULES,
     REPO,
@@ -110,7 +113,7 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
     logs = {path.stem for path in (work / "logs").glob("*.log")}
     expected_logs = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
                      "records_train", "records_val", "pipeline_config", "train", "evaluate",
-                     "export", "plots"}
+                     "export", "plots", "metrics_table"}
     assert expected_logs <= logs, sorted(expected_logs - logs)
     benchmarks = {path.stem for path in (work / "logs" / "benchmarks").glob("*.tsv")}
     assert expected_logs <= benchmarks, sorted(expected_logs - benchmarks)
@@ -120,6 +123,58 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
 
     planned = planned_jobs(full_run.output)
     assert set(planned) == ALL_RULES and planned["records"] == 2, planned
+
+
+def test_report_holds_the_metrics_and_plots(finished: Path, tmp_path: Path) -> None:
+    """`snakemake --report report.html` (the README's command) embeds the table and plots."""
+    report = tmp_path / "report.html"
+    result = run_snakemake(finished, finished / "tiny.yaml", "--report", str(report), "all")
+    assert result.returncode == 0, result.describe()
+    files = embedded_files(report.read_text())
+    assert {"metrics.html", "mAP.png", "AR.png", "loss.png"} <= set(files), sorted(files)
+    assert all(files[f"{name}.png"][:8] == b"\x89PNG\r\n\x1a\n" for name in ("mAP", "AR", "loss"))
+    metrics = json.loads((finished / "eval" / "metrics.json").read_text())["metrics"]
+    table = files["metrics.html"].decode()
+    for key, value in metrics.items():
+        # Every metric of the run is in the table, 4 decimals (COCO's -1, "none", a dash).
+        assert (f"{value:.4f}" if value >= 0 else "&ndash;") in table, key
+
+
+def _chromium() -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("ODFLOW_CI"):
+            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    return browser
+
+
+def _headless(browser: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--virtual-time-budget=5000", *args],
+                          capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_report_renders_in_a_browser(finished: Path, tmp_path: Path) -> None:
+    """A headless Chromium draws the report (not blank) and its DOM lists the metrics."""
+    browser = _chromium()
+    report = tmp_path / "report.html"
+    result = run_snakemake(finished, finished / "tiny.yaml", "--report", str(report), "all")
+    assert result.returncode == 0, result.describe()
+    shot = tmp_path / "report.png"
+    _headless(browser, "--window-size=1280,900", f"--screenshot={shot}", report.as_uri())
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50, "the report rendered (nearly) blank"
+    dom = _headless(browser, "--dump-dom", report.as_uri()).stdout
+    assert "Evaluation" in dom and "filename=metrics.html" in dom, dom[:2000]
+    page = tmp_path / "metrics.html"
+    page.write_bytes(embedded_files(report.read_text())["metrics.html"])
+    table = _headless(browser, "--dump-dom", page.as_uri()).stdout
+    assert '<table class="metrics" id="metrics">' in table
+    assert table.count("<tr>") == 2, table
 
 
 def test_frozen_graph_detects_on_one_image(finished: Path) -> None:

@@ -79,3 +79,44 @@ def test_copy_checkpoint_leaves_the_state_file_behind(tmp_path: Path) -> None:
     assert all(p.read_bytes() == ZOO_MEMBERS[p.name] for p in copied)
     with pytest.raises(OdflowError, match="extract the model tarball first"):
         copy_checkpoint(tmp_path / "nowhere", tmp_path / "ckpt2")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.05])
+def test_truncated_tarball_is_a_message_not_a_traceback(tmp_path: Path, keep: float) -> None:
+    import os
+
+    members = dict(ZOO_MEMBERS, **{"model.ckpt.data-00000-of-00001": os.urandom(100_000)})
+    data = make_tarball(tmp_path / "m.tar.gz", members).read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(OdflowError, match=r"cut.tar.gz: not a (complete|readable) tar archive "
+                                          r"\(it is cut short.*delete it and rerun"):
+        extract_model(cut, tmp_path / "out")
+    out = tmp_path / "out"
+    assert not out.exists() or not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+
+def test_check_archive_complete(tmp_path: Path) -> None:
+    from odflow.workflow.tarball import check_archive_complete, is_tar_name
+
+    data = make_tarball(tmp_path / "m.tar.gz", ZOO_MEMBERS).read_bytes()
+    check_archive_complete(tmp_path / "m.tar.gz", "m", "fix")
+    for cut in (len(data) - 4, len(data) // 2, 10):  # trailer only, mid-stream, header
+        (tmp_path / "cut.tar.gz").write_bytes(data[:cut])
+        with pytest.raises(OdflowError, match="W is not a complete tar archive .*FIX"):
+            check_archive_complete(tmp_path / "cut.tar.gz", "W", "FIX")
+    assert is_tar_name("x.TAR.GZ") and is_tar_name("x.tgz") and not is_tar_name("x.pb")
+
+
+def test_extract_and_copy_remove_their_own_leftovers(tmp_path: Path) -> None:
+    tarball = make_tarball(tmp_path / "m.tar.gz", ZOO_MEMBERS)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "ckpt").mkdir()
+    leftovers = [tmp_path / "model" / ".pipeline.config.ab12cd34.tmp",
+                 tmp_path / "ckpt" / ".model.ckpt.index.ab12cd34.tmp"]
+    kept = tmp_path / "ckpt" / ".checkpoint.ab12cd34.tmp"  # training's, not ours
+    for path in [*leftovers, kept]:
+        path.write_bytes(b"partial")
+    extract_model(tarball, tmp_path / "model")
+    copy_checkpoint(tmp_path / "model", tmp_path / "ckpt")
+    assert not any(p.exists() for p in leftovers) and kept.exists()

@@ -21,31 +21,39 @@ from odflow.workflow.tarball import extract_model
 
 REPO = Path(__file__).resolve().parents[1]
 ZOO_URL = "http://download.tensorflow.org/models/object_detection/{}.tar.gz"
-# The zoo folders of issue 10, as the zoo's own table links them (zoo_doc in the reference).
-ZOO_FOLDERS = {
-    "ssd_mobilenet_v2_coco_2018_03_29": "ssd_mobilenet_v2_coco",
-    "ssdlite_mobilenet_v2_coco_2018_05_09": "ssdlite_mobilenet_v2_coco",
-    "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03":
-        "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync",
-    "ssd_inception_v2_coco_2018_01_28": "ssd_inception_v2_coco",
-    "ssd_mobilenet_v3_large_coco_2020_01_14": "ssd_mobilenet_v3_large_coco",
-    "ssd_mobilenet_v3_small_coco_2020_01_14": "ssd_mobilenet_v3_small_coco",
-    "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03":
-        "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync",
-    "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync_2018_07_03":
-        "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync",
+# Preset -> (zoo folder, config name): the zoo's models of issue 10, as the zoo's own table
+# names and links them (tf1_detection_zoo.md), and the API's sample config of each.
+PRESETS = {
+    "ssd_mobilenet_v2_coco": ("ssd_mobilenet_v2_coco_2018_03_29", "ssd_mobilenet_v2_coco"),
+    "ssdlite_mobilenet_v2_coco": ("ssdlite_mobilenet_v2_coco_2018_05_09",
+                                  "ssdlite_mobilenet_v2_coco"),
+    "ssd_mobilenet_v1_fpn_coco": (
+        "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03",
+        "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync"),
+    "ssd_inception_v2_coco": ("ssd_inception_v2_coco_2018_01_28", "ssd_inception_v2_coco"),
+    "ssd_mobilenet_v3_large_coco": ("ssd_mobilenet_v3_large_coco_2020_01_14",
+                                    "ssd_mobilenet_v3_large_coco"),
+    "ssd_mobilenet_v3_small_coco": ("ssd_mobilenet_v3_small_coco_2020_01_14",
+                                    "ssd_mobilenet_v3_small_coco"),
+    "ssd_resnet50_v1_fpn_coco": (
+        "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03",
+        "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync"),
+    "ssd_mobilenet_v1_ppn_coco": (
+        "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync_2018_07_03",
+        "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync"),
 }
 
 
-@pytest.mark.parametrize("folder", sorted(ZOO_FOLDERS))
-def test_preset_names_the_zoo_tarball_and_validates(folder: str) -> None:
-    preset = yaml.safe_load((REPO / "presets" / f"{folder}.yaml").read_text())
+@pytest.mark.parametrize("preset_name", sorted(PRESETS))
+def test_preset_names_the_zoo_tarball_and_validates(preset_name: str) -> None:
+    folder, config_name = PRESETS[preset_name]
+    preset = yaml.safe_load((REPO / "presets" / f"{preset_name}.yaml").read_text())
     tutorial = yaml.safe_load((REPO / "presets" / "wider_face.yaml").read_text())
     # A model preset sets only the model and its config name, so it combines with a dataset
     # preset (Snakemake merges --configfile files key by key).
     assert set(preset) == {"model", "pipeline"}
     assert preset["model"] == {"name": folder, "url": ZOO_URL.format(folder), "sha256": ""}
-    assert preset["pipeline"]["config_name"] == ZOO_FOLDERS[folder]
+    assert preset["pipeline"]["config_name"] == config_name
     schema = REPO / "schemas" / "config.schema.yaml"
     combined = {**tutorial, "model": preset["model"],
                 "pipeline": {**tutorial["pipeline"], **preset["pipeline"]}}
@@ -53,8 +61,11 @@ def test_preset_names_the_zoo_tarball_and_validates(folder: str) -> None:
 
 
 def test_unpinned_download_logs_the_digest_and_how_to_pin_it(tmp_path: Path, caplog) -> None:
+    member = tmp_path / "pipeline.config"
+    member.write_text("model {}\n")
     source = tmp_path / "model.tar.gz"
-    source.write_bytes(b"not really a tarball")
+    with tarfile.open(source, "w:gz") as archive:
+        archive.add(member, arcname="model/pipeline.config")
     with caplog.at_level(logging.WARNING, logger="odflow.workflow.download"):
         download(source.as_uri(), tmp_path / "out.tar.gz")
     warning = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -140,12 +151,12 @@ def test_model_preset_combines_with_a_dataset_preset(tmp_path: Path) -> None:
     """The README's zoo-model command, as a dry run (no network) with synthetic data."""
     from tests.support.workflow import planned_jobs, run_snakemake
 
-    folder = "ssd_inception_v2_coco_2018_01_28"
+    folder, config_name = PRESETS["ssd_inception_v2_coco"]
     result = run_snakemake(
         tmp_path, None, "--configfile", str(REPO / "presets/wider_face.yaml"),
-        str(REPO / f"presets/{folder}.yaml"), "--config", "dataset={source: synthetic}",
+        str(REPO / "presets/ssd_inception_v2_coco.yaml"), "--config", "dataset={source: synthetic}",
         "-n", "-p", "exported_model/frozen_inference_graph.pb")
     assert result.returncode == 0, result.describe()
     assert planned_jobs(result.output)["download_model"] == 1, result.describe()
     assert f"--url '{ZOO_URL.format(folder)}'" in result.output
-    assert f"ckpt/{ZOO_FOLDERS[folder]}.config" in result.output
+    assert f"ckpt/{config_name}.config" in result.output

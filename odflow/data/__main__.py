@@ -7,6 +7,7 @@
     python -m odflow.data voc --annotations VOC/Annotations --images VOC/JPEGImages ...
     python -m odflow.data synthetic --split train --num-images 400 --seed 1 -o datasets/train.record
     python -m odflow.data inspect datasets/train.record --label-map datasets/label_map.pbtxt
+    python -m odflow.data validate --decode datasets/train.record  # (--decode is the default)
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ def _build_parser() -> argparse.ArgumentParser:
         check.add_argument("records", nargs="+", help="record files or globs")
         check.add_argument("--label-map", help="check the labels against this label map")
         check.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
-        check.add_argument("--no-decode", action="store_true",
-                           help="read image headers only (faster; misses truncated images)")
+        check.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
+                           help="decode every image fully with TensorFlow's decoder, as "
+                                "training does (the default); --no-decode reads image headers "
+                                "only (faster; misses truncated or corrupt images)")
     for subparser in commands.choices.values():
         subparser.add_argument("--log-file", help="also log to this file (Snakemake's log:)")
     return parser
@@ -157,8 +160,6 @@ def _main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "synthetic":
         from odflow.data.synthetic import SyntheticConfig, generate_records
 
-        if args.num_images is not None and args.num_images < 0:
-            raise OdflowError(f"--num-images must be >= 0, got {args.num_images}")
         summary = generate_records(args.output, split=args.split, num_images=args.num_images,
                                    seed=args.seed, label_map_path=args.label_map,
                                    class_name=args.class_name, num_shards=args.num_shards,
@@ -166,7 +167,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     else:
         from odflow.data.inspect import format_report, inspect_records
 
-        report = inspect_records(args.records, args.label_map, decode_images=not args.no_decode)
+        report = inspect_records(args.records, args.label_map, decode_images=args.decode)
         print(format_report(report))
         if args.json:
             atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n")

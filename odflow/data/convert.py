@@ -2,7 +2,10 @@
 
 Converters stream: one image is read, described and written before the next is touched, so
 memory does not grow with the dataset.  The pixels are never decoded on the normal path (the
-header gives the size); only an image whose bytes look cut short is decoded to be sure.
+header gives the size); only an image whose bytes look cut short is decoded to be sure.  A
+JPEG corrupt inside that still ends well passes here: decoding every image would cut the
+conversion rate to a quarter (benchmarks/data_conversion.md), so ``validate --decode`` is
+that check.
 """
 
 from __future__ import annotations
@@ -98,6 +101,20 @@ def class_id(label_map: label_map_lib.LabelMap, name: str, source: str) -> int:
         where = f" {label_map.path}" if label_map.path else ""
         raise OdflowError(f"{source}: class {name!r} is not in the label map{where} "
                           f"(it has {known}); add it there or fix the name") from None
+
+
+def check_box_order(box: list[float], where: str) -> None:
+    """Pixel corners ``[xmin, ymin, xmax, ymax]`` with a min above its max are an error.
+
+    Such a box is almost always swapped columns or a wrong export, not an empty box: dropping
+    it quietly (as zero-sized boxes are) would lose the object without a word.
+    """
+    xmin, ymin, xmax, ymax = box
+    for low, high, axis in ((xmin, xmax, "x"), (ymin, ymax, "y")):
+        if low > high:
+            raise OdflowError(f"{where}: inverted box: {axis}min {low:g} > {axis}max {high:g} "
+                              f"(xmin, ymin, xmax, ymax = {', '.join(f'{v:g}' for v in box)}); "
+                              f"swap the {axis} corners or fix the annotation")
 
 
 def clean_boxes(boxes_abs, height: int, width: int, min_size: float,

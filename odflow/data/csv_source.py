@@ -19,7 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from odflow.data.convert import BadInput, class_id, clean_boxes, load_image, resolve_label_map
+from odflow.data.convert import (
+    BadInput,
+    check_box_order,
+    class_id,
+    clean_boxes,
+    load_image,
+    resolve_label_map,
+)
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
@@ -84,6 +91,7 @@ def read_csv(path: str | os.PathLike, bad: BadInput) -> list[CsvImage]:
                     if not all(coords):
                         raise OdflowError(f"{where}: a box needs all of xmin, ymin, xmax, ymax")
                     box = [_number(v, c, where) for v, c in zip(coords, _COORDS)]
+                    check_box_order(box, where)
                 else:
                     box = None
             except OdflowError as error:
@@ -119,7 +127,8 @@ def convert_csv(csv_path: str | os.PathLike, images_dir: str | os.PathLike,
     options = {"source": "csv", "csv": str(csv_path), "images": str(images_dir),
                "label_map": str(label_map_path), "min_size": min_size,
                "drop_empty": drop_empty}
-    with RecordWriter(output_path, num_shards, summary, {"options": options}) as writer:
+    with RecordWriter(output_path, num_shards, summary, {"options": options},
+                      source=csv_path) as writer:
         for entry in entries:
             source = f"{csv_path}:{entry.line}"
             try:

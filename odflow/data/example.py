@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -168,15 +169,26 @@ def image_info(encoded: bytes, source: str) -> tuple[str, int, int]:
     return _FORMATS[pil_format], height, width
 
 
+def _op_message(error: Exception) -> str:
+    """TensorFlow's error text without the op-wrapper noise around it."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", text, flags=re.DOTALL).strip()
+
+
 def check_decodable(encoded: bytes, source: str) -> None:
-    """Decode the pixels fully: a truncated JPEG has a valid header but fails here."""
-    from PIL import Image
+    """Decode the pixels fully with the decoder and call training uses (``decode_image``).
+
+    A truncated JPEG, or one with a broken table inside that still ends with its end marker,
+    has a valid header but fails here, naming ``source``, instead of failing mid-training
+    with ``jpeg::Uncompress failed`` and no image named.
+    """
+    import tensorflow as tf
 
     try:
-        with Image.open(io.BytesIO(encoded)) as image:
-            image.load()
-    except Exception as error:  # noqa: BLE001 - Pillow raises many types for corrupt data
-        raise OdflowError(f"{source}: image cannot be decoded ({error})") from None
+        tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as error:
+        raise OdflowError(f"{source}: image cannot be decoded ({_op_message(error)})") from None
 
 
 @functools.cache

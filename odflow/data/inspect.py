@@ -2,8 +2,10 @@
 
 Records made elsewhere (an old ``generate_tfrecord.py`` run, a colleague's script) can hold
 boxes in pixels instead of [0, 1], inverted corners, a class id the label map does not have,
-or a truncated JPEG; the API only fails on these mid-training, if at all.  ``inspect`` reads
-every record, decodes every image, and reports counts, box statistics and each such error.
+or a truncated or corrupt JPEG; the API only fails on these mid-training, if at all.
+``inspect`` reads every record, decodes every image with TensorFlow's decoder (the one
+training uses, so what passes here decodes there), and reports counts, box statistics and
+each such error.
 """
 
 from __future__ import annotations
@@ -91,10 +93,11 @@ def _check_record(report: InspectReport, serialized: bytes, where: str,
         report.error("malformed record", str(error))
         return
     report.formats[record.image_format or "(none)"] += 1
+    image_where = f"{where} (image {record.filename or record.source_id!r}): image/encoded"
     try:
-        image_format, height, width = image_info(record.encoded, f"{where}: image/encoded")
+        image_format, height, width = image_info(record.encoded, image_where)
         if decode_images:
-            check_decodable(record.encoded, f"{where}: image/encoded")
+            check_decodable(record.encoded, image_where)
     except OdflowError as error:
         report.error("undecodable image", str(error))
         return
@@ -159,6 +162,29 @@ def inspect_records(patterns: str | os.PathLike | Sequence[str | os.PathLike],
             report.error("truncated file", str(error))
         report.files[path] = count
     return report
+
+
+def find_undecodable(patterns: str | os.PathLike | Sequence[str | os.PathLike],
+                     limit: int = 10) -> list[str]:
+    """Up to ``limit`` messages naming each image TensorFlow cannot decode: record file,
+    record index and image filename.
+
+    For an input pipeline that failed with ``jpeg::Uncompress failed``, which names nothing:
+    this finds the culprit by decoding each image as training does, in file order.
+    """
+    found: list[str] = []
+    for path in expand_record_paths(patterns):
+        for index, serialized in enumerate(iter_serialized(path)):
+            where = f"{path}: record {index}"
+            try:
+                record = ex.decode_example(serialized, where)
+                check_decodable(record.encoded,
+                                f"{where} (image {record.filename or record.source_id!r})")
+            except OdflowError as error:
+                found.append(str(error))
+                if len(found) >= limit:
+                    return found
+    return found
 
 
 def format_report(report: InspectReport) -> str:

@@ -20,7 +20,7 @@ from odflow.data import example as ex
 from odflow.data.example import DecodedExample, ImageAnnotation
 from odflow.data.summary import DatasetSummary, summary_path_for
 from odflow.errors import OdflowError
-from odflow.utils.atomic import temporary_path_for
+from odflow.utils.atomic import remove_stale_temporaries, temporary_path_for
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,21 @@ class RecordWriter:
     Images go round-robin to the shards (image i to shard i mod N, as the API's own tools do),
     each shard to a temporary name; only when the ``with`` block ends without an exception are
     the shards renamed into place and the summary written beside them.  On an exception every
-    temporary file is removed and any earlier output is left as it was.
+    temporary file is removed and any earlier output is left as it was; temporary files a
+    killed earlier run left for this output are removed on entry.
+
+    Converters pass ``source`` (the annotation file they read): a conversion that writes no
+    image then fails naming it, instead of leaving an empty set for training to spin on.
     """
 
     def __init__(self, output_path: str | os.PathLike, num_shards: int = 1,
-                 summary: DatasetSummary | None = None, summary_extra: dict | None = None):
+                 summary: DatasetSummary | None = None, summary_extra: dict | None = None,
+                 *, source: str | os.PathLike | None = None):
         self.output_path = Path(output_path)
         self.paths = shard_paths(self.output_path, num_shards)
         self.summary = summary if summary is not None else DatasetSummary()
         self.summary_extra = dict(summary_extra or {})
+        self.source = None if source is None else os.fspath(source)
         self._writers: list = []
         self._tmp_paths: list[Path] = []
         self._count = 0
@@ -71,6 +77,7 @@ class RecordWriter:
     def __enter__(self) -> RecordWriter:  # noqa: PYI034
         import tensorflow as tf
 
+        remove_stale_temporaries(self.output_path.parent, own_names_pattern(self.output_path))
         try:
             for path in self.paths:
                 tmp = temporary_path_for(path)
@@ -105,7 +112,21 @@ class RecordWriter:
                 os.unlink(tmp)
         self._writers, self._tmp_paths = [], []
 
+    def _check_not_empty(self) -> None:
+        if self.source is None or self._count:
+            return
+        dropped = self.summary.dropped_images
+        read = sum(dropped.values())
+        detail = "; ".join(f"{count} {reason}" for reason, count in sorted(dropped.items()))
+        first = f" First: {self.summary.warnings[0]}" if self.summary.warnings else ""
+        raise OdflowError(
+            f"{self.output_path}: 0 images after converting {self.source} "
+            f"({read} read{', all left out: ' + detail if read else ''}); nothing was written. "
+            "An empty set cannot train or evaluate: check the annotation file and image "
+            f"folder (dataset.* in config.yaml) and the filters that left images out.{first}")
+
     def _commit(self) -> None:
+        self._check_not_empty()
         for writer in self._writers:
             writer.flush()
             writer.close()
@@ -132,6 +153,12 @@ class RecordWriter:
         except BaseException:
             self._abort()
             raise
+
+
+def own_names_pattern(output_path: str | os.PathLike) -> str:
+    """Regex of every file name a ``RecordWriter`` for ``output_path`` writes: the record,
+    its shards with any shard count, and the summary."""
+    return re.escape(Path(output_path).name) + r"(?:-\d{5}-of-\d{5})?(?:\.summary\.json)?"
 
 
 def expand_record_paths(patterns: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -207,9 +234,22 @@ def _count_file(path: str) -> int:
     return count
 
 
-def count_examples(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> int:
-    """Number of records in the files (patterns as ``expand_record_paths``), skipping the data."""
-    return sum(_count_file(p) for p in expand_record_paths(paths))
+def count_examples(paths: str | os.PathLike | Sequence[str | os.PathLike], *,
+                   allow_empty: bool = False) -> int:
+    """Number of records in the files (patterns as ``expand_record_paths``), skipping the data.
+
+    No record at all is an ``OdflowError`` naming the files (unless ``allow_empty``): an empty
+    training or validation set would otherwise reach training, which would wait for data
+    that never comes, or evaluation, which would report nothing.
+    """
+    files = expand_record_paths(paths)
+    total = sum(_count_file(p) for p in files)
+    if total == 0 and not allow_empty:
+        raise OdflowError(f"{', '.join(files)}: 0 records (examples) in {len(files)} file"
+                          f"{'s' if len(files) > 1 else ''}; an empty set cannot train or be "
+                          "evaluated. Rebuild the records, or point input_path "
+                          "(dataset.tfrecord in config.yaml) at record files that hold images")
+    return total
 
 
 def iter_examples(paths: str | os.PathLike | Sequence[str | os.PathLike]

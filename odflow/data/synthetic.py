@@ -27,6 +27,7 @@ from odflow.data.convert import class_id, resolve_label_map
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
+from odflow.errors import OdflowError
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +351,10 @@ def generate_records(output_path: str | os.PathLike, *, split: str = "train",
     """Write ``num_images`` synthetic images of ``split`` as records; returns the summary."""
     if num_images is None:
         num_images = DEFAULT_NUM_IMAGES.get(split, 100)
+    if num_images < 1:
+        raise OdflowError(f"{output_path}: --num-images is {num_images}; an empty {split} set "
+                          "cannot train or be evaluated (dataset.synthetic.*_images in "
+                          "config.yaml must be at least 1)")
     label_map = resolve_label_map(label_map_path, [class_name])
     label = class_id(label_map, class_name, str(label_map_path or "--class-name"))
     summary = DatasetSummary()

@@ -15,7 +15,14 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from odflow.data.convert import BadInput, class_id, clean_boxes, load_image, resolve_label_map
+from odflow.data.convert import (
+    BadInput,
+    check_box_order,
+    class_id,
+    clean_boxes,
+    load_image,
+    resolve_label_map,
+)
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
@@ -60,9 +67,11 @@ def parse_voc_xml(path: str | os.PathLike) -> dict:
         box = obj.find("bndbox")
         if box is None:
             raise OdflowError(f"{at}: missing <bndbox>")
+        corners = [_number(box, tag, at) for tag in ("xmin", "ymin", "xmax", "ymax")]
+        check_box_order(corners, at)
         objects.append({
             "name": _text(obj, "name", at),
-            "box": [_number(box, tag, at) for tag in ("xmin", "ymin", "xmax", "ymax")],
+            "box": corners,
             "difficult": int(float(_text(obj, "difficult", at, "0"))),
             "truncated": int(float(_text(obj, "truncated", at, "0"))),
             "pose": _text(obj, "pose", at, "Unspecified"),
@@ -102,7 +111,8 @@ def convert_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLik
     options = {"source": "voc", "annotations": str(annotations_dir), "images": str(images_dir),
                "image_set": str(image_set) if image_set else None,
                "drop_difficult": drop_difficult, "min_size": min_size, "drop_empty": drop_empty}
-    with RecordWriter(output_path, num_shards, summary, {"options": options}) as writer:
+    with RecordWriter(output_path, num_shards, summary, {"options": options},
+                      source=image_set or annotations_dir) as writer:
         for xml_path in xml_paths:
             try:
                 entry = parse_voc_xml(xml_path)

@@ -3,7 +3,8 @@
 The annotation file ``wider_face_split/wider_face_<split>_bbx_gt.txt`` is a sequence of blocks:
 the image path (relative to ``WIDER_<split>/images/``), the face count, then one line per face
 ``x1 y1 w h blur expression illumination invalid occlusion pose`` in pixels.  An image with no
-faces has the count 0 followed by one line of zeros.
+faces has the count 0 followed by one line of zeros; a count of 0 followed by a face is an
+error (the faces would be lost), as is any other mismatch between the count and the lines.
 
 The tutorial deleted the face-less images from disk; here they stay as negatives (or are left
 out of the record with ``--drop-empty``), and the user's files are only ever read.
@@ -156,7 +157,15 @@ def parse_annotations(path: str | os.PathLike) -> Iterator[WiderEntry | WiderPro
                 face_line, face_text = face_item
                 values = _numbers(face_text)
                 if count == 0:
-                    break  # the placeholder line of an image without faces
+                    if values is not None and not any(values):
+                        break  # the placeholder line of an image without faces
+                    problem = WiderProblem(
+                        count_line, f"{source}:{count_line}: the face count of {image_path} is 0 "
+                        f"but line {face_line} is not the placeholder line of zeros: "
+                        f"{face_text!r}; set the count to the number of face lines that follow",
+                        image_path)
+                    skip_to_next_path()
+                    break
                 if values is None or len(values) != len(FACE_FIELDS):
                     found = "text" if values is None else f"{len(values)} numbers"
                     problem = WiderProblem(
@@ -210,7 +219,8 @@ def convert_wider(annotations: str | os.PathLike, images_dir: str | os.PathLike,
     options = {"source": "wider_face", "annotations": str(annotations),
                "images": str(images_dir), "class": class_name, "label": label,
                "drop_invalid": drop_invalid, "min_size": min_size, "drop_empty": drop_empty}
-    with RecordWriter(output_path, num_shards, summary, {"options": options}) as writer:
+    with RecordWriter(output_path, num_shards, summary, {"options": options},
+                      source=annotations) as writer:
         seen = 0
         for entry in parse_annotations(annotations):
             if max_images is not None and seen >= max_images:

@@ -10,7 +10,6 @@ depthwise weights either way) are accepted.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 from odflow.errors import OdflowError
 from odflow.model import hyperparams as hp
@@ -18,10 +17,19 @@ from odflow.model import postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
+from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
 from odflow.model.inception_v2 import InceptionV2Options, SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
+from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
+from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
+from odflow.model.resnet_v1 import resnet_arg_scope_defaults
+from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
 from odflow.model.ssd import LossOptions, SSDMetaArch
+from odflow.model.weight_shared_box_predictor import (
+    WeightSharedConvolutionalBoxPredictor,
+    WeightSharedOptions,
+)
 from odflow.protos import pipeline_pb2
 
 _SSD = "model.ssd"
@@ -49,13 +57,13 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
     non_max_suppression, score_converter = postprocess.build_postprocessing(
         config.post_processing)
     anchors_per_location = anchor_generator.num_anchors_per_location()
-    num_maps = config.feature_extractor.num_layers  # ssd_mobilenet_v1: one map per layer
+    feature_extractor = FEATURE_EXTRACTORS[config.feature_extractor.type](config)
+    num_maps = len(feature_extractor.feature_depths)
     if len(anchors_per_location) != num_maps:
         raise OdflowError(
             f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
             f"feature extractor gives {num_maps} feature maps "
-            f"({_SSD}.feature_extractor.num_layers); make them equal")
-    feature_extractor = _feature_extractor(config)
+            f"({_SSD}.feature_extractor.num_layers, or fpn levels); make them equal")
     box_predictor = _box_predictor(config, feature_extractor.feature_depths,
                                    anchors_per_location)
     return SSDMetaArch(
@@ -119,7 +127,8 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
     ]
     fe = config.feature_extractor
     unsupported += [
-        ("feature_extractor.fpn", fe.HasField("fpn"), "feature pyramids"),
+        ("feature_extractor.fpn", fe.HasField("fpn") and fe.type not in _FPN_TYPES,
+         f"feature pyramids other than {', '.join(_FPN_TYPES)}"),
         ("feature_extractor.bifpn", fe.HasField("bifpn"), "feature pyramids"),
         ("feature_extractor.replace_preprocessor_with_placeholder",
          fe.replace_preprocessor_with_placeholder, "only false"),
@@ -161,17 +170,17 @@ def _image_size(config: pipeline_pb2.Ssd) -> tuple[tuple[int, int], str]:
     return (resizer.height, resizer.width), method
 
 
-def _feature_extractor(config: pipeline_pb2.Ssd):
-    return FEATURE_EXTRACTORS[config.feature_extractor.type](config)
-
-
-def _mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
-    fe = config.feature_extractor
-    field = f"{_SSD}.feature_extractor.conv_hyperparams"
-    extra = hp.from_proto(fe.conv_hyperparams, field)
-    # TF1 gave the MobileNet base its own arg scope unless told to override it.
+def _mobilenet_v1_hyperparams(fe: pipeline_pb2.SsdFeatureExtractor
+                              ) -> tuple[hp.ConvHyperparams, hp.ConvHyperparams]:
+    """(base, extra): TF1 gave the MobileNet base its own arg scope unless told to
+    override it."""
+    extra = hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams")
     base = extra if fe.override_base_feature_extractor_hyperparams else hp.mobilenet_v1_defaults()
-    options = MobilenetV1Options(
+    return base, extra
+
+
+def _mobilenet_v1_options(fe: pipeline_pb2.SsdFeatureExtractor) -> MobilenetV1Options:
+    return MobilenetV1Options(
         depth_multiplier=fe.depth_multiplier,
         min_depth=fe.min_depth,
         use_explicit_padding=fe.use_explicit_padding,
@@ -179,10 +188,64 @@ def _mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
         num_layers=fe.num_layers,
         pad_to_multiple=fe.pad_to_multiple,
     )
-    return SSDMobileNetV1FeatureExtractor(options, base, extra)
 
 
-def _inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtractor:
+def _ssd_mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
+    fe = config.feature_extractor
+    return SSDMobileNetV1FeatureExtractor(_mobilenet_v1_options(fe),
+                                          *_mobilenet_v1_hyperparams(fe))
+
+
+def _ssd_mobilenet_v1_ppn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1PpnFeatureExtractor:
+    fe = config.feature_extractor
+    return SSDMobileNetV1PpnFeatureExtractor(_mobilenet_v1_options(fe),
+                                             *_mobilenet_v1_hyperparams(fe))
+
+
+def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
+    """The ``fpn`` levels (TF1 defaults 3..7, depth 256 when unset), checked against the
+    image size: the top-down sums need each pyramid input exactly twice the size of the next,
+    i.e. ceil(size / 2**min_level) divisible by 2**(min(max_level, 5) - min_level)."""
+    fe = config.feature_extractor
+    field = f"{_SSD}.feature_extractor"
+    fpn = FpnLevels(fe.fpn.min_level, fe.fpn.max_level, fe.fpn.additional_layer_depth)
+    if not 2 <= fpn.min_level <= 5 or fpn.max_level < fpn.min_level:
+        _refuse(f"{field}.fpn: min_level must be 2..5 and max_level >= min_level (got "
+                f"{fpn.min_level}..{fpn.max_level})")
+    if fe.use_depthwise:
+        _refuse(f"{field}.use_depthwise is not supported for {fe.type} (separable FPN convs); "
+                "remove it")
+    top = min(fpn.max_level, 5)
+    (height, width), _ = _image_size(config)
+    padded = [-(-n // fe.pad_to_multiple) * fe.pad_to_multiple for n in (height, width)]
+    if any(-(-n // 2 ** fpn.min_level) % 2 ** (top - fpn.min_level) for n in padded):
+        step = 2 ** top
+        _refuse(f"{_SSD}.image_resizer.fixed_shape_resizer: {fe.type} with fpn levels "
+                f"{fpn.min_level}..{fpn.max_level} cannot add the pyramid levels of a "
+                f"{height}x{width} image; use a multiple of {step}, e.g. "
+                f"{-(-height // step) * step}x{-(-width // step) * step}")
+    return fpn
+
+
+def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    return ssd_mobilenet_v1_fpn(_mobilenet_v1_options(fe), _fpn_levels(config),
+                                *_mobilenet_v1_hyperparams(fe))
+
+
+def _ssd_resnet50_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    field = f"{_SSD}.feature_extractor"
+    if fe.depth_multiplier != 1.0:
+        _refuse(f"{field}.depth_multiplier: {fe.type} supports only 1.0")
+    if fe.use_explicit_padding:
+        _refuse(f"{field}.use_explicit_padding is not valid for {fe.type} (as in TF1)")
+    extra = hp.from_proto(fe.conv_hyperparams, f"{field}.conv_hyperparams")
+    base = extra if fe.override_base_feature_extractor_hyperparams else resnet_arg_scope_defaults()
+    return ssd_resnet50_v1_fpn(_fpn_levels(config), base, extra, fe.pad_to_multiple)
+
+
+def _ssd_inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtractor:
     # One set of hyperparameters: TF1 applied conv_hyperparams to the base network too
     # (later API versions insisted on override_base_feature_extractor_hyperparams: true;
     # the zoo's 2018 config predates that and means the same).
@@ -195,22 +258,30 @@ def _inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtractor:
         options, hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams"))
 
 
-# feature_extractor.type -> builder of the feature extractor (its variables carry the zoo's
-# names).  The starter model and the benchmarks iterate this registry.
-FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
-    "ssd_mobilenet_v1": _mobilenet_v1,
-    "ssd_mobilenet_v1_keras": _mobilenet_v1,
-    "ssd_inception_v2": _inception_v2,
+# feature_extractor.type -> build function of the Ssd message (the starter model and
+# benchmarks/zoo_inference.py iterate it).
+FEATURE_EXTRACTORS = {
+    "ssd_mobilenet_v1": _ssd_mobilenet_v1,
+    "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
+    "ssd_mobilenet_v1_fpn": _ssd_mobilenet_v1_fpn,
+    "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn,
+    "ssd_mobilenet_v1_ppn": _ssd_mobilenet_v1_ppn,
+    "ssd_resnet50_v1_fpn": _ssd_resnet50_v1_fpn,
+    "ssd_resnet50_v1_fpn_keras": _ssd_resnet50_v1_fpn,
+    "ssd_inception_v2": _ssd_inception_v2,
 }
-SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
+_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",
+              "ssd_resnet50_v1_fpn_keras")
 
 
-def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
-                   anchors_per_location: list[int]) -> ConvolutionalBoxPredictor:
+def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int], anchors_per_location: list[int]
+                   ) -> ConvolutionalBoxPredictor | WeightSharedConvolutionalBoxPredictor:
     which = config.box_predictor.WhichOneof("box_predictor_oneof")
+    if which == "weight_shared_convolutional_box_predictor":
+        return _weight_shared_box_predictor(config, depths, anchors_per_location)
     if which != "convolutional_box_predictor":
         _refuse(f"{_SSD}.box_predictor.{which or '(none)'} is not supported; odflow supports "
-                "convolutional_box_predictor")
+                "convolutional_box_predictor and weight_shared_convolutional_box_predictor")
     proto = config.box_predictor.convolutional_box_predictor
     field = f"{_SSD}.box_predictor.convolutional_box_predictor"
     if not proto.HasField("conv_hyperparams"):
@@ -244,3 +315,55 @@ def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
     return ConvolutionalBoxPredictor(options, depths, anchors_per_location,
                                      hp.from_proto(proto.conv_hyperparams,
                                                    f"{field}.conv_hyperparams"))
+
+
+def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
+                                 anchors_per_location: list[int]
+                                 ) -> WeightSharedConvolutionalBoxPredictor:
+    proto = config.box_predictor.weight_shared_convolutional_box_predictor
+    field = f"{_SSD}.box_predictor.weight_shared_convolutional_box_predictor"
+    if not proto.HasField("conv_hyperparams"):
+        _refuse(f"{field}.conv_hyperparams is required")
+    for name, is_set in (("apply_conv_hyperparams_to_heads", proto.apply_conv_hyperparams_to_heads),
+                         ("apply_conv_hyperparams_pointwise",
+                          proto.apply_conv_hyperparams_pointwise),
+                         ("use_depthwise", proto.use_depthwise),
+                         ("score_converter", proto.score_converter != proto.IDENTITY)):
+        if is_set:
+            _refuse(f"{field}.{name} is set but odflow does not implement it; remove it")
+    if proto.box_code_size != 4:
+        _refuse(f"{field}.box_code_size must be 4 (faster_rcnn_box_coder), "
+                f"got {proto.box_code_size}")
+    if proto.kernel_size < 1:
+        _refuse(f"{field}.kernel_size must be >= 1")
+    if proto.use_dropout and not 0.0 < proto.dropout_keep_probability <= 1.0:
+        _refuse(f"{field}.dropout_keep_probability must be in (0, 1]")
+    if len(set(depths)) != 1:
+        _refuse(f"{field} needs feature maps of one depth; {config.feature_extractor.type} "
+                f"gives {depths}")
+    if len(set(anchors_per_location)) != 1:
+        _refuse(f"{field} needs the same number of anchors per location on every layer; "
+                f"{_SSD}.anchor_generator gives {anchors_per_location}")
+    depth = proto.depth or depths[0]
+    if proto.num_layers_before_predictor > 0 and proto.depth <= 0:
+        _refuse(f"{field}.depth must be positive with num_layers_before_predictor > 0")
+    clip = None
+    if proto.HasField("box_encodings_clip_range"):
+        clip = (proto.box_encodings_clip_range.min, proto.box_encodings_clip_range.max)
+        if clip[0] >= clip[1]:
+            _refuse(f"{field}.box_encodings_clip_range: min must be below max")
+    options = WeightSharedOptions(
+        num_classes=config.num_classes,
+        depth=depth,
+        num_layers_before_predictor=proto.num_layers_before_predictor,
+        kernel_size=proto.kernel_size,
+        box_code_size=proto.box_code_size,
+        class_prediction_bias_init=proto.class_prediction_bias_init,
+        use_dropout=proto.use_dropout,
+        dropout_keep_probability=proto.dropout_keep_probability,
+        share_prediction_tower=proto.share_prediction_tower,
+        box_encodings_clip_range=clip,
+    )
+    return WeightSharedConvolutionalBoxPredictor(
+        options, depths, anchors_per_location,
+        hp.from_proto(proto.conv_hyperparams, f"{field}.conv_hyperparams"))

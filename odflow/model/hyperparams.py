@@ -33,6 +33,8 @@ class BatchNormParams:
     scale: bool = False
     epsilon: float = 0.001
     train: bool = True
+    # sync_batch_norm: batch statistics over all replicas' examples, not each replica's own.
+    sync: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,16 @@ def from_proto(proto: pipeline_pb2.Hyperparams, field: str) -> ConvHyperparams:
     """Read a ``Hyperparams`` message; ``field`` is its path in the config, for messages."""
     if proto.op != pipeline_pb2.Hyperparams.CONV:
         raise OdflowError(f"{field}.op: only CONV is supported by odflow's SSD layers")
-    if proto.HasField("sync_batch_norm") or proto.HasField("group_norm"):
-        which = "sync_batch_norm" if proto.HasField("sync_batch_norm") else "group_norm"
-        raise OdflowError(f"{field}.{which} is not supported by odflow; use batch_norm")
+    if proto.HasField("group_norm"):
+        raise OdflowError(f"{field}.group_norm is not supported by odflow; use batch_norm "
+                          "or sync_batch_norm")
     batch_norm = None
-    if proto.HasField("batch_norm"):
-        bn = proto.batch_norm
+    which = proto.WhichOneof("normalizer_oneof")
+    if which in ("batch_norm", "sync_batch_norm"):
+        bn = getattr(proto, which)
         batch_norm = BatchNormParams(decay=bn.decay, center=bn.center, scale=bn.scale,
-                                     epsilon=bn.epsilon, train=bn.train)
+                                     epsilon=bn.epsilon, train=bn.train,
+                                     sync=which == "sync_batch_norm")
     return ConvHyperparams(
         initializer=_initializer(proto, field),
         activation=_ACTIVATIONS[proto.activation],

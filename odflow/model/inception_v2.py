@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams, InitializerParams
 from odflow.model.layers import ConvUnit
-from odflow.model.mobilenet_v1 import _pad_to_multiple
+from odflow.model.mobilenet_v1 import pad_to_multiple
 
 SCOPE = "FeatureExtractor/InceptionV2"
 
@@ -233,7 +233,7 @@ class SSDInceptionV2FeatureExtractor(tf.Module):
         return named
 
     def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
-        x = _pad_to_multiple(images, self.options.pad_to_multiple)
+        x = pad_to_multiple(images, self.options.pad_to_multiple)
         x = self.stem[0](x, training)
         x = _pool("max", x, 2)
         x = self.stem[2](self.stem[1](x, training), training)

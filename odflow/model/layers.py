@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from odflow.model.hyperparams import ConvHyperparams, Initializer
+from odflow.model.hyperparams import BatchNormParams, ConvHyperparams, Initializer
 
 
 def fixed_padding(inputs: tf.Tensor, kernel_size: int) -> tf.Tensor:
@@ -40,13 +40,14 @@ class ConvUnit(tf.Module):
 
     ``depthwise=True`` makes a depthwise conv (multiplier 1, variable ``depthwise_weights``).
     ``head=True`` is a predictor output: no normalisation, no activation, biases always
-    (initialised to ``bias_init``), as the API's box predictor heads were.
+    (initialised to ``bias_init``), as the API's box predictor heads were.  ``biases``
+    overrides TF1's rule (biases without batch norm or with ``force_use_bias``).
     """
 
     def __init__(self, scope: str, kernel_size: int, in_depth: int, out_depth: int | None,
                  stride: int, hyperparams: ConvHyperparams, *, depthwise: bool = False,
                  explicit_padding: bool = False, head: bool = False,
-                 bias_init: float = 0.0) -> None:
+                 bias_init: float = 0.0, biases: bool | None = None) -> None:
         super().__init__(name=None)
         self.scope = scope
         self.kernel_size = kernel_size
@@ -67,31 +68,16 @@ class ConvUnit(tf.Module):
         self._named: dict[str, tf.Variable] = {self.weights_name: self.weights}
 
         bn = None if head else hyperparams.batch_norm
-        self.batch_norm = bn
-        depth = self.out_depth
-        self.gamma = self.beta = self.moving_mean = self.moving_variance = self.biases = None
-        if bn is not None:
-            if bn.center:
-                self.beta = self._variable("BatchNorm/beta", tf.zeros([depth]))
-            if bn.scale:
-                self.gamma = self._variable("BatchNorm/gamma", tf.ones([depth]))
-            self.moving_mean = self._variable("BatchNorm/moving_mean", tf.zeros([depth]),
-                                              moving=True)
-            self.moving_variance = self._variable("BatchNorm/moving_variance",
-                                                  tf.ones([depth]), moving=True)
-        if head or bn is None or hyperparams.force_use_bias:
-            self.biases = self._variable("biases", tf.fill([depth], float(bias_init)))
-
-    def _variable(self, suffix: str, value: tf.Tensor, moving: bool = False) -> tf.Variable:
-        name = f"{self.scope}/{suffix}"
-        if moving:
-            var = tf.Variable(value, name=name, trainable=False,
-                              synchronization=tf.VariableSynchronization.ON_READ,
-                              aggregation=tf.VariableAggregation.MEAN)
-        else:
-            var = tf.Variable(value, name=name)
-        self._named[name] = var
-        return var
+        self.batch_norm = None if bn is None else BatchNorm(f"{scope}/BatchNorm", self.out_depth, bn)
+        if self.batch_norm is not None:
+            self._named.update(self.batch_norm.named_variables())
+        self.biases = None
+        if biases is None:
+            biases = head or bn is None or hyperparams.force_use_bias
+        if biases:
+            self.biases = tf.Variable(tf.fill([self.out_depth], float(bias_init)),
+                                      name=f"{scope}/biases")
+            self._named[f"{scope}/biases"] = self.biases
 
     def named_variables(self) -> dict[str, tf.Variable]:
         return dict(self._named)
@@ -112,26 +98,86 @@ class ConvUnit(tf.Module):
         else:
             y = tf.nn.conv2d(x, self.weights, strides, padding)
         if self.batch_norm is not None:
-            y = self._batch_norm(y, training and self.batch_norm.train)
+            y = self.batch_norm(y, training)
         if self.biases is not None:
             y = tf.nn.bias_add(y, self.biases)
         return _activate(y, self.activation)
 
-    def _batch_norm(self, y: tf.Tensor, training: bool) -> tf.Tensor:
-        depth = self.out_depth
+
+class BatchNorm(tf.Module):
+    """Batch norm under one TF1 scope (``.../BatchNorm``, or ``.../BatchNorm/feature_j`` for a
+    weight-shared predictor's per-level statistics), applied with the fused kernel.
+
+    ``beta``/``gamma`` exist as ``center``/``scale`` ask; the moving statistics are
+    ``ON_READ``/``MEAN`` variables (see the module docstring).
+    """
+
+    def __init__(self, scope: str, depth: int, params: BatchNormParams) -> None:
+        super().__init__(name=None)
+        self.scope = scope
+        self.depth = depth
+        self.params = params
+        self._named: dict[str, tf.Variable] = {}
+        self.beta = self._variable("beta", tf.zeros([depth])) if params.center else None
+        self.gamma = self._variable("gamma", tf.ones([depth])) if params.scale else None
+        self.moving_mean = self._variable("moving_mean", tf.zeros([depth]), moving=True)
+        self.moving_variance = self._variable("moving_variance", tf.ones([depth]), moving=True)
+
+    def _variable(self, suffix: str, value: tf.Tensor, moving: bool = False) -> tf.Variable:
+        name = f"{self.scope}/{suffix}"
+        if moving:
+            var = tf.Variable(value, name=name, trainable=False,
+                              synchronization=tf.VariableSynchronization.ON_READ,
+                              aggregation=tf.VariableAggregation.MEAN)
+        else:
+            var = tf.Variable(value, name=name)
+        self._named[name] = var
+        return var
+
+    def named_variables(self) -> dict[str, tf.Variable]:
+        return dict(self._named)
+
+    def __call__(self, y: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """``training`` (a Python bool; ``batch_norm.train: false`` overrides it) uses batch
+        statistics and updates the moving averages."""
+        training = training and self.params.train
+        depth = self.depth
         gamma = self.gamma if self.gamma is not None else tf.ones([depth])
         beta = self.beta if self.beta is not None else tf.zeros([depth])
-        eps = self.batch_norm.epsilon
+        eps = self.params.epsilon
         if not training:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(
                 y, gamma, beta, mean=self.moving_mean, variance=self.moving_variance,
                 epsilon=eps, is_training=False)
             return y
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=eps,
-                                                             is_training=True)
+        replicas = tf.distribute.get_replica_context()
+        if self.params.sync and replicas is not None and replicas.num_replicas_in_sync > 1:
+            y, mean, variance = _cross_replica_batch_norm(y, gamma, beta, eps, replicas)
+        else:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(y, gamma, beta, epsilon=eps,
+                                                                 is_training=True)
         # The fused kernel returns the Bessel-corrected batch variance, as TF1 used it.
-        rate = 1.0 - self.batch_norm.decay
+        rate = 1.0 - self.params.decay
         self.moving_mean.assign_sub((self.moving_mean - tf.stop_gradient(mean)) * rate)
         self.moving_variance.assign_sub(
             (self.moving_variance - tf.stop_gradient(variance)) * rate)
         return y
+
+
+def _cross_replica_batch_norm(y: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float,
+                              replicas: tf.distribute.ReplicaContext
+                              ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Batch norm with the statistics of all replicas' examples (``sync_batch_norm``): the
+    same output as one replica normalising the whole global batch.  Returns the normalised
+    ``y``, the mean and the Bessel-corrected variance (as the fused kernel's, for the moving
+    averages)."""
+    axes = [0, 1, 2]
+    count = tf.cast(tf.reduce_prod(tf.shape(y)[:3]), y.dtype)
+    local = tf.concat([tf.reduce_sum(y, axes), tf.reduce_sum(tf.square(y), axes), [count]], 0)
+    total = replicas.all_reduce(tf.distribute.ReduceOp.SUM, local)
+    depth = y.shape[-1]
+    n = total[-1]
+    mean = total[:depth] / n
+    variance = tf.maximum(total[depth:2 * depth] / n - tf.square(mean), 0.0)
+    normalised = tf.nn.batch_normalization(y, mean, variance, beta, gamma, epsilon)
+    return normalised, mean, variance * n / tf.maximum(n - 1.0, 1.0)

@@ -104,13 +104,19 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
             named.update(unit.named_variables())
         return named
 
-    def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
-        x = _pad_to_multiple(images, self.options.pad_to_multiple)
-        features: list[tf.Tensor] = []
+    def base_endpoints(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """MobileNet v1's layers by name (``Conv2d_5_pointwise``, ...), as slim's end points;
+        the FPN extractor takes its pyramid inputs from here."""
+        x = pad_to_multiple(images, self.options.pad_to_multiple)
+        endpoints: dict[str, tf.Tensor] = {}
         for name, unit in self.base:
             x = unit(x, training)
-            if name in _FROM_LAYERS[:self.num_base_maps]:
-                features.append(x)
+            endpoints[name] = x
+        return endpoints
+
+    def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
+        endpoints = self.base_endpoints(images, training)
+        features = [endpoints[name] for name in _FROM_LAYERS[:self.num_base_maps]]
         x = features[-1]
         for units in self.extras:
             for unit in units:
@@ -138,7 +144,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
         return shapes
 
 
-def _pad_to_multiple(images: tf.Tensor, multiple: int) -> tf.Tensor:
+def pad_to_multiple(images: tf.Tensor, multiple: int) -> tf.Tensor:
     """Zero-pad bottom/right so height and width are multiples of ``multiple`` (TF1's
     ``ops.pad_to_multiple``)."""
     if multiple <= 1:

@@ -61,12 +61,17 @@ def batch_multiclass_non_max_suppression(
     use_class_agnostic_nms: bool = False,
     soft_nms_sigma: float = 0.0,
     additional_fields: Mapping[str, tf.Tensor] | None = None,
+    clip_before_nms: bool = False,
 ) -> dict[str, tf.Tensor]:
     """``boxes [B, A, 4]`` (decoded, normalised), ``scores [B, A, C]`` (converted, no background).
 
     ``clip_window [B, 4]`` (or ``[4]``) defaults to the whole image ``[0, 0, 1, 1]``.
     ``additional_fields`` maps names to ``[B, A, ...]`` tensors returned gathered at the kept
     anchors under the same names (e.g. ``detection_multiclass_scores``).
+    ``clip_before_nms`` clips the boxes to the window (dropping those left with zero area)
+    before the suppression instead of after it: the order of the API's 2018 releases, which
+    the zoo's exported graphs have.  It matters when boxes reach outside the window: their
+    overlaps, and so which of them suppress each other, change with clipping.
 
     Returns ``detection_boxes [B, max_total, 4]``, ``detection_scores [B, max_total]``,
     ``detection_classes [B, max_total]`` (float32, 0-based, see the module docstring),
@@ -80,6 +85,16 @@ def batch_multiclass_non_max_suppression(
     num_classes = scores.shape[2]
     if num_classes is None:
         raise ValueError("the class axis of scores must have a static size")
+
+    if clip_window is None:
+        clip_window = tf.constant([0.0, 0.0, 1.0, 1.0])
+    clip_window = tf.convert_to_tensor(clip_window, tf.float32)
+    if clip_window.shape.rank == 1:
+        clip_window = tf.broadcast_to(clip_window[None], [batch, 4])
+    if clip_before_nms:
+        boxes = box_ops.clip_to_window(boxes, clip_window)
+        # The API pruned boxes left with no area: none of them may be kept or suppress.
+        scores = tf.where((box_ops.area(boxes) > 0.0)[..., None], scores, tf.float32.min)
 
     if use_class_agnostic_nms:
         nms_scores = tf.reduce_max(scores, axis=2)[..., None]  # [B, A, 1]
@@ -123,11 +138,6 @@ def batch_multiclass_non_max_suppression(
         )
     candidate_boxes = tf.gather(boxes, indices, batch_dims=1)
 
-    if clip_window is None:
-        clip_window = tf.constant([0.0, 0.0, 1.0, 1.0])
-    clip_window = tf.convert_to_tensor(clip_window, tf.float32)
-    if clip_window.shape.rank == 1:
-        clip_window = tf.broadcast_to(clip_window[None], [batch, 4])
     candidate_boxes = box_ops.clip_to_window(candidate_boxes, clip_window)
     valid &= box_ops.area(candidate_boxes) > 0.0
     if change_coordinate_frame:
@@ -192,7 +202,11 @@ _UNSUPPORTED_NMS_FLAGS = ("use_partitioned_nms", "use_combined_nms", "use_hard_n
 
 def build_non_max_suppressor(config) -> NmsFn:
     """From a ``BatchNonMaxSuppression`` message: ``fn(boxes, scores, clip_window=None,
-    additional_fields=None) -> dict`` (see :func:`batch_multiclass_non_max_suppression`)."""
+    additional_fields=None) -> dict`` (see :func:`batch_multiclass_non_max_suppression`).
+
+    Clips before the suppression, as the zoo's exported graphs (2018 API) did, so a zoo
+    model's detections are the ones its frozen graph gives (tests/test_model_tf1_fpn.py).
+    """
     where = "post_processing.batch_non_max_suppression"
     for flag in _UNSUPPORTED_NMS_FLAGS:
         if getattr(config, flag):
@@ -214,6 +228,7 @@ def build_non_max_suppressor(config) -> NmsFn:
         change_coordinate_frame=config.change_coordinate_frame,
         use_class_agnostic_nms=config.use_class_agnostic_nms,
         soft_nms_sigma=config.soft_nms_sigma,
+        clip_before_nms=True,
     )
 
 

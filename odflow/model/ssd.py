@@ -113,7 +113,8 @@ class SSDMetaArch(tf.Module):
 
     @_plain_python
     def preprocess(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """float ``[B,H,W,3]`` in [0, 255] -> (``[B,h,w,3]`` in [-1, 1], true shapes ``[B,3]``).
+        """float ``[B,H,W,3]`` in [0, 255] -> (``[B,h,w,3]`` in [-1, 1], or as the feature
+        extractor's ``preprocess`` says, true shapes ``[B,3]``).
 
         Resizes to the fixed_shape_resizer size (a no-op when the input pipeline already did).
         """
@@ -125,7 +126,9 @@ class SSDMetaArch(tf.Module):
             images = tf.compat.v1.image.resize(images, [height, width],
                                                method=_RESIZE_METHODS[self.resize_method],
                                                align_corners=False)
-        preprocessed = images * (2.0 / 255.0) - 1.0
+        # A feature extractor may bring its own input scaling (ResNet: channel means).
+        preprocess = getattr(self.feature_extractor, "preprocess", None)
+        preprocessed = preprocess(images) if preprocess else images * (2.0 / 255.0) - 1.0
         batch = tf.shape(images)[0]
         true_shapes = tf.tile(tf.constant([[height, width, 3]], tf.int32), [batch, 1])
         return preprocessed, true_shapes

@@ -37,10 +37,12 @@ _IGNORED_TRAIN_FIELDS = ("keep_checkpoint_every_n_hours", "startup_delay_steps",
                          "batch_queue_capacity", "num_batch_queue_threads",
                          "prefetch_queue_capacity", "unpad_groundtruth_tensors",
                          "retain_original_images", "run_fine_tune_checkpoint_dummy_computation",
-                         "replicas_to_aggregate")
+                         "replicas_to_aggregate",
+                         # TF1's SyncReplicasOptimizer averaged the workers' gradients each
+                         # step; odflow's (tf.distribute) training is synchronous already.
+                         "sync_replicas")
 # TrainConfig fields that would change training and that odflow does not implement.
 _UNSUPPORTED_TRAIN_FIELDS = {
-    "sync_replicas": "synchronous replicas across machines",
     "bias_grad_multiplier": "a separate gradient multiplier for biases",
     "use_multiclass_scores": "multiclass score targets",
     "merge_multiple_label_boxes": "merging boxes with several labels",

@@ -9,11 +9,18 @@ once complete; on any failure the temporary file is removed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
+
+#: What ``tempfile.mkstemp`` puts between our prefix and suffix: 8 of ``[a-z0-9_]``.
+_RANDOM_PART = r"[a-z0-9_]{8}"
 
 
 def temporary_path_for(path: str | os.PathLike) -> Path:
@@ -24,6 +31,34 @@ def temporary_path_for(path: str | os.PathLike) -> Path:
     os.close(fd)
     os.unlink(tmp)
     return Path(tmp)
+
+
+def stale_temporaries(directory: str | os.PathLike, name_pattern: str) -> list[Path]:
+    """Files in ``directory`` named as ``temporary_path_for`` names them for a target whose
+    name matches the regular expression ``name_pattern`` (anchored; use ``re.escape``).
+
+    Only our own ``.<target>.<8 random chars>.tmp`` names match, never a user's file.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(rf"\.(?:{name_pattern})\.{_RANDOM_PART}\.tmp")
+    return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name) and p.is_file())
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, name_pattern: str) -> list[Path]:
+    """Remove what a killed run (``kill -9``, power loss) left of its temporary files.
+
+    A stage calls this before it writes, for its own target names only: Snakemake runs one
+    job per output at a time, so a matching file belongs to no live writer.
+    """
+    removed = []
+    for path in stale_temporaries(directory, name_pattern):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+            log.info("removed %s, left by an interrupted earlier run", path)
+    return removed
 
 
 @contextlib.contextmanager

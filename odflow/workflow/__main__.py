@@ -8,14 +8,29 @@ import sys
 from collections.abc import Sequence
 
 from odflow.utils.cli import run_cli, setup_logging
+from odflow.workflow.download import DEFAULT_TIMEOUT
 
 log = logging.getLogger("odflow.workflow")
+
+
+def _progress_logger(step_bytes: int = 8 << 20):
+    """Log every ``step_bytes`` received, so a slow download visibly moves in the log."""
+    next_report = [step_bytes]
+
+    def report(done: int, total: int | None) -> None:
+        if done >= next_report[0] or done == total:
+            of = f" of {total / 1e6:.1f} MB" if total else ""
+            log.info("downloaded %.1f MB%s", done / 1e6, of)
+            next_report[0] = done + step_bytes
+
+    return report
 
 
 def _download(args: argparse.Namespace) -> None:
     from odflow.workflow.download import download
 
-    download(args.url, args.output, args.sha256)
+    download(args.url, args.output, args.sha256, timeout=args.timeout,
+             progress=_progress_logger())
 
 
 def _starter(args: argparse.Namespace) -> None:
@@ -44,8 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser("download", help="fetch the model tarball, verifying sha256")
     download.add_argument("--url", required=True, help="http(s):// or file:// URL")
-    download.add_argument("--sha256", default="", help="expected digest (hex); '' = unchecked")
+    download.add_argument("--sha256", default="", help="expected digest (hex); '' = none: a tar archive is then read "
+                               "through to check that it is complete")
     download.add_argument("--output", required=True, help="e.g. downloads/<model>.tar.gz")
+    download.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                          help="give up when the server sends nothing for this long "
+                               f"(default {DEFAULT_TIMEOUT:g}; one try: Snakemake's retries: "
+                               "retry the rule)")
     download.set_defaults(run=_download)
 
     starter = commands.add_parser(

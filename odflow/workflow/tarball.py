@@ -9,14 +9,17 @@ absolute paths, ``..``), since a tarball is input from the internet.
 from __future__ import annotations
 
 import logging
+import lzma
 import os
+import re
 import shutil
 import tarfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from odflow.errors import OdflowError
-from odflow.utils.atomic import atomic_output
+from odflow.utils.atomic import atomic_output, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,55 @@ log = logging.getLogger(__name__)
 REQUIRED_MEMBERS = ("pipeline.config", "model.ckpt.index", "model.ckpt.data-00000-of-00001")
 #: Checkpoint files copied into ckpt/ (the seed copies model.ckpt*, never the state file).
 CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001")
+
+
+#: File names that ``check_archive_complete`` can verify.
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: What a cut-short or damaged archive raises while it is read (gzip's BadGzipFile and
+#: bz2's "Invalid data stream" are OSErrors without an errno; a full disk has one).
+_READ_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def _is_damage(error: BaseException) -> bool:
+    return not (isinstance(error, OSError) and error.errno is not None)
+
+
+def is_tar_name(name: str) -> bool:
+    return name.lower().endswith(TAR_SUFFIXES)
+
+
+def check_archive_complete(path: str | os.PathLike, what: str, fix: str) -> None:
+    """Read a tar archive through to its end; ``OdflowError`` if it is cut short or damaged.
+
+    Without a sha256 this is how a truncated download is told from a whole one: every
+    member's data is read, then the rest of the compressed stream, so a gzip archive that
+    lost only its trailer (its CRC and length) fails too.  ``what`` names the archive in the
+    message and ``fix`` says what to do.
+    """
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                if member.isfile():
+                    source = archive.extractfile(member)
+                    if source is not None:
+                        while source.read(1 << 20):
+                            pass
+            stream = archive.fileobj
+            if stream is not None:
+                while stream.read(1 << 20):
+                    pass
+    except _READ_ERRORS as error:
+        if not _is_damage(error):
+            raise
+        raise OdflowError(f"{what} is not a complete tar archive ({_describe(error)}). "
+                          f"{fix}") from None
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    if isinstance(error, EOFError) or "unexpected end" in text:
+        return f"it is cut short: {text}"
+    return text
 
 
 def _members_by_name(archive: tarfile.TarFile, tar_path: Path) -> dict[str, tarfile.TarInfo]:
@@ -43,27 +95,37 @@ def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
                   members: Sequence[str] = REQUIRED_MEMBERS) -> list[Path]:
     """Extract ``members`` (paths below the tarball's top folder) into ``output_dir``."""
     tar_path, output_dir = Path(tar_path), Path(output_dir)
+    if not tar_path.is_file():
+        raise OdflowError(f"{tar_path}: tarball not found")
     try:
         archive = tarfile.open(tar_path, "r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as error:
-        raise OdflowError(f"{tar_path}: not a readable tar archive ({error}); delete it and "
-                          "rerun to fetch it again") from error
+    except _READ_ERRORS as error:
+        raise OdflowError(f"{tar_path}: not a readable tar archive ({_describe(error)}); "
+                          "delete it and rerun to fetch it again") from None
     written = []
     with archive:
-        available = _members_by_name(archive, tar_path)
-        missing = [name for name in members if name not in available]
-        if missing:
-            raise OdflowError(f"{tar_path}: missing {', '.join(missing)}; found "
-                              f"{', '.join(sorted(available))}")
-        for name in members:
-            target = output_dir / name
-            source = archive.extractfile(available[name])
-            if source is None:  # pragma: no cover - isfile() was checked
-                raise OdflowError(f"{tar_path}: cannot read member {name}")
-            with source, atomic_output(target) as tmp, open(tmp, "wb") as handle:
-                shutil.copyfileobj(source, handle, 1 << 20)
-            written.append(target)
-            log.info("extracted %s", target)
+        try:
+            available = _members_by_name(archive, tar_path)
+            missing = [name for name in members if name not in available]
+            if missing:
+                raise OdflowError(f"{tar_path}: missing {', '.join(missing)}; found "
+                                  f"{', '.join(sorted(available))}")
+            for name in members:
+                target = output_dir / name
+                remove_stale_temporaries(target.parent, re.escape(target.name))
+                source = archive.extractfile(available[name])
+                if source is None:  # pragma: no cover - isfile() was checked
+                    raise OdflowError(f"{tar_path}: cannot read member {name}")
+                with source, atomic_output(target) as tmp, open(tmp, "wb") as handle:
+                    shutil.copyfileobj(source, handle, 1 << 20)
+                written.append(target)
+                log.info("extracted %s", target)
+        except _READ_ERRORS as error:
+            if not _is_damage(error):
+                raise OdflowError(f"{tar_path}: cannot extract into {output_dir}: "
+                                  f"{error.strerror}") from None
+            raise OdflowError(f"{tar_path}: not a complete tar archive ({_describe(error)}); "
+                              "delete it and rerun to fetch it again") from None
     return written
 
 
@@ -79,6 +141,7 @@ def copy_checkpoint(model_dir: str | os.PathLike, ckpt_dir: str | os.PathLike) -
         if not source.is_file():
             raise OdflowError(f"{source} does not exist; extract the model tarball first")
         target = Path(ckpt_dir) / name
+        remove_stale_temporaries(target.parent, re.escape(target.name))
         with atomic_output(target) as tmp:
             shutil.copyfile(source, tmp)
         written.append(target)

@@ -54,7 +54,8 @@ TINY_CONFIG: dict[str, Any] = {
 
 # Every job the default target runs once, and what each produces.
 ALL_RULES = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
-             "records", "pipeline_config", "train", "evaluate", "export", "plots", "all"}
+             "records", "pipeline_config", "train", "evaluate", "export", "plots",
+             "metrics_table", "all"}
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

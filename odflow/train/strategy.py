@@ -1,0 +1,101 @@
+"""Which ``tf.distribute`` strategy a training run uses: ``train.strategy`` in config.yaml.
+
+``auto`` keeps the behaviour of a plain run: ``MirroredStrategy`` over the GPUs when there are
+several, the default (one-device) strategy otherwise, and ``multi_worker`` when the process is
+one task of a multi-task job (``TF_CONFIG`` names several workers, or SLURM started it as one
+of several tasks with ``srun -n N``).  Training across machines uses
+``MultiWorkerMirroredStrategy``: every worker runs the same step on its slice of the global
+batch and gradients are all-reduced, so N workers at a global batch B train like one worker
+with N replicas at B.  Only the chief writes checkpoints and logs events; every worker
+restores from the same ``model_dir`` (a shared file system, as on a cluster), so a requeued
+job resumes as a single worker would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from odflow.errors import OdflowError
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+# The port workers of one SLURM job listen on (TF's SlurmClusterResolver default is 8888).
+SLURM_PORT_BASE = 8888
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The strategy and this process's role in it."""
+
+    strategy: tf.distribute.Strategy
+    kind: str
+    is_chief: bool
+    num_workers: int
+
+
+def _tf_config_workers() -> int:
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    except json.JSONDecodeError as error:
+        raise OdflowError(f"TF_CONFIG is not valid JSON ({error}); unset it or fix it") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _slurm_tasks() -> int:
+    """Tasks of the current SLURM job step (1 outside SLURM or for a plain sbatch script)."""
+    if "SLURM_STEP_ID" not in os.environ and "SLURM_JOB_ID" not in os.environ:
+        return 1
+    return int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
+
+
+def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
+    """``TF_CONFIG`` when it is set, else the SLURM job's task list."""
+    if _tf_config_workers() > 0:
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if _slurm_tasks() > 1:
+        port = SLURM_PORT_BASE + int(os.environ.get("SLURM_JOB_ID", "0")) % 1000
+        # SLURM hands out GPUs per task; the resolver then sets CUDA_VISIBLE_DEVICES itself.
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+    raise OdflowError(
+        "train.strategy is multi_worker but this process is not part of a multi-worker job: "
+        "set TF_CONFIG (cluster.worker = host:port of each worker, task.index = this one), "
+        "or start the workers as SLURM tasks (srun -n N, or the profile's train tasks)")
+
+
+def _is_multi_worker_job() -> bool:
+    return _tf_config_workers() > 1 or _slurm_tasks() > 1
+
+
+def make_strategy(kind: str = "auto") -> Placement:
+    """Build the strategy; call it before any other TensorFlow op (collectives need that)."""
+    if kind not in STRATEGIES:
+        raise OdflowError(f"train.strategy: {kind!r} is not one of {', '.join(STRATEGIES)}")
+    if kind == "auto":
+        kind = "multi_worker" if _is_multi_worker_job() else "local"
+    if kind == "multi_worker":
+        resolver = _cluster_resolver()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+        task_type, task_id = resolver.task_type, resolver.task_id
+        chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and
+                                         "chief" not in resolver.cluster_spec().as_dict())
+        workers = strategy.extended._num_workers  # noqa: SLF001 - no public accessor in TF
+        log.info("multi-worker training: %s %s of %d workers, %d replicas in sync", task_type,
+                 task_id, workers, strategy.num_replicas_in_sync)
+        return Placement(strategy, "multi_worker", chief, workers)
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "mirrored" or (kind == "local" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        log.info("training with MirroredStrategy on %s", ", ".join(devices))
+        return Placement(strategy, "mirrored", True, 1)
+    device = gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name
+    log.info("training on one device: %s", device)
+    if kind == "one_device":
+        return Placement(tf.distribute.OneDeviceStrategy(device), "one_device", True, 1)
+    return Placement(tf.distribute.get_strategy(), "one_device", True, 1)
