@@ -83,7 +83,10 @@ def test_pinned_download_does_not_warn(tmp_path: Path, caplog) -> None:
 def test_starter_architectures_follow_the_builder_registry(monkeypatch) -> None:
     names = starter.starter_architectures()
     assert {"ssd_mobilenet_v1", "ssd_inception_v2"} <= set(names)
-    assert set(builder.FEATURE_EXTRACTORS) <= set(names)
+    # Every builder once: an alias of one (ssd_mobilenet_v1_keras) is not offered again.
+    assert {builder.FEATURE_EXTRACTORS[n] for n in names if n in builder.FEATURE_EXTRACTORS} \
+        == set(builder.FEATURE_EXTRACTORS.values())
+    assert "ssd_mobilenet_v1_keras" not in names
     # A variant fragment is offered once the type it builds is registered.
     registry = dict(builder.FEATURE_EXTRACTORS)
     registry.pop("ssd_mobilenet_v2", None)
@@ -102,8 +105,8 @@ def test_unknown_starter_architecture_names_the_field_and_lists_the_supported() 
     assert "ssd_mobilenet_v1" in message and "ssd_inception_v2" in message
 
 
-def test_variant_fragment_is_merged_over_the_template(monkeypatch) -> None:
-    """SSDLite's fragment turns on the depthwise extra layers and predictor (checked with the
+def test_variant_overrides_are_applied_to_the_template(monkeypatch) -> None:
+    """SSDLite's overrides turn on the depthwise extra layers and predictor (checked with the
     MobileNet v1 builder standing in for v2, whose layers take the same options)."""
     registry = dict(builder.FEATURE_EXTRACTORS)
     registry.setdefault("ssd_mobilenet_v2", registry["ssd_mobilenet_v1"])
@@ -160,3 +163,18 @@ def test_model_preset_combines_with_a_dataset_preset(tmp_path: Path) -> None:
     assert planned_jobs(result.output)["download_model"] == 1, result.describe()
     assert f"--url '{ZOO_URL.format(folder)}'" in result.output
     assert f"ckpt/{config_name}.config" in result.output
+
+
+@pytest.mark.parametrize("architecture", ["ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_ppn"])
+def test_retinanet_variants_replace_anchors_predictor_and_loss(architecture: str) -> None:
+    """A ``PATH={...}`` override replaces the whole message: no hard example miner is left
+    over from the template beside the focal loss."""
+    ssd = loads(starter.starter_pipeline_text(depth_multiplier=0.25, image_size=64,
+                                              num_classes=1, architecture=architecture)
+                ).model.ssd
+    assert ssd.feature_extractor.type == architecture
+    assert ssd.box_predictor.WhichOneof("box_predictor_oneof") == \
+        "weight_shared_convolutional_box_predictor"
+    assert ssd.loss.classification_loss.WhichOneof("classification_loss") == \
+        "weighted_sigmoid_focal"
+    assert not ssd.loss.HasField("hard_example_miner")

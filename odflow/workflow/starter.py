@@ -10,10 +10,12 @@ same arguments, same tarball.
 The architecture (``model.starter.architecture``) is any feature-extractor type the model
 builder has registered (``odflow.model.builder.FEATURE_EXTRACTORS``), filled into one
 template; an architecture whose config differs in more than ``feature_extractor.type``
-(SSDLite's depthwise layers, FPN's anchors and shared box predictor) adds a text-format
-fragment ``starter_variants/<architecture>.config``, merged over the template.  A fragment
-may also name a variant that is not a type itself (``ssdlite_mobilenet_v2`` sets
-``type: "ssd_mobilenet_v2"``); it is offered once that type is registered.
+(SSDLite's depthwise layers, FPN's anchors, weight-shared box predictor and focal loss) adds
+``starter_variants/<architecture>.overrides``: ``PATH=VALUE`` lines in the grammar of
+``pipeline.overrides`` (``odflow.config.overrides``), applied to the filled-in template.  A
+variant may also be a name that is not a type itself (``ssdlite_mobilenet_v2`` sets
+``model.ssd.feature_extractor.type=ssd_mobilenet_v2``); it is offered once its type is
+registered.  Aliases of one builder (``ssd_mobilenet_v1_keras``) are offered once.
 """
 
 from __future__ import annotations
@@ -35,27 +37,43 @@ log = logging.getLogger(__name__)
 TEMPLATE = "starter_pipeline.config"
 VARIANTS = "starter_variants"
 DEFAULT_ARCHITECTURE = "ssd_mobilenet_v1"
-_TYPE = re.compile(r"""\btype:\s*["']([\w.-]+)["']""")
+_TYPE_PATH = "model.ssd.feature_extractor.type"
 
 
-def _variant_fragments() -> dict[str, str]:
-    """Architecture name -> its config fragment (text format, merged over the template)."""
+def _variants() -> dict[str, list[str]]:
+    """Architecture name -> its ``PATH=VALUE`` overrides of the template."""
     folder = resources.files("odflow.workflow").joinpath(VARIANTS)
     if not folder.is_dir():
         return {}
-    return {entry.name[: -len(".config")]: entry.read_text() for entry in folder.iterdir()
-            if entry.name.endswith(".config")}
+    variants = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".overrides"):
+            lines = [line.strip() for line in entry.read_text().splitlines()]
+            variants[entry.name[: -len(".overrides")]] = [
+                line for line in lines if line and not line.startswith("#")]
+    return variants
+
+
+def _variant_type(name: str, overrides: list[str]) -> str:
+    for line in overrides:
+        path, _, value = line.partition("=")
+        if path.strip() == _TYPE_PATH:
+            return value.strip().strip("'\"")
+    return name
 
 
 def starter_architectures() -> list[str]:
-    """The architectures a starter model can be built for: every registered feature
-    extractor type, and every fragment whose feature-extractor type is registered."""
+    """The architectures a starter model can be built for: each registered feature-extractor
+    builder once (under its first name), and each variant whose type is registered."""
     from odflow.model.builder import FEATURE_EXTRACTORS
 
-    names = set(FEATURE_EXTRACTORS)
-    for name, fragment in _variant_fragments().items():
-        match = _TYPE.search(fragment)
-        if (match.group(1) if match else name) in FEATURE_EXTRACTORS:
+    names, builders = set(), set()
+    for name, build in FEATURE_EXTRACTORS.items():
+        if build not in builders:
+            names.add(name)
+            builders.add(build)
+    for name, overrides in _variants().items():
+        if _variant_type(name, overrides) in FEATURE_EXTRACTORS:
             names.add(name)
     return sorted(names)
 
@@ -77,17 +95,17 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
     }
     text = resources.files("odflow.workflow").joinpath(TEMPLATE).read_text()
     text = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
-    fragment = _variant_fragments().get(architecture)
-    if fragment is None:
+    overrides = _variants().get(architecture)
+    if overrides is None:
         return text
     from google.protobuf import text_format
 
     from odflow.config import loads
+    from odflow.config.overrides import apply_overrides
 
-    config = loads(text, source=TEMPLATE)
-    text_format.Merge(fragment, config)
+    config = apply_overrides(loads(text, source=TEMPLATE), overrides)
     return (f"# odflow starter model ({architecture}): {TEMPLATE} with "
-            f"{VARIANTS}/{architecture}.config merged in.\n"
+            f"{VARIANTS}/{architecture}.overrides applied.\n"
             + text_format.MessageToString(config))
 
 
