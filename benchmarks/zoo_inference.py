@@ -3,8 +3,9 @@
 
 For every zoo folder in ``tests/fixtures/reference/model_zoo/`` whose
 ``feature_extractor.type`` the model builder registers (``FEATURE_EXTRACTORS``), the model is
-built from the zoo's own ``pipeline.config`` (90 classes, its fixed_shape_resizer size),
-given random weights, exported with ``odflow.export.frozen_graph.freeze`` and run as the
+built from the zoo's own ``pipeline.config`` (90 classes, its fixed_shape_resizer size) or,
+for a zoo model without a folder there, from the API's sample config it was trained from
+(``SAMPLE_CONFIGS``), given random weights, exported with ``odflow.export.frozen_graph.freeze`` and run as the
 tutorial's client runs ``frozen_inference_graph.pb`` (``tf.import_graph_def`` +
 ``tf.compat.v1.Session`` fed ``image_tensor:0``), batch 1.  The image is 600x600 uint8, as in
 the zoo's own timing ("per 600x600 image including pre/post-processing"); the graph resizes
@@ -44,7 +45,15 @@ from odflow.export.signature import OUTPUT_NAMES
 from odflow.model import builder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference" / "model_zoo"
+SAMPLES = FIXTURES.parent / "sample_configs"
 BASELINE = "ssd_mobilenet_v1_coco_2018_01_28"
+# Zoo models with no folder in the fixtures: the API's sample config they were trained from.
+SAMPLE_CONFIGS = {
+    "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03":
+        SAMPLES / "ssd_resnet50_v1_fpn_shared_box_predictor_640x640_coco14_sync.config",
+    "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync_2018_07_03":
+        SAMPLES / "ssd_mobilenet_v1_ppn_shared_box_predictor_300x300_coco14_sync.config",
+}
 # The zoo's own figures (tf1_detection_zoo.md at tensorflow/models@15762ae: "Speed (ms)" per
 # 600x600 image on a GTX TITAN X, or "Pixel 1 latency (ms)" for the mobile models; COCO mAP).
 ZOO_DOC: dict[str, tuple[str, float, float]] = {
@@ -65,8 +74,11 @@ ZOO_DOC: dict[str, tuple[str, float, float]] = {
 def zoo_models(only: list[str] | None) -> dict[str, Path]:
     """Zoo folders (with a pipeline.config in the fixtures) whose type odflow builds."""
     found = {}
-    for config_path in sorted(FIXTURES.glob("*/pipeline.config")):
-        folder = config_path.parent.name
+    candidates = {path.parent.name: path for path in FIXTURES.glob("*/pipeline.config")}
+    for folder, path in SAMPLE_CONFIGS.items():
+        if path.exists():
+            candidates.setdefault(folder, path)
+    for folder, config_path in sorted(candidates.items()):
         if only and folder not in only and folder != BASELINE:
             continue
         fe_type = config_lib.load(config_path).model.ssd.feature_extractor.type
