@@ -3,7 +3,7 @@
 if MODEL_URL.startswith("starter:"):
 
     rule build_starter_model:
-        """A small, randomly initialised ssd_mobilenet_v1 in the zoo's tarball layout,
+        """A small, randomly initialised SSD (model.starter.architecture) in the zoo's layout,
         so the offline demo flows through the same rules as the real zoo model."""
         output:
             TARBALL,
@@ -14,6 +14,7 @@ if MODEL_URL.startswith("starter:"):
             image_size=config["model"]["starter"]["image_size"],
             num_classes=len(config["classes"]),
             seed=config["model"]["starter"]["seed"],
+            architecture=config["model"]["starter"]["architecture"],
         log:
             log_path("build_starter_model"),
         benchmark:
@@ -27,7 +28,8 @@ if MODEL_URL.startswith("starter:"):
         shell:
             "python {params.script} starter --name {params.name} --output {output}"
             " --depth-multiplier {params.depth_multiplier} --image-size {params.image_size}"
-            " --num-classes {params.num_classes} --seed {params.seed} > {log} 2>&1"
+            " --num-classes {params.num_classes} --seed {params.seed}"
+            " --architecture {params.architecture} > {log} 2>&1"
 
 else:
 

@@ -70,6 +70,7 @@ def test_unsupported_type_lists_the_supported_ones():
         builder.build(model_config('ssd { feature_extractor { type: "ssd_resnet101_v1_fpn" } }'),
                       True)
     assert "'ssd_mobilenet_v1'" in str(info.value)
+    assert "'ssd_inception_v2'" in str(info.value)
     assert "'ssd_resnet50_v1_fpn'" in str(info.value)  # a supported one, listed
     assert "ssd_resnet101_v1_fpn" in str(info.value)
 

@@ -20,6 +20,7 @@ from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
 from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
+from odflow.model.inception_v2 import InceptionV2Options, SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_ssd import MobilenetSsdOptions
 from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
@@ -290,7 +291,21 @@ def _mobilenet_v2_v3(make: Callable) -> Callable[[pipeline_pb2.Ssd], object]:
     return build_extractor
 
 
-# feature_extractor.type -> build function of the Ssd message.
+def _ssd_inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtractor:
+    # One set of hyperparameters: TF1 applied conv_hyperparams to the base network too
+    # (later API versions insisted on override_base_feature_extractor_hyperparams: true;
+    # the zoo's 2018 config predates that and means the same).
+    fe = config.feature_extractor
+    options = InceptionV2Options(
+        depth_multiplier=fe.depth_multiplier, min_depth=fe.min_depth,
+        use_explicit_padding=fe.use_explicit_padding, use_depthwise=fe.use_depthwise,
+        num_layers=fe.num_layers, pad_to_multiple=fe.pad_to_multiple)
+    return SSDInceptionV2FeatureExtractor(
+        options, hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams"))
+
+
+# feature_extractor.type -> build function of the Ssd message (the starter model and
+# benchmarks/zoo_inference.py iterate it).
 FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v1": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
@@ -302,6 +317,7 @@ FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v2": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
     "ssd_mobilenet_v3_large": _mobilenet_v2_v3(mobilenet_v3.large),
     "ssd_mobilenet_v3_small": _mobilenet_v2_v3(mobilenet_v3.small),
+    "ssd_inception_v2": _ssd_inception_v2,
 }
 SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
 _FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",

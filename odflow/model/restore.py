@@ -75,7 +75,8 @@ def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,
         return {name: name for name in named}
     if checkpoint_type == "detection":
         return {name: name for name in named if name.startswith(_FEATURE_SCOPE)}
-    # classification: an ImageNet checkpoint names the backbone MobilenetV1/... at top level.
+    # classification: an ImageNet checkpoint names the backbone at top level (MobilenetV1/...,
+    # InceptionV2/...): the model's names without FeatureExtractor/.
     return {name: name[len(_FEATURE_SCOPE):] for name in named if name.startswith(_FEATURE_SCOPE)}
 
 
@@ -85,7 +86,8 @@ def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_
     """Copy matching variables from the checkpoint into ``model.named_variables()``.
 
     ``detection``: ``FeatureExtractor/*`` (everything with ``load_all_...``);
-    ``classification``: ``MobilenetV1/*`` into ``FeatureExtractor/MobilenetV1/*``;
+    ``classification``: ``<Backbone>/*`` (``MobilenetV1``, ``InceptionV2``, ...) into
+    ``FeatureExtractor/<Backbone>/*``;
     ``full``: everything.  ``global_step`` is never a model variable, so never restored here.
     """
     if checkpoint_type not in CHECKPOINT_TYPES:

@@ -38,7 +38,7 @@ def _starter(args: argparse.Namespace) -> None:
 
     build_starter_tarball(args.output, name=args.name, depth_multiplier=args.depth_multiplier,
                           image_size=args.image_size, num_classes=args.num_classes,
-                          seed=args.seed)
+                          seed=args.seed, architecture=args.architecture)
 
 
 def _extract(args: argparse.Namespace) -> None:
@@ -69,14 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     download.set_defaults(run=_download)
 
     starter = commands.add_parser(
-        "starter", help="build a small, randomly initialised ssd_mobilenet_v1 tarball "
-                        "in the zoo's layout (the offline demo's model)")
+        "starter", help="build a small, randomly initialised SSD tarball in the zoo's "
+                        "layout (the offline demo's model)")
     starter.add_argument("--output", required=True, help="the .tar.gz to write")
     starter.add_argument("--name", required=True, help="top-level folder inside the tarball")
     starter.add_argument("--depth-multiplier", type=float, default=0.25)
     starter.add_argument("--image-size", type=int, default=256)
     starter.add_argument("--num-classes", type=int, default=1)
     starter.add_argument("--seed", type=int, default=7)
+    starter.add_argument("--architecture", default="ssd_mobilenet_v1",
+                         help="a feature_extractor.type odflow builds (or a starter variant)")
     starter.set_defaults(run=_starter)
 
     extract = commands.add_parser("extract", help="unpack pipeline.config and model.ckpt.*")

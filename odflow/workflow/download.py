@@ -127,4 +127,7 @@ def _download_once(url: str, output: Path, expected: str, timeout: float,
                                    "model.sha256 in config.yaml to verify it by digest")
         log.info("downloaded %s (%d bytes in %.1f s, sha256 %s)", url, done,
                  time.monotonic() - started, actual)
+        if not expected:
+            log.warning("%s was not verified (no sha256 given); to pin it, set model.sha256: %s "
+                        "(in your config or preset)", url, actual)
     return output

@@ -3,9 +3,19 @@
 The demo must run with no downloads, yet exercise the same extract → copy → patch →
 fine-tune → export path as the real ``ssd_mobilenet_v1_coco`` tarball.  So this writes a
 tarball shaped like the zoo's (``<name>/pipeline.config``, ``model.ckpt.{index,data}``,
-``checkpoint``) holding a small SSD MobileNet v1 with the zoo's variable names and random
-initial weights (no pretrained weights are shipped or fetched).  The bytes depend only on
-the arguments: same arguments, same tarball.
+``checkpoint``) holding a small SSD with the zoo's variable names and random initial weights
+(no pretrained weights are shipped or fetched).  The bytes depend only on the arguments:
+same arguments, same tarball.
+
+The architecture (``model.starter.architecture``) is any feature-extractor type the model
+builder has registered (``odflow.model.builder.FEATURE_EXTRACTORS``), filled into one
+template; an architecture whose config differs in more than ``feature_extractor.type``
+(SSDLite's depthwise layers, FPN's anchors, weight-shared box predictor and focal loss) adds
+``starter_variants/<architecture>.overrides``: ``PATH=VALUE`` lines in the grammar of
+``pipeline.overrides`` (``odflow.config.overrides``), applied to the filled-in template.  A
+variant may also be a name that is not a type itself (``ssdlite_mobilenet_v2`` sets
+``model.ssd.feature_extractor.type=ssd_mobilenet_v2``); it is offered once its type is
+registered.  Aliases of one builder (``ssd_mobilenet_v1_keras``) are offered once.
 """
 
 from __future__ import annotations
@@ -19,16 +29,64 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "starter_pipeline.config"
+VARIANTS = "starter_variants"
+DEFAULT_ARCHITECTURE = "ssd_mobilenet_v1"
+_TYPE_PATH = "model.ssd.feature_extractor.type"
 
 
-def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_classes: int) -> str:
+def _variants() -> dict[str, list[str]]:
+    """Architecture name -> its ``PATH=VALUE`` overrides of the template."""
+    folder = resources.files("odflow.workflow").joinpath(VARIANTS)
+    if not folder.is_dir():
+        return {}
+    variants = {}
+    for entry in folder.iterdir():
+        if entry.name.endswith(".overrides"):
+            lines = [line.strip() for line in entry.read_text().splitlines()]
+            variants[entry.name[: -len(".overrides")]] = [
+                line for line in lines if line and not line.startswith("#")]
+    return variants
+
+
+def _variant_type(name: str, overrides: list[str]) -> str:
+    for line in overrides:
+        path, _, value = line.partition("=")
+        if path.strip() == _TYPE_PATH:
+            return value.strip().strip("'\"")
+    return name
+
+
+def starter_architectures() -> list[str]:
+    """The architectures a starter model can be built for: each registered feature-extractor
+    builder once (under its first name), and each variant whose type is registered."""
+    from odflow.model.builder import FEATURE_EXTRACTORS
+
+    names, builders = set(), set()
+    for name, build in FEATURE_EXTRACTORS.items():
+        if build not in builders:
+            names.add(name)
+            builders.add(build)
+    for name, overrides in _variants().items():
+        if _variant_type(name, overrides) in FEATURE_EXTRACTORS:
+            names.add(name)
+    return sorted(names)
+
+
+def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_classes: int,
+                          architecture: str = DEFAULT_ARCHITECTURE) -> str:
     """The starter's pipeline.config (our own template, filled in)."""
+    supported = starter_architectures()
+    if architecture not in supported:
+        raise OdflowError(f"model.starter.architecture {architecture!r} is not supported; "
+                          "use one of " + ", ".join(supported))
     values = {
+        "architecture": architecture,
         "depth_multiplier": repr(float(depth_multiplier)),
         "image_size": str(int(image_size)),
         "num_classes": str(int(num_classes)),
@@ -36,7 +94,19 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
         "min_scale": "0.1" if image_size < 256 else "0.2",
     }
     text = resources.files("odflow.workflow").joinpath(TEMPLATE).read_text()
-    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+    text = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+    overrides = _variants().get(architecture)
+    if overrides is None:
+        return text
+    from google.protobuf import text_format
+
+    from odflow.config import loads
+    from odflow.config.overrides import apply_overrides
+
+    config = apply_overrides(loads(text, source=TEMPLATE), overrides)
+    return (f"# odflow starter model ({architecture}): {TEMPLATE} with "
+            f"{VARIANTS}/{architecture}.overrides applied.\n"
+            + text_format.MessageToString(config))
 
 
 def write_starter_checkpoint(pipeline_text: str, directory: Path, seed: int) -> None:
@@ -66,10 +136,12 @@ def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: float = 0.25,
-                          image_size: int = 256, num_classes: int = 1, seed: int = 7) -> Path:
+                          image_size: int = 256, num_classes: int = 1, seed: int = 7,
+                          architecture: str = DEFAULT_ARCHITECTURE) -> Path:
     """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``."""
     pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
-                                          image_size=image_size, num_classes=num_classes)
+                                          image_size=image_size, num_classes=num_classes,
+                                          architecture=architecture)
     with tempfile.TemporaryDirectory() as tmp:
         write_starter_checkpoint(pipeline_text, Path(tmp), seed)
         members = {"pipeline.config": pipeline_text.encode()}

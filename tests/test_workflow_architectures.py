@@ -1,0 +1,82 @@
+"""Every starter architecture through the real workflow: build the starter tarball, train 20
+steps on tiny synthetic data and export, with ``snakemake``; then run the frozen graph.
+
+The default architecture (ssd_mobilenet_v1) runs in tests/test_workflow_run.py; this covers
+the others the model builder registers, so a newly registered feature extractor is tested
+through the workflow as soon as it is added (aliases of one builder run once).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from odflow.config import loads
+from odflow.model import builder
+from odflow.workflow import starter
+from tests.support.workflow import planned_jobs, run_snakemake, tiny_config, write_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+STEPS = 20
+
+
+def _architectures() -> list[str]:
+    """One architecture per distinct builder (and each variant), without the default."""
+    seen = {builder.FEATURE_EXTRACTORS[starter.DEFAULT_ARCHITECTURE]}
+    names = []
+    for name in starter.starter_architectures():
+        build = builder.FEATURE_EXTRACTORS.get(name)
+        if build is None or build not in seen:
+            names.append(name)
+            seen.add(build)
+    return names
+
+
+@pytest.mark.parametrize("architecture", _architectures())
+def test_train_and_export_through_snakemake(tmp_path: Path, architecture: str) -> None:
+    config = tiny_config(
+        model={"name": f"{architecture}_starter", "starter": {"architecture": architecture}},
+        train={"num_steps": STEPS, "checkpoint_every_steps": STEPS})
+    configfile = write_config(tmp_path, config)
+    result = run_snakemake(tmp_path, configfile, "-c2", "exported_model/frozen_inference_graph.pb")
+    assert result.returncode == 0, result.describe()
+    assert (tmp_path / "ckpt" / f"model.ckpt-{STEPS}.index").is_file(), result.describe()
+
+    exported = tmp_path / "exported_model"
+    pipeline = loads((exported / "pipeline.config").read_text())
+    assert pipeline.model.ssd.feature_extractor.type == (
+        loads(starter.starter_pipeline_text(depth_multiplier=0.25, image_size=64,
+                                            num_classes=1, architecture=architecture)
+              ).model.ssd.feature_extractor.type)
+    reader = tf.train.load_checkpoint(str(exported / "model.ckpt"))
+    trained = reader.get_variable_to_shape_map()
+    starter_model = builder.build(pipeline.model, is_training=False)
+    assert {n: v.shape.as_list() for n, v in starter_model.named_variables().items()}.items() \
+        <= trained.items()
+
+    graph = tf.Graph()
+    with graph.as_default():
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString((exported / "frozen_inference_graph.pb").read_bytes())
+        tf.import_graph_def(graph_def, name="")
+    image = np.random.default_rng(0).integers(0, 255, (1, 80, 96, 3), dtype=np.uint8)
+    names = ("detection_boxes", "detection_scores", "num_detections")
+    with tf.compat.v1.Session(graph=graph) as session:
+        boxes, scores, num = session.run([f"{n}:0" for n in names],
+                                         feed_dict={"image_tensor:0": image})
+    assert boxes.shape == (1, 100, 4) and scores.shape == (1, 100)
+    assert np.isfinite(boxes).all() and np.isfinite(scores).all() and 0 <= num[0] <= 100
+
+    # Another architecture under the same model name: the starter tarball and everything
+    # made from it are stale (a params change), the dataset is not.
+    config["model"]["starter"]["architecture"] = starter.DEFAULT_ARCHITECTURE
+    changed = write_config(tmp_path, config, name="changed.yaml")
+    plan = run_snakemake(tmp_path, changed, "-n", "exported_model/frozen_inference_graph.pb")
+    assert plan.returncode == 0, plan.describe()
+    jobs = planned_jobs(plan.output)
+    assert {"build_starter_model", "extract_model", "train", "export"} <= set(jobs), plan.output
+    assert not {"records", "label_map"} & set(jobs), plan.output
