@@ -22,6 +22,7 @@ rule train:
         checkpoint_every=untracked(config["train"]["checkpoint_every_steps"]),
         keep=untracked(config["train"]["keep_checkpoint_max"]),
         log_every=untracked(config["train"]["log_every"]),
+        strategy=untracked(config["train"]["strategy"]),
     log:
         log_path("train"),
     benchmark:
@@ -38,4 +39,4 @@ rule train:
         " --pipeline_config_path {input.config}"
         " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
         " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-        " --log_every {params.log_every} > {log} 2>&1"
+        " --log_every {params.log_every} --strategy {params.strategy} > {log} 2>&1"
