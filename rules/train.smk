@@ -7,7 +7,8 @@ rule train:
     """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
     ckpt/fingerprint.json says it was trained on the same inputs, else moves the old
     checkpoints to ckpt/superseded/ and fine-tunes from ckpt/model.ckpt; up to the config's
-    num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM saves a checkpoint."""
+    num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM saves a checkpoint.
+    The log gets everything; descriptor 3, a copy of the console, a progress line every 10 s."""
     input:
         config=PIPELINE_CONFIG,
         fine_tune_checkpoint=FINE_TUNE_FILES,
@@ -38,4 +39,4 @@ rule train:
         " --pipeline_config_path {input.config}"
         " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
         " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-        " --log_every {params.log_every} > {log} 2>&1"
+        " --log_every {params.log_every} --progress_fd 3 3>&2 > {log} 2>&1"

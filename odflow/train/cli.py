@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from odflow.utils.cli import run_cli, setup_logging
 
@@ -61,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    parser.add_argument("--progress_fd", type=int, default=None,
+                        help="also write a short progress line (step, images/s, ETA, loss) "
+                             "every few seconds to this open file descriptor; the workflow's "
+                             "train rule passes 3, a copy of the console, while stdout and "
+                             "stderr go to logs/train.log")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint even if the records, label "
@@ -111,7 +118,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         checkpoint_every_steps=args.checkpoint_every_steps,
         checkpoint_every_minutes=args.checkpoint_every_minutes,
         metrics_json=args.metrics_json, eval_backend=args.eval_backend,
-        resume=args.resume, restart=args.restart)
+        resume=args.resume, restart=args.restart, console=_console(args.progress_fd))
     try:
         result = train(options)
     except Interrupted as stop:
@@ -119,6 +126,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return stop.exit_code
     log.info("done at step %d; latest checkpoint %s", result.step, result.checkpoint)
     return 0
+
+
+def _console(fd: int | None) -> TextIO | None:
+    """The stream behind ``--progress_fd`` (not closed at exit: the shell owns the descriptor)."""
+    if fd is None:
+        return None
+    from odflow.errors import OdflowError
+
+    try:
+        return os.fdopen(fd, "w", buffering=1, closefd=False)
+    except OSError as error:
+        raise OdflowError(f"--progress_fd {fd}: {error.strerror}; open it in the shell "
+                          f"(e.g. '{fd}>&2') or leave the flag out") from None
 
 
 def _evaluate(args, checkpoint_dir: str | None) -> int:
@@ -132,7 +152,6 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
     if args.seed is not None:
         import tensorflow as tf
         tf.keras.utils.set_random_seed(args.seed)
-    import os
     events_dir = args.model_dir or os.path.dirname(prefix) or "."
     evaluation.evaluate_checkpoint(config, prefix, model_dir=events_dir,
                                    metrics_json=args.metrics_json, backend=args.eval_backend)
