@@ -23,10 +23,10 @@ import tensorflow as tf
 from PIL import Image
 
 from odflow import config as config_lib
+from odflow.checkpoints import write_bundle
 from odflow.export import exporter
 from odflow.export.cli import main as export_main
 from odflow.export.signature import OUTPUT_NAMES
-from odflow.train.checkpoints import write_bundle
 from odflow.utils.cli import run_cli
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_inference_graph.py"

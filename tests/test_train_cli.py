@@ -11,7 +11,7 @@ import time
 import pytest
 from test_train_support import MODEL_MAIN, REPO, subprocess_env, write_config
 
-from odflow.train import checkpoints as ck
+from odflow import checkpoints as ck
 from odflow.train.cli import build_parser, main
 
 

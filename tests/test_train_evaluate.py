@@ -10,8 +10,8 @@ import tensorflow as tf
 from PIL import Image
 from test_train_support import make_config
 
+from odflow import checkpoints as ck
 from odflow.errors import OdflowError
-from odflow.train import checkpoints as ck
 from odflow.train import evaluate as evaluation
 
 BOX = [0.25, 0.25, 0.75, 0.75]

@@ -13,7 +13,7 @@ import pytest
 from test_train_cli import _wait_for
 from test_train_support import MODEL_MAIN, REPO, subprocess_env, write_config
 
-from odflow.train import checkpoints as ck
+from odflow import checkpoints as ck
 from odflow.train import workdir
 
 pytestmark = pytest.mark.slow

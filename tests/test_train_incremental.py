@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from test_train_support import write_config
 
+from odflow import checkpoints as ck
 from odflow import config as config_lib
 from odflow.errors import OdflowError
-from odflow.train import checkpoints as ck
 from odflow.train import fingerprint as fp
 from odflow.train import workdir
 from odflow.train.cli import main
 from odflow.train.loop import TrainOptions, train
-
 
 
 @pytest.fixture(autouse=True)

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from test_train_support import write_config
 
+from odflow import checkpoints as ck
 from odflow.errors import OdflowError
 from odflow.evaluation.coco import METRIC_KEYS
-from odflow.train import checkpoints as ck
 from odflow.train.loop import TrainOptions, train
 
 pytestmark = pytest.mark.slow

@@ -23,9 +23,9 @@ from typing import TextIO
 
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow import config as config_lib
 from odflow.errors import OdflowError
-from odflow.train import checkpoints
 from odflow.train import evaluate as evaluation
 from odflow.train import fingerprint, workdir
 from odflow.train.batches import BatchSource, check_not_empty, first_line
@@ -219,9 +219,8 @@ def _check_fine_tune(train_config) -> None:
     """A wrong fine-tune path is reported before anything moves or minutes of model building."""
     if not train_config.fine_tune_checkpoint:
         return
-    from odflow.model.restore import resolve_checkpoint_path
     try:
-        resolve_checkpoint_path(train_config.fine_tune_checkpoint)
+        checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
     except OdflowError as error:
         raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
 
