@@ -203,18 +203,19 @@ def latest_checkpoint(directory: str | os.PathLike) -> str | None:
 # -- finding the checkpoint a path means ---------------------------------------------------------
 
 
-def find_checkpoint(path: str | os.PathLike, *, what: str = "checkpoint") -> str:
+def find_checkpoint(path: str | os.PathLike, *, what: str | None = None) -> str:
     """The intact checkpoint prefix that ``path`` means.
 
     ``path`` is a prefix (``ckpt/model.ckpt-1000``), its ``.index`` or data file, or a directory:
     the latest checkpoint its state file names (as ``latest_checkpoint``), else its only
-    ``*.index``.  Errors name ``what`` (the flag or config field the path came from) and list
-    the checkpoints that are there, so a typo in the step is fixed from the message.
+    ``*.index``.  Errors name ``what`` (the flag the path came from, when given) and list the
+    checkpoints that are there, so a typo in the step is fixed from the message.
     """
     text = str(path)
+    flag = f"{what}: " if what else ""
     candidate = Path(text)
     if candidate.is_dir():
-        return _in_directory(candidate, what)
+        return _in_directory(candidate, flag)
     prefix = text
     if text.endswith(".index"):
         prefix = text[: -len(".index")]
@@ -222,27 +223,28 @@ def find_checkpoint(path: str | os.PathLike, *, what: str = "checkpoint") -> str
         prefix = text[: text.rindex(".data-")]
     index = Path(f"{prefix}.index")
     if not index.is_file():
-        raise OdflowError(f"{what} {text} does not exist (no file {index}); "
+        raise OdflowError(f"{flag}checkpoint {text} does not exist (no file {index}); "
                           f"{_available(index.parent)}")
     problem = checkpoint_problem(prefix)
     if problem is not None:
-        raise OdflowError(f"{what} {prefix} is incomplete or damaged: {problem}; write it again "
-                          "(train, or copy all of its files) or give another checkpoint")
+        raise OdflowError(f"{flag}checkpoint {prefix} is incomplete or damaged: {problem}; "
+                          "write it again (train, or copy all of its files) or give another "
+                          "checkpoint")
     return prefix
 
 
-def _in_directory(directory: Path, what: str) -> str:
+def _in_directory(directory: Path, flag: str) -> str:
     latest = latest_checkpoint(directory)
     if latest is not None:
         return latest
     found = checkpoints_in(directory)
     if len(found) == 1:
-        return find_checkpoint(directory / found[0], what=what)
+        return find_checkpoint(directory / found[0])
     if not found:
-        raise OdflowError(f"no checkpoint in {directory} ({what}): it has no '{STATE_FILE}' "
+        raise OdflowError(f"{flag}no checkpoint in {directory}: it has no '{STATE_FILE}' "
                           "state file and no *.index file; train first, or give a prefix")
-    raise OdflowError(f"{what} {directory} holds {len(found)} checkpoints and no '{STATE_FILE}' "
-                      f"state file; {_available(directory)}")
+    raise OdflowError(f"{flag}{directory} holds {len(found)} checkpoints and no "
+                      f"'{STATE_FILE}' state file; {_available(directory)}")
 
 
 def checkpoints_in(directory: Path) -> list[str]:

@@ -125,7 +125,7 @@ def test_find_checkpoint_forms_and_errors(tmp_path):
     ck.write_bundle(prefix, {"global_step": np.int64(7)})
     for given in (prefix, f"{prefix}.index", f"{prefix}{ck.DATA_SUFFIX}", tmp_path):
         assert ck.find_checkpoint(given) == str(prefix)  # the directory: its only *.index
-    with pytest.raises(OdflowError, match=r"--x .*model.ckpt-8 does not exist .*model.ckpt-7"):
+    with pytest.raises(OdflowError, match=r"^--x: checkpoint .*model.ckpt-8 does not exist .*model.ckpt-7"):
         ck.find_checkpoint(tmp_path / "model.ckpt-8", what="--x")
     ck.write_bundle(tmp_path / "model.ckpt-9", {"global_step": np.int64(9)})
     with pytest.raises(OdflowError, match="holds 2 checkpoints"):

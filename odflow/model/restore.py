@@ -67,7 +67,7 @@ def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_
     if checkpoint_type not in CHECKPOINT_TYPES:
         raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
                           + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
-    prefix = checkpoints.find_checkpoint(checkpoint_path, what="fine-tune checkpoint")
+    prefix = checkpoints.find_checkpoint(checkpoint_path)
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as error:
