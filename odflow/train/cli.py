@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -85,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
     ignored = sorted(key[4:] for key, value in vars(args).items()
@@ -159,8 +158,31 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
+    return run_cli(run, argv)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def build_eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odflow eval",
+        description="COCO metrics of a training checkpoint on the config's eval records (the "
+                    "same as model_main.py --run_once).")
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--checkpoint_dir", help="evaluate the latest checkpoint in this directory")
+    where.add_argument("--checkpoint_path",
+                       help="evaluate this checkpoint prefix (e.g. ckpt/model.ckpt-41471)")
+    parser.add_argument("--model_dir", default=None, help="where the eval_0/ TensorBoard events "
+                        "go (default: the checkpoint's directory)")
+    parser.add_argument("--metrics_json", default=None,
+                        help="write the metrics to this JSON file")
+    parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
+                        help="COCO metric implementation (same numbers; faster is faster)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    return parser
+
+
+def run_eval(argv: Sequence[str] | None = None) -> int:
+    args = build_eval_parser().parse_args(argv)
+    setup_logging(args.log_file)
+    return _evaluate(args, args.checkpoint_dir)
