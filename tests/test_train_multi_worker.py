@@ -10,7 +10,6 @@ batch each) changes the losses.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_train_support import REPO, make_config, subprocess_env
+from tests.support.training import REPO, make_config, subprocess_env
 
 pytestmark = pytest.mark.slow
 
