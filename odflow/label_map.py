@@ -269,6 +269,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(run, argv)
 
 
-
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -177,7 +177,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(run, argv)
 

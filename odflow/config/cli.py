@@ -8,7 +8,7 @@
         --set train_config.batch_size=8
 
 ``scripts/patch_pipeline_config.py`` (the workflow's pipeline_config rule) is ``config patch``
-with the workflow's flags: ``patch_pipeline_config`` translates them.
+with the workflow's flags: ``patch_pipeline_config_args`` translates them.
 """
 
 from __future__ import annotations

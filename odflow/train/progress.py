@@ -45,7 +45,8 @@ class ConsoleLine:
 
     def __init__(self, stream: TextIO, label: str, start_step: int, num_steps: int,
                  batch_size: int, every: float = 10.0):
-        self.stream, self.label = stream, label
+        self.stream: TextIO | None = stream
+        self.label = label
         self.num_steps, self.batch_size, self.every = num_steps, batch_size, every
         self._first_step = start_step + 1
         self._step, self._time = start_step, time.perf_counter()
