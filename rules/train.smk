@@ -7,8 +7,7 @@ rule train:
     """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
     ckpt/fingerprint.json says it was trained on the same inputs, else moves the old
     checkpoints to ckpt/superseded/ and fine-tunes from ckpt/model.ckpt; up to the config's
-    num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM saves a checkpoint.
-    The log gets everything; descriptor 3, a copy of the console, a progress line every 10 s."""
+    num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM saves a checkpoint."""
     input:
         config=PIPELINE_CONFIG,
         fine_tune_checkpoint=FINE_TUNE_FILES,
