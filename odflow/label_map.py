@@ -234,7 +234,7 @@ def _read_names_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m odflow.label_map",
         description="Write a label_map.pbtxt (ids 1..N in the order given), or check one.")
@@ -266,7 +266,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def _panel(axes, tag: str, points: Series, lines_only: bool) -> None:
                   ha="right", va="bottom", fontsize=8, color="0.3")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m odflow.plots",
         description="Draw mAP.png, AR.png and loss.png from a training run's TensorBoard "
@@ -177,5 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ from pathlib import Path
 from odflow.errors import OdflowError
 from odflow.evaluation.coco import METRIC_KEYS
 from odflow.utils.atomic import atomic_write_text
+from odflow.utils.cli import run_cli
 
 # Column headers: the metric names without the TF OD API's "DetectionBoxes_" prefix.
 _HEADERS = {key: key.split("/", 1)[1] for key in METRIC_KEYS}
@@ -69,7 +70,7 @@ def _labelled_path(text: str) -> tuple[str, str]:
     return label, path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Render odflow metrics JSON files as one HTML table for the report.")
     parser.add_argument("--metrics", type=_labelled_path, nargs="+", required=True,
@@ -80,3 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = {label: load_metrics(path) for label, path in args.metrics}
     atomic_write_text(args.output, metrics_table_html(rows, args.title))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)

@@ -39,4 +39,5 @@ rule train:
         " --pipeline_config_path {input.config}"
         " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
         " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-        " --log_every {params.log_every} --strategy {params.strategy} > {log} 2>&1"
+        " --log_every {params.log_every} --strategy {params.strategy} --progress_fd 3 3>&2"
+        " > {log} 2>&1"

@@ -5,8 +5,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from odflow.data.__main__ import main
-from odflow.utils.cli import run_cli
+from odflow.data.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(main())

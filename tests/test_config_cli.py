@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from odflow import config, label_map
-from odflow.config.__main__ import main
+from odflow.config.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = FIXTURES / "reference/sample_configs/ssd_mobilenet_v1_coco.config"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from odflow import label_map as label_map_lib
-from odflow.data.__main__ import main as data_main
+from odflow.data.cli import main as data_main
 from odflow.data.example import ImageAnnotation, encode_example
 from odflow.data.inspect import inspect_records
 from odflow.data.records import RecordWriter

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from odflow import label_map as label_map_lib
-from odflow.data.__main__ import main as data_main
+from odflow.data.cli import main as data_main
 from odflow.data.records import count_examples, iter_examples
 from odflow.data.synthetic import (
     SyntheticConfig,

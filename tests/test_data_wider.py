@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from odflow import label_map as label_map_lib
-from odflow.data.__main__ import main as data_main
+from odflow.data.cli import main as data_main
 from odflow.data.records import iter_examples
 from odflow.data.wider_face import WiderEntry, WiderProblem, convert_wider, parse_annotations
 from odflow.errors import OdflowError

@@ -23,11 +23,10 @@ import tensorflow as tf
 from PIL import Image
 
 from odflow import config as config_lib
+from odflow.checkpoints import write_bundle
 from odflow.export import exporter
 from odflow.export.cli import main as export_main
 from odflow.export.signature import OUTPUT_NAMES
-from odflow.train.checkpoints import write_bundle
-from odflow.utils.cli import run_cli
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_inference_graph.py"
 
@@ -142,7 +141,7 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(trained):
     out = trained["root"] / "exported_model"
-    code = run_cli(export_main, [
+    code = export_main([
         "--input_type", "image_tensor",
         "--pipeline_config_path", str(trained["config"]),
         "--trained_checkpoint_prefix", trained["prefix"],
@@ -283,7 +282,7 @@ def test_failed_export_leaves_no_output_and_keeps_the_previous_one(trained, tmp_
 
 
 def _cli(capsys, *flags: str) -> tuple[int, str]:
-    code = run_cli(export_main, list(flags))
+    code = export_main(list(flags))
     return code, capsys.readouterr().err
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from odflow.checkpoints import find_checkpoint, write_bundle
 from odflow.errors import OdflowError
 from odflow.export.checkpoint import write_export_checkpoint
-from odflow.export.weights import load_weights, resolve_checkpoint_prefix
-from odflow.train.checkpoints import write_bundle
+from odflow.export.weights import load_weights
 
 W = "FeatureExtractor/MobilenetV1/Conv2d_0/weights"
 MEAN = "FeatureExtractor/MobilenetV1/Conv2d_0/BatchNorm/moving_mean"
@@ -34,7 +34,7 @@ def test_missing_prefix_names_it_and_lists_the_checkpoints(tmp_path):
     for step in (100, 2000, 300):
         _training_checkpoint(tmp_path / f"model.ckpt-{step}", step)
     with pytest.raises(OdflowError) as error:
-        resolve_checkpoint_prefix(str(tmp_path / "model.ckpt-41471"))
+        find_checkpoint(str(tmp_path / "model.ckpt-41471"))
     message = str(error.value)
     assert f"{tmp_path}/model.ckpt-41471" in message
     assert "model.ckpt-100, model.ckpt-300, model.ckpt-2000" in message
@@ -42,7 +42,7 @@ def test_missing_prefix_names_it_and_lists_the_checkpoints(tmp_path):
 
 def test_missing_prefix_in_a_directory_without_checkpoints(tmp_path):
     with pytest.raises(OdflowError, match="no checkpoints"):
-        resolve_checkpoint_prefix(str(tmp_path / "model.ckpt-5"))
+        find_checkpoint(str(tmp_path / "model.ckpt-5"))
 
 
 def test_prefix_without_data_file_is_incomplete(tmp_path):
@@ -50,13 +50,13 @@ def test_prefix_without_data_file_is_incomplete(tmp_path):
     for data in tmp_path.glob("model.ckpt-5.data-*"):
         data.unlink()
     with pytest.raises(OdflowError, match="incomplete"):
-        resolve_checkpoint_prefix(prefix)
+        find_checkpoint(prefix)
 
 
 def test_directory_means_its_latest_checkpoint(tmp_path):
     prefix = _training_checkpoint(tmp_path / "model.ckpt-5")
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-5"\n')
-    assert resolve_checkpoint_prefix(str(tmp_path)) == prefix
+    assert find_checkpoint(str(tmp_path)) == prefix
 
 
 @pytest.mark.parametrize("mode, config_wants, expected_w, averaged", [

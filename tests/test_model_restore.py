@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 
+from odflow.checkpoints import find_checkpoint
 from odflow.errors import OdflowError
 from odflow.model import builder
-from odflow.model.restore import resolve_checkpoint_path, restore_fine_tune_checkpoint
+from odflow.model.restore import restore_fine_tune_checkpoint
 from odflow.protos import pipeline_pb2
 
 ZOO = Path(__file__).parent / "fixtures/reference/model_zoo/ssd_mobilenet_v1_coco_2018_01_28"
@@ -136,12 +137,12 @@ def test_bad_paths_and_types_are_user_errors(tmp_path):
 def test_path_resolution(tmp_path):
     prefix = write_tf1_checkpoint(tmp_path / "model.ckpt-5", {"a": np.zeros(2, np.float32)})
     write_tf1_checkpoint(tmp_path / "model.ckpt-9", {"a": np.ones(2, np.float32)})
-    assert resolve_checkpoint_path(prefix + ".index") == prefix
-    assert resolve_checkpoint_path(prefix + ".data-00000-of-00001") == prefix
+    assert find_checkpoint(prefix + ".index") == prefix
+    assert find_checkpoint(prefix + ".data-00000-of-00001") == prefix
     with pytest.raises(OdflowError, match="2 checkpoints"):
-        resolve_checkpoint_path(tmp_path)
+        find_checkpoint(tmp_path)
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-9"\n')
-    assert resolve_checkpoint_path(tmp_path) == str(tmp_path / "model.ckpt-9")
+    assert find_checkpoint(tmp_path) == str(tmp_path / "model.ckpt-9")
 
 
 class OneVariableModel:
@@ -156,5 +157,5 @@ class OneVariableModel:
 
 def test_zoo_index_without_data_file_is_a_clear_error():
     # The fixture holds the zoo's real index but not its 27 MB data file.
-    with pytest.raises(OdflowError, match=r"\.data-\* file missing"):
+    with pytest.raises(OdflowError, match=r"model\.ckpt\.data-00000-of-00001 missing"):
         restore_fine_tune_checkpoint(OneVariableModel(), ZOO / "model.ckpt", "detection")

@@ -12,10 +12,10 @@ import json
 
 import pytest
 from google.protobuf import text_format
-from test_train_support import run_python
 
 from odflow.model import hyperparams
 from odflow.protos import pipeline_pb2
+from tests.support.training import run_python
 
 SCRIPT = r"""
 import json

@@ -20,7 +20,6 @@ from tensorflow.core.util import event_pb2
 from odflow import plots
 from odflow.errors import OdflowError
 from odflow.evaluation import METRIC_KEYS
-from odflow.utils.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,12 +155,12 @@ def test_smoothing_matches_tensorboard():
 def test_cli(tmp_path, capsys):
     model_dir = tmp_path / "ckpt"
     write_training_events(model_dir, range(3))
-    code = run_cli(plots.main, ["--model_dir", str(model_dir), "--output_dir",
+    code = plots.main(["--model_dir", str(model_dir), "--output_dir",
                                 str(tmp_path / "out"), "--log_file", str(tmp_path / "log.txt")])
     assert code == 0
     assert (tmp_path / "out" / "loss.png").is_file()
     assert "wrote" in (tmp_path / "log.txt").read_text()
-    code = run_cli(plots.main, ["--model_dir", str(tmp_path / "missing"), "--output_dir",
+    code = plots.main(["--model_dir", str(tmp_path / "missing"), "--output_dir",
                                 str(tmp_path / "out")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err

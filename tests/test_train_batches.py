@@ -10,12 +10,11 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from test_train_support import make_config, make_records, write_config
 
 from odflow.errors import OdflowError
 from odflow.train.batches import BatchSource, data_error
 from odflow.train.cli import main
-
+from tests.support.training import make_config, make_records, write_config
 
 
 @pytest.fixture(autouse=True)

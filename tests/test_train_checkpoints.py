@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from odflow import checkpoints as ck
 from odflow.errors import OdflowError
-from odflow.train import checkpoints as ck
 
 
 def tensors(step: int) -> dict:
@@ -117,3 +117,24 @@ def test_assign_from_checks_names_and_shapes(tmp_path):
 def test_keep_at_least_one(tmp_path):
     with pytest.raises(OdflowError, match="keep_checkpoint_max"):
         ck.CheckpointManager(tmp_path, max_to_keep=0)
+
+
+def test_find_checkpoint_forms_and_errors(tmp_path):
+    """One finder for evaluation, export and fine-tuning: every form a user gives."""
+    prefix = tmp_path / "model.ckpt-7"
+    ck.write_bundle(prefix, {"global_step": np.int64(7)})
+    for given in (prefix, f"{prefix}.index", f"{prefix}{ck.DATA_SUFFIX}", tmp_path):
+        assert ck.find_checkpoint(given) == str(prefix)  # the directory: its only *.index
+    with pytest.raises(OdflowError, match=r"^--x: checkpoint .*model.ckpt-8 does not exist .*model.ckpt-7"):
+        ck.find_checkpoint(tmp_path / "model.ckpt-8", what="--x")
+    ck.write_bundle(tmp_path / "model.ckpt-9", {"global_step": np.int64(9)})
+    with pytest.raises(OdflowError, match="holds 2 checkpoints"):
+        ck.find_checkpoint(tmp_path)
+    (tmp_path / ck.STATE_FILE).write_text('model_checkpoint_path: "model.ckpt-7"\n')
+    assert ck.find_checkpoint(tmp_path) == str(prefix)
+    (tmp_path / f"model.ckpt-9{ck.DATA_SUFFIX}").unlink()
+    with pytest.raises(OdflowError, match="model.ckpt-9 is incomplete or damaged: .* missing"):
+        ck.find_checkpoint(tmp_path / "model.ckpt-9")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OdflowError, match="no checkpoint in"):
+        ck.find_checkpoint(tmp_path / "empty")

@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
-from test_train_support import MODEL_MAIN, REPO, subprocess_env, write_config
 
-from odflow.train import checkpoints as ck
+from odflow import checkpoints as ck
 from odflow.train.cli import build_parser, main
+from tests.support.training import MODEL_MAIN, REPO, subprocess_env, write_config
 
 
 def test_help_lists_the_tutorial_flags():

@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_train_support import MODEL_MAIN, REPO, run_python, subprocess_env, write_config
+
+from tests.support.training import MODEL_MAIN, REPO, run_python, subprocess_env, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, "tests")
-from test_train_support import make_config
+from tests.support.training import make_config
 from odflow.inputs import build_dataset
 from odflow.model import builder
 from odflow.train.state import TrainingState

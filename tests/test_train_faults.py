@@ -11,10 +11,10 @@ import time
 
 import pytest
 from test_train_cli import _wait_for
-from test_train_support import MODEL_MAIN, REPO, subprocess_env, write_config
 
-from odflow.train import checkpoints as ck
+from odflow import checkpoints as ck
 from odflow.train import workdir
+from tests.support.training import MODEL_MAIN, REPO, subprocess_env, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
-from test_train_support import make_config
-
 from odflow.train import fingerprint as fp
+from tests.support.training import make_config
 
 
 def _set_cosine(cfg, total_steps: int) -> None:

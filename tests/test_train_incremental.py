@@ -12,16 +12,15 @@ import os
 
 import numpy as np
 import pytest
-from test_train_support import write_config
 
+from odflow import checkpoints as ck
 from odflow import config as config_lib
 from odflow.errors import OdflowError
-from odflow.train import checkpoints as ck
 from odflow.train import fingerprint as fp
 from odflow.train import workdir
 from odflow.train.cli import main
 from odflow.train.loop import TrainOptions, train
-
+from tests.support.training import write_config
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +115,7 @@ def test_changed_records_or_seed_start_again(tmp_path, no_model, caplog):
     with pytest.raises(Built):
         train(options(config, model_dir))
     assert superseded(model_dir) == []
-    from test_train_support import make_records
+    from tests.support.training import make_records
 
     make_records(tmp_path / "train.record", 6, seed=99)
     with pytest.raises(Built), caplog.at_level(logging.WARNING):

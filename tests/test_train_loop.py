@@ -9,12 +9,12 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_train_support import write_config
 
+from odflow import checkpoints as ck
 from odflow.errors import OdflowError
 from odflow.evaluation.coco import METRIC_KEYS
-from odflow.train import checkpoints as ck
 from odflow.train.loop import TrainOptions, train
+from tests.support.training import write_config
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,6 @@ batch each) changes the losses.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from test_train_support import REPO, subprocess_env
+from tests.support.training import REPO, subprocess_env
 from tests.support.multi_worker import (
     PROGRAM,
     assert_same_training,
@@ -81,7 +80,7 @@ def test_multi_worker_outside_a_cluster_is_a_clear_error():
 
 def test_model_main_with_two_workers_writes_from_the_chief_only(tmp_path):
     """`model_main.py --strategy multi_worker`: both workers finish, one set of checkpoints."""
-    from test_train_support import MODEL_MAIN, write_config
+    from tests.support.training import MODEL_MAIN, write_config
 
     config = write_config(tmp_path, batch_size=2, num_steps=4, augment=False, with_eval=False)
     model_dir = tmp_path / "ckpt"

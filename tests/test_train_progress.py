@@ -106,3 +106,46 @@ def test_save_clock_every_steps_or_minutes(monkeypatch):
     off = loop._SaveClock(every_steps=0, every_minutes=0)
     now[0] += 10**6
     assert not off.due(10)
+
+
+class _Clock:
+    """A hand-driven ``time.perf_counter``."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_console_line_every_few_seconds_with_rate_eta_and_loss(monkeypatch):
+    import io
+
+    from odflow.train import progress as progress_lib
+
+    clock = _Clock()
+    monkeypatch.setattr(progress_lib.time, "perf_counter", clock)
+    stream = io.StringIO()
+    console = progress_lib.ConsoleLine(stream, "ckpt", start_step=10, num_steps=110,
+                                       batch_size=4, every=5.0)
+    losses = {"Loss/total_loss": 2.5}
+    progress = Progress(10, 110, 4, log_every=1000, show_bar=False, console=console)
+    clock.now += 1.0
+    progress.update(11, losses, 0.1)  # the first step: shown at once, no rate yet
+    clock.now += 4.0
+    progress.update(12, losses, 0.1)  # 4 s after the last line: not yet
+    clock.now += 4.0
+    progress.update(51, {"Loss/total_loss": 1.25}, 0.1)  # 40 steps x 4 images in 8 s
+    lines = stream.getvalue().splitlines()
+    # By hand: 160 images / 8 s = 20 images/s; 59 steps x 4 images left / 20 = 11.8 s.
+    assert lines == ["ckpt: step 11/110, loss 2.5000",
+                     "ckpt: step 51/110, 20.0 images/s, ETA 0m11s, loss 1.2500"]
+
+
+def test_progress_fd_that_is_not_open_is_a_clear_error(capsys):
+    from odflow.train.cli import main
+
+    code = main(["--model_dir", "ckpt", "--pipeline_config_path", "x.config",
+                 "--progress_fd", "97"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--progress_fd 97" in err and "Traceback" not in err

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
+from odflow import checkpoints as ck
 from odflow.errors import OdflowError
-from odflow.train import checkpoints as ck
 from odflow.train import workdir
 
 
@@ -133,7 +133,7 @@ def test_truncated_data_file_falls_back_to_the_previous_checkpoint(tmp_path, cap
     assert "is truncated" in caplog.text and "newest intact" in caplog.text
     from odflow.train.evaluate import resolve_checkpoint
 
-    with pytest.raises(OdflowError, match=rf"model.ckpt-2 cannot be evaluated: {data} is trunc"):
+    with pytest.raises(OdflowError, match=rf"checkpoint .*model.ckpt-2 is incomplete or damaged: {data} is trunc"):
         resolve_checkpoint(str(tmp_path / "model.ckpt-2"), None)  # evaluate/export's input
     with open(tmp_path / f"model.ckpt-1{ck.DATA_SUFFIX}", "r+b") as handle:
         handle.truncate(10)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_train_support import make_config
 
 from odflow import config as config_lib
 from odflow.export.exporter import export_model
 from odflow.train.loop import TrainOptions, train
 from tests.support import tf1_meta, zoo
+from tests.support.training import make_config
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from odflow import config
+from odflow.config.cli import run_patch_pipeline_config as main
 from odflow.errors import OdflowError
-from odflow.workflow.pipeline_config import main
 
 SAMPLE = (Path(__file__).parent / "fixtures/reference/sample_configs/"
           "ssd_mobilenet_v1_coco.config")

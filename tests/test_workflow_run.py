@@ -102,6 +102,9 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
     # take the zoo's model.ckpt for a resumable checkpoint); ckpt/checkpoint is ours.
     state = (work / "ckpt" / "checkpoint").read_text()
     assert "model.ckpt-6" in state, state
+    # The console shows training's short progress line (the log keeps the full lines).
+    assert "ckpt: step 1/6, loss " in full_run.output, full_run.describe()
+    assert "ckpt: step 1/6" not in full_run.log("train")
 
     metrics = json.loads((work / "eval" / "metrics.json").read_text())
     values = metrics.get("metrics", metrics)

@@ -134,7 +134,7 @@ def test_two_slurm_tasks_train_like_one_worker_with_two_replicas(cluster: SlurmC
     and they train as one process with two replicas on the same global batch."""
     import sys
 
-    from test_train_support import subprocess_env
+    from tests.support.training import subprocess_env
     from tests.support.multi_worker import (
         PROGRAM,
         assert_same_training,

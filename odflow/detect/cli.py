@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from odflow.errors import OdflowError
-from odflow.utils.cli import exit_on_sigterm, setup_logging
+from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def class_names(label_map_path: Path | None, metadata: dict | None) -> dict[int,
     return {}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_file)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
@@ -112,3 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if skipped:
         log.warning("skipped %d unreadable image(s): %s", len(skipped), ", ".join(skipped[:10]))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from odflow.utils.cli import exit_on_sigterm, setup_logging
+from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_file)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
@@ -87,3 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluator.write_json(args.output, extra={"model": str(detector.path),
                                              "format": detector.format, "records": records})
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)

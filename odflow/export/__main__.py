@@ -1,9 +1,7 @@
-"""``python -m odflow.export``: see :mod:`odflow.export.cli`."""
+"""``python -m odflow.export``: see :mod:`odflow.export.cli` (also ``odflow export``)."""
 
 import sys
 
 from odflow.export.cli import main
-from odflow.utils.cli import run_cli
 
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
+sys.exit(main())

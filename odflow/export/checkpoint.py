@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from odflow import checkpoints
 from odflow.export.weights import GLOBAL_STEP
-from odflow.train import checkpoints
 
 CHECKPOINT_NAME = checkpoints.PREFIX  # "model.ckpt", as in the zoo tarball
 

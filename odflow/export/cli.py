@@ -17,7 +17,7 @@ import os
 import signal
 from collections.abc import Sequence
 
-from odflow.utils.cli import setup_logging
+from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -44,10 +44,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_file)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from odflow.export.exporter import export_inference_graph  # TensorFlow: after --help
 
@@ -62,7 +62,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame) -> None:
-    """SIGTERM (Snakemake, SLURM's time limit) unwinds like Ctrl+C: the staging directory goes."""
-    del frame
-    raise SystemExit(128 + signum)
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)

@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Sequence
 
-from odflow.utils.cli import exit_on_sigterm, setup_logging
+from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
 
 
 def _bool(text: str) -> bool:
@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_file)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
@@ -69,3 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               use_regular_nms=args.use_regular_nms,
                               per_channel=args.per_channel)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)

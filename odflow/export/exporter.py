@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from odflow import checkpoints
 from odflow import config as config_lib
 from odflow import label_map as label_map_lib
 from odflow.errors import OdflowError
@@ -26,7 +27,7 @@ from odflow.export.frozen_graph import freeze, write_frozen_graph
 from odflow.export.saved_model import write_saved_model
 from odflow.export.signature import check_input_type
 from odflow.export.staging import check_replaceable, staged_directory
-from odflow.export.weights import load_weights, resolve_checkpoint_prefix, wants_moving_averages
+from odflow.export.weights import load_weights, wants_moving_averages
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def export_inference_graph(input_type: str, pipeline_config_path: str | os.PathL
     """Check every input first (cheap), then build, restore and write the export."""
     check_input_type(input_type)
     pipeline_config = _load_config(Path(pipeline_config_path))
-    prefix = resolve_checkpoint_prefix(trained_checkpoint_prefix)
+    prefix = checkpoints.find_checkpoint(trained_checkpoint_prefix,
+                                         what="--trained_checkpoint_prefix")
     if label_map_path is not None:
         _check_label_map(Path(label_map_path), pipeline_config)
     check_replaceable(Path(output_directory), EXPORT_ENTRIES)

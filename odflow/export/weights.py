@@ -9,15 +9,13 @@ the exported files then hold only the chosen values under the plain names.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow.errors import OdflowError
-from odflow.train import checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -34,48 +32,6 @@ class LoadedWeights:
     global_step: int
     num_moving_averages: int
     num_trainable: int
-
-
-def checkpoints_in(directory: Path) -> list[str]:
-    """Prefixes of the checkpoints in ``directory`` (those with an ``.index`` file), sorted."""
-    if not directory.is_dir():
-        return []
-    prefixes = [path.name[: -len(".index")] for path in directory.glob("*.index")]
-    return sorted(prefixes, key=_natural_key)
-
-
-def _natural_key(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def resolve_checkpoint_prefix(prefix: str) -> str:
-    """Check that ``prefix`` names a complete checkpoint (``.index`` and data files).
-
-    A directory is accepted too and means its latest checkpoint (per its ``checkpoint`` file).
-    """
-    path = Path(prefix)
-    if path.is_dir():
-        latest = checkpoints.latest_checkpoint(path)
-        if latest is None:
-            raise OdflowError(f"--trained_checkpoint_prefix {prefix} is a directory without a "
-                              f"checkpoint state file; {_available(path)}")
-        path = Path(latest)
-    index = Path(f"{path}.index")
-    if not index.is_file():
-        raise OdflowError(f"checkpoint {path} does not exist (no file {index}); "
-                          f"{_available(path.parent)}")
-    if not list(path.parent.glob(f"{path.name}.data-*")):
-        raise OdflowError(f"checkpoint {path} is incomplete: {index} exists but no "
-                          f"{path.name}.data-* file; copy the data file beside it")
-    return str(path)
-
-
-def _available(directory: Path) -> str:
-    found = checkpoints_in(directory)
-    if not found:
-        return f"there are no checkpoints (*.index) in {directory}/"
-    return (f"checkpoints in {directory}/: {', '.join(found)}; pass one of them, e.g. "
-            f"--trained_checkpoint_prefix {directory / found[-1]}")
 
 
 def wants_moving_averages(pipeline_config) -> bool:
@@ -132,11 +88,7 @@ def load_weights(variables: dict[str, tf.Variable], prefix: str, mode: str,
                 f"different num_classes or depth_multiplier?)")
         variable.assign(value.astype(tf.as_dtype(variable.dtype).as_numpy_dtype))
         values[name] = np.asarray(variable.numpy())
-    step = int(reader.get_tensor(GLOBAL_STEP)) if GLOBAL_STEP in shapes else _step_of(prefix)
+    step = (int(reader.get_tensor(GLOBAL_STEP)) if GLOBAL_STEP in shapes
+            else checkpoints.step_of(prefix) or 0)
     return LoadedWeights(values=values, global_step=step, num_moving_averages=len(averaged),
                          num_trainable=len(trainable))
-
-
-def _step_of(prefix: str) -> int:
-    match = re.search(r"-(\d+)$", prefix)
-    return int(match.group(1)) if match else 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow.errors import OdflowError
 
 log = logging.getLogger(__name__)
@@ -41,33 +42,6 @@ class RestoreReport:
                 f"{len(self.skipped_shape)} of another shape or dtype)")
 
 
-def resolve_checkpoint_path(path: str | Path) -> str:
-    """A checkpoint prefix from a prefix (``.../model.ckpt``), its ``.index`` or data file, or
-    a directory (its ``checkpoint`` state file, else its only ``*.index``)."""
-    text = str(path)
-    candidate = Path(text)
-    if candidate.is_dir():
-        latest = tf.train.latest_checkpoint(text)
-        if latest and Path(latest + ".index").exists():
-            return latest
-        indexes = sorted(candidate.glob("*.index"))
-        if len(indexes) == 1:
-            return str(indexes[0])[: -len(".index")]
-        if not indexes:
-            raise OdflowError(f"checkpoint directory {text} holds no checkpoint (*.index)")
-        raise OdflowError(f"checkpoint directory {text} holds {len(indexes)} checkpoints and no "
-                          "usable 'checkpoint' state file; give the prefix, e.g. "
-                          f"{str(indexes[-1])[: -len('.index')]}")
-    if text.endswith(".index") and candidate.exists():
-        return text[: -len(".index")]
-    if ".data-" in candidate.name and candidate.exists():
-        return text[: text.rindex(".data-")]
-    if Path(text + ".index").exists():
-        return text
-    raise OdflowError(f"checkpoint {text} not found: expected {text}.index (and its data file); "
-                      "give the prefix of a model.ckpt* file set, e.g. ckpt/model.ckpt")
-
-
 def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,
                 load_all: bool) -> dict[str, str]:
     """Model variable name -> checkpoint name."""
@@ -93,7 +67,7 @@ def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_
     if checkpoint_type not in CHECKPOINT_TYPES:
         raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
                           + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
-    prefix = resolve_checkpoint_path(checkpoint_path)
+    prefix = checkpoints.find_checkpoint(checkpoint_path)
     try:
         reader = tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as error:

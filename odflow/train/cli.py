@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+import os
 from collections.abc import Sequence
+from typing import TextIO
 
 from odflow.utils.cli import run_cli, setup_logging
 
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=("auto", "one_device", "mirrored", "multi_worker"),
                         help="how to distribute training: auto (several GPUs: mirrored; a "
                         "multi-task TF_CONFIG or SLURM step: multi_worker; else one device)")
+    parser.add_argument("--progress_fd", type=int, default=None,
+                        help="also write a short progress line (step, images/s, ETA, loss) "
+                             "every few seconds to this open file descriptor; the workflow's "
+                             "train rule passes 3, a copy of the console, while stdout and "
+                             "stderr go to logs/train.log")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint even if the records, label "
@@ -82,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
     ignored = sorted(key[4:] for key, value in vars(args).items()
@@ -115,7 +121,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         checkpoint_every_steps=args.checkpoint_every_steps,
         checkpoint_every_minutes=args.checkpoint_every_minutes,
         metrics_json=args.metrics_json, eval_backend=args.eval_backend,
-        resume=args.resume, restart=args.restart, strategy=args.strategy)
+        resume=args.resume, restart=args.restart, strategy=args.strategy,
+        console=_console(args.progress_fd))
     try:
         result = train(options)
     except Interrupted as stop:
@@ -123,6 +130,19 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return stop.exit_code
     log.info("done at step %d; latest checkpoint %s", result.step, result.checkpoint)
     return 0
+
+
+def _console(fd: int | None) -> TextIO | None:
+    """The stream behind ``--progress_fd`` (not closed at exit: the shell owns the descriptor)."""
+    if fd is None:
+        return None
+    from odflow.errors import OdflowError
+
+    try:
+        return os.fdopen(fd, "w", buffering=1, closefd=False)
+    except OSError as error:
+        raise OdflowError(f"--progress_fd {fd}: {error.strerror}; open it in the shell "
+                          f"(e.g. '{fd}>&2') or leave the flag out") from None
 
 
 def _evaluate(args, checkpoint_dir: str | None) -> int:
@@ -136,7 +156,6 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
     if args.seed is not None:
         import tensorflow as tf
         tf.keras.utils.set_random_seed(args.seed)
-    import os
     events_dir = args.model_dir or os.path.dirname(prefix) or "."
     evaluation.evaluate_checkpoint(config, prefix, model_dir=events_dir,
                                    metrics_json=args.metrics_json, backend=args.eval_backend)
@@ -144,8 +163,31 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_main, argv)
+    return run_cli(run, argv)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def build_eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="odflow eval",
+        description="COCO metrics of a training checkpoint on the config's eval records (the "
+                    "same as model_main.py --run_once).")
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--checkpoint_dir", help="evaluate the latest checkpoint in this directory")
+    where.add_argument("--checkpoint_path",
+                       help="evaluate this checkpoint prefix (e.g. ckpt/model.ckpt-41471)")
+    parser.add_argument("--model_dir", default=None, help="where the eval_0/ TensorBoard events "
+                        "go (default: the checkpoint's directory)")
+    parser.add_argument("--metrics_json", default=None,
+                        help="write the metrics to this JSON file")
+    parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
+                        help="COCO metric implementation (same numbers; faster is faster)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    return parser
+
+
+def run_eval(argv: Sequence[str] | None = None) -> int:
+    args = build_eval_parser().parse_args(argv)
+    setup_logging(args.log_file)
+    return _evaluate(args, args.checkpoint_dir)

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow import label_map as label_map_lib
 from odflow.errors import OdflowError
 from odflow.evaluation.coco import EVAL_SUBDIR, CocoEvaluator
-from odflow.train import checkpoints
 from odflow.train.ema import SUFFIX as EMA_SUFFIX
 from odflow.train.summaries import SummaryWriter
 
@@ -184,27 +184,12 @@ def write_metrics_json(evaluator: CocoEvaluator, path: str | os.PathLike, *, ste
 def resolve_checkpoint(checkpoint_path: str | None, checkpoint_dir: str | None) -> str:
     """The prefix to evaluate: ``checkpoint_path`` itself, or the latest in ``checkpoint_dir``."""
     if checkpoint_path:
-        prefix = str(checkpoint_path)
-        if prefix.endswith(".index") or checkpoints.DATA_SUFFIX in prefix:
-            prefix = prefix[:prefix.rindex(".index" if prefix.endswith(".index") else ".data-")]
-        if not checkpoints.checkpoint_exists(prefix):
-            raise OdflowError(f"checkpoint {checkpoint_path} does not exist (expected "
-                              f"{prefix}.index and {prefix}{checkpoints.DATA_SUFFIX}); give a "
-                              "prefix such as model_dir/model.ckpt-1000")
-        problem = checkpoints.checkpoint_problem(prefix)
-        if problem is not None:
-            raise OdflowError(f"checkpoint {prefix} cannot be evaluated: {problem}; train "
-                              "again to rewrite it, or evaluate another checkpoint")
-        return prefix
+        return checkpoints.find_checkpoint(checkpoint_path, what="--checkpoint_path")
     if not checkpoint_dir:
         raise OdflowError("nothing to evaluate: give --checkpoint_dir or --checkpoint_path")
     if not Path(checkpoint_dir).is_dir():
         raise OdflowError(f"--checkpoint_dir {checkpoint_dir} is not a directory")
-    prefix = checkpoints.latest_checkpoint(checkpoint_dir)
-    if prefix is None:
-        raise OdflowError(f"no checkpoint in {checkpoint_dir}: it has no '{checkpoints.STATE_FILE}'"
-                          " state file; train first, or give --checkpoint_path")
-    return prefix
+    return checkpoints.find_checkpoint(checkpoint_dir, what="--checkpoint_dir")
 
 
 def load_for_eval(model, prefix: str, use_moving_averages: bool) -> int:

@@ -121,10 +121,10 @@ def _fine_tune_files(path: str) -> list[str] | None:
     """The fine-tune checkpoint's files; ``None`` when it cannot be found (not compared)."""
     if not path:
         return []
-    from odflow.model.restore import resolve_checkpoint_path
+    from odflow.checkpoints import find_checkpoint
 
     try:
-        prefix = resolve_checkpoint_path(path)
+        prefix = find_checkpoint(path)
     except OdflowError:
         return None
     directory, name = os.path.split(prefix)

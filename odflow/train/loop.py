@@ -21,17 +21,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow import config as config_lib
 from odflow.errors import OdflowError
-from odflow.train import checkpoints
 from odflow.train import evaluate as evaluation
 from odflow.train import fingerprint, workdir
 from odflow.train.batches import BatchSource, check_not_empty, first_line
 from odflow.train.ema import swapped_in
-from odflow.train.progress import Progress
+from odflow.train.progress import ConsoleLine, Progress
 from odflow.train.signals import Interrupted, stop_on_signals
 from odflow.train.state import TrainingState
 from odflow.train.step import LEARNING_RATE, build_train_step
@@ -74,6 +75,8 @@ class TrainOptions:
     checkpoint_every_minutes: float = 10.0  # 0 = off
     metrics_json: str | None = None
     show_progress_bar: bool | None = None  # None: when stderr is a terminal
+    console: TextIO | None = None  # also a short progress line here every console_every s
+    console_every: float = 10.0
     eval_backend: str = "faster"
     resume: bool = False  # resume even when the inputs changed
     restart: bool = False  # start again even when they did not
@@ -216,9 +219,8 @@ def _check_fine_tune(train_config) -> None:
     """A wrong fine-tune path is reported before anything moves or minutes of model building."""
     if not train_config.fine_tune_checkpoint:
         return
-    from odflow.model.restore import resolve_checkpoint_path
     try:
-        resolve_checkpoint_path(train_config.fine_tune_checkpoint)
+        checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
     except OdflowError as error:
         raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
 
@@ -433,8 +435,12 @@ class _Run:
         batch_size = self.config.train_config.batch_size
         step = state.step
         clock = _SaveClock(options.checkpoint_every_steps, options.checkpoint_every_minutes)
+        console = None
+        if options.console is not None:
+            console = ConsoleLine(options.console, options.model_dir, step, self.num_steps,
+                                  batch_size, options.console_every)
         progress = Progress(step, self.num_steps, batch_size, options.log_every,
-                            options.show_progress_bar)
+                            options.show_progress_bar, console)
         log.info("training from step %d to %s (batch %d)", step,
                  self.num_steps or "until stopped", batch_size)
         first = True

@@ -2,7 +2,9 @@
 
 Upstream's console showed nothing for minutes; SLURM logs and Snakemake ``log:`` files have no
 terminal, so the periodic log line (step, losses, learning rate, images/s, ETA) is written to
-the log whether or not the bar is shown.
+the log whether or not the bar is shown.  A rule redirects the job's stdout and stderr to its
+log, so the console (what Snakemake prints) gets a separate stream: a short, self-contained
+line every few seconds (``ConsoleLine``), labelled so several jobs' lines stay readable.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from typing import TextIO
 
 log = logging.getLogger("odflow.train")
 
@@ -32,6 +35,46 @@ def _short(tag: str) -> str:
     return tag.rsplit("/", 1)[-1].removesuffix("_loss")
 
 
+class ConsoleLine:
+    """A one-line status (step, images/s, ETA, last loss) written at most every ``every`` seconds.
+
+    Each line is written whole and flushed (no carriage returns), so the lines of jobs that
+    Snakemake runs side by side interleave line by line; the label says which job it is.  The
+    rate is measured over the steps since the previous console line.
+    """
+
+    def __init__(self, stream: TextIO, label: str, start_step: int, num_steps: int,
+                 batch_size: int, every: float = 10.0):
+        self.stream: TextIO | None = stream
+        self.label = label
+        self.num_steps, self.batch_size, self.every = num_steps, batch_size, every
+        self._first_step = start_step + 1
+        self._step, self._time = start_step, time.perf_counter()
+
+    def update(self, step: int, loss: float) -> bool:
+        """Write the line when the first step finished or ``every`` seconds passed since the last."""
+        now = time.perf_counter()
+        if step != self._first_step and now - self._time < self.every:
+            return False
+        of = f"/{self.num_steps}" if self.num_steps > 0 else ""
+        parts = [f"{self.label}: step {step}{of}"]
+        if step != self._first_step and step > self._step and now > self._time:
+            rate = (step - self._step) * self.batch_size / (now - self._time)
+            parts.append(f"{rate:.1f} images/s")
+            if self.num_steps > 0:
+                eta = (self.num_steps - step) * self.batch_size / rate
+                parts.append(f"ETA {format_duration(eta)}")
+        parts.append(f"loss {loss:.4f}")
+        self._step, self._time = step, now
+        try:
+            self.stream.write(", ".join(parts) + "\n")
+            self.stream.flush()
+        except OSError:  # the console went away (closed terminal): training goes on
+            self.stream = None
+            return False
+        return True
+
+
 class Progress:
     """Tracks throughput since the last report and renders bar and log lines.
 
@@ -40,7 +83,7 @@ class Progress:
     """
 
     def __init__(self, start_step: int, num_steps: int, batch_size: int, log_every: int,
-                 show_bar: bool | None = None):
+                 show_bar: bool | None = None, console: ConsoleLine | None = None):
         self.num_steps = num_steps
         self.batch_size = batch_size
         self.log_every = max(int(log_every), 1)
@@ -48,6 +91,7 @@ class Progress:
         self._window_step = start_step
         self._window_time = time.perf_counter()
         self.images_per_second = 0.0
+        self.console = console
         if show_bar is None:
             show_bar = sys.stderr.isatty()
         self._bar = None
@@ -68,6 +112,8 @@ class Progress:
             self._bar.update(step - self._bar.n)
             self._bar.set_postfix(loss=f"{losses.get('Loss/total_loss', float('nan')):.3f}",
                                   lr=f"{learning_rate:.3g}", refresh=False)
+        if self.console is not None and self.console.stream is not None:
+            self.console.update(step, losses.get("Loss/total_loss", float("nan")))
         # The first step is logged too: it shows at once that training runs (and what the
         # losses start at) instead of staying silent until step N.
         if step % self.log_every != 0 and step != self._first_step:

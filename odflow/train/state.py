@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from odflow import checkpoints
 from odflow.errors import OdflowError
-from odflow.train import checkpoints
 from odflow.train.ema import MovingAverage
 from odflow.train.optimizers import Optimizer, build_optimizer
 

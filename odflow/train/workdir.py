@@ -26,8 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from odflow import checkpoints
 from odflow.errors import OdflowError
-from odflow.train import checkpoints
 from odflow.train.fingerprint import FILE_NAME as FINGERPRINT_FILE
 
 log = logging.getLogger(__name__)

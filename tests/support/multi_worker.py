@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from test_train_support import make_config
+from tests.support.training import make_config
 
 STEPS = 3
 PROGRAM = r"""

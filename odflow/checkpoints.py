@@ -1,5 +1,9 @@
 """Name-based checkpoints ``model.ckpt-<step>`` and the ``checkpoint`` state file, as TF1 wrote.
 
+One home for the format, below every user of it: training writes, resumes and prunes these,
+evaluation and export read them, fine-tuning restores the zoo's; ``find_checkpoint`` is the one
+way a path the user gave (prefix, ``.index``, data file or directory) becomes a prefix.
+
 TF2's object-based ``tf.train.Checkpoint`` keys variables by object path
 (``model/layer/.ATTRIBUTES/VARIABLE_VALUE``), which neither TF1 users nor the zoo tools
 recognise.  We write plain tensor bundles with ``SaveV2`` keyed by the zoo's variable names, so
@@ -14,6 +18,7 @@ previous complete checkpoint.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -44,15 +49,23 @@ def checkpoint_exists(prefix: str | os.PathLike) -> bool:
     return all(path.is_file() for path in checkpoint_files(prefix))
 
 
+def _data_files(prefix: str | os.PathLike) -> list[Path]:
+    """The data shards of ``prefix`` (ours and the zoo's have one; TF may write several)."""
+    prefix = Path(prefix)
+    return sorted(prefix.parent.glob(f"{glob.escape(prefix.name)}.data-*-of-*"))
+
+
 def checkpoint_problem(prefix: str | os.PathLike) -> str | None:
     """Why the checkpoint at ``prefix`` cannot be restored, ``None`` when it looks intact.
 
-    Catches what a crash or a full disk leaves: missing files, an unreadable index, and a data
-    file shorter than the tensors its index lists (a truncated copy).  Checksums are verified
+    Catches what a crash or a full disk leaves: missing files, an unreadable index, and data
+    files shorter than the tensors the index lists (a truncated copy).  Checksums are verified
     by TensorFlow when the tensors are read.
     """
     index, data = checkpoint_files(prefix)
-    missing = [str(p) for p in (index, data) if not p.is_file()]
+    shards = _data_files(prefix)
+    missing = [str(p) for p, present in ((index, index.is_file()), (data, bool(shards)))
+               if not present]
     if missing:
         return f"{' and '.join(missing)} missing"
     try:
@@ -65,9 +78,10 @@ def checkpoint_problem(prefix: str | os.PathLike) -> str | None:
         return None  # variable-length tensors: no size to compare with
     needed = sum(int(np.prod(shape, dtype=np.int64)) * dtypes[name].size
                  for name, shape in shapes.items())
-    size = data.stat().st_size
+    size = sum(shard.stat().st_size for shard in shards)
     if size < needed:
-        return f"{data} is truncated ({size} bytes; its index lists {needed})"
+        names = " + ".join(str(shard) for shard in shards)
+        return f"{names} is truncated ({size} bytes; its index lists {needed})"
     return None
 
 
@@ -184,6 +198,73 @@ def latest_checkpoint(directory: str | os.PathLike) -> str | None:
     raise OdflowError(f"{directory / STATE_FILE} names {state.latest!r} but {problem} (and no "
                       "older checkpoint it lists is intact); restore the files, or move the "
                       "state file away to start from scratch")
+
+
+# -- finding the checkpoint a path means ---------------------------------------------------------
+
+
+def find_checkpoint(path: str | os.PathLike, *, what: str | None = None) -> str:
+    """The intact checkpoint prefix that ``path`` means.
+
+    ``path`` is a prefix (``ckpt/model.ckpt-1000``), its ``.index`` or data file, or a directory:
+    the latest checkpoint its state file names (as ``latest_checkpoint``), else its only
+    ``*.index``.  Errors name ``what`` (the flag the path came from, when given) and list the
+    checkpoints that are there, so a typo in the step is fixed from the message.
+    """
+    text = str(path)
+    flag = f"{what}: " if what else ""
+    candidate = Path(text)
+    if candidate.is_dir():
+        return _in_directory(candidate, flag)
+    prefix = text
+    if text.endswith(".index"):
+        prefix = text[: -len(".index")]
+    elif ".data-" in candidate.name:
+        prefix = text[: text.rindex(".data-")]
+    index = Path(f"{prefix}.index")
+    if not index.is_file():
+        raise OdflowError(f"{flag}checkpoint {text} does not exist (no file {index}); "
+                          f"{_available(index.parent)}")
+    problem = checkpoint_problem(prefix)
+    if problem is not None:
+        raise OdflowError(f"{flag}checkpoint {prefix} is incomplete or damaged: {problem}; "
+                          "write it again (train, or copy all of its files) or give another "
+                          "checkpoint")
+    return prefix
+
+
+def _in_directory(directory: Path, flag: str) -> str:
+    latest = latest_checkpoint(directory)
+    if latest is not None:
+        return latest
+    found = checkpoints_in(directory)
+    if len(found) == 1:
+        return find_checkpoint(directory / found[0])
+    if not found:
+        raise OdflowError(f"{flag}no checkpoint in {directory}: it has no '{STATE_FILE}' "
+                          "state file and no *.index file; train first, or give a prefix")
+    raise OdflowError(f"{flag}{directory} holds {len(found)} checkpoints and no "
+                      f"'{STATE_FILE}' state file; {_available(directory)}")
+
+
+def checkpoints_in(directory: Path) -> list[str]:
+    """Prefixes of the checkpoints in ``directory`` (those with an ``.index`` file), by step."""
+    if not directory.is_dir():
+        return []
+    prefixes = [path.name[: -len(".index")] for path in directory.glob("*.index")]
+    return sorted(prefixes, key=_natural_key)
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _available(directory: Path) -> str:
+    found = checkpoints_in(directory)
+    if not found:
+        return f"there are no checkpoints (*.index) in {directory}/"
+    return (f"checkpoints in {directory}/: {', '.join(found)}; give one of them, e.g. "
+            f"{directory / found[-1]}")
 
 
 class CheckpointManager:
