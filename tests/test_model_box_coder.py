@@ -45,3 +45,27 @@ def test_builder():
         build_box_coder(pipeline_pb2.BoxCoder(mean_stddev_box_coder={}))
     with pytest.raises(OdflowError, match="positive"):
         FasterRcnnBoxCoder((10, 0, 5, 5))
+
+
+def test_unequal_scale_factors_hand_computed():
+    """Each scale factor multiplies its own coordinate: a swapped or reused factor changes codes.
+
+    anchor centre (0.3, 0.4), size 0.2 x 0.4; box centre (0.35, 0.5), size 0.1 x 0.8.
+    ty = 2 * 0.05 / 0.2, tx = 3 * 0.1 / 0.4, th = 7 * ln(0.5), tw = 11 * ln(2), worked by hand.
+    """
+    coder = FasterRcnnBoxCoder((2.0, 3.0, 7.0, 11.0))
+    anchor = tf.constant([[0.2, 0.2, 0.4, 0.6]])
+    box = tf.constant([[0.3, 0.1, 0.4, 0.9]])
+    codes = coder.encode(box, anchor).numpy()[0]
+    expected = [0.5, 0.75, 7 * math.log(0.5), 11 * math.log(2.0)]
+    np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
+    decoded = coder.decode(tf.constant([expected], tf.float32), anchor).numpy()[0]
+    np.testing.assert_allclose(decoded, [0.3, 0.1, 0.4, 0.9], atol=1e-6)
+
+
+def test_no_scale_factors_gives_raw_codes():
+    """``scale_factors=None`` (the proto allows it) leaves the codes unscaled."""
+    coder = FasterRcnnBoxCoder(None)
+    codes = coder.encode(tf.constant([[0.3, 0.1, 0.4, 0.9]]), tf.constant([[0.2, 0.2, 0.4, 0.6]]))
+    np.testing.assert_allclose(codes.numpy()[0], [0.25, 0.25, math.log(0.5), math.log(2.0)],
+                               rtol=1e-5, atol=1e-6)
