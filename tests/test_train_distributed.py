@@ -95,3 +95,79 @@ def test_seeded_deterministic_runs_write_identical_checkpoints(tmp_path):
     for name in names:
         np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name),
                                       err_msg=name)
+
+
+# Four DISTINCT images (same boxes, different pixels) as one global batch: two replicas must see
+# [x0, x1] and [x2, x3] and average their gradients, which equals one device on all four when
+# (a) batch norm is frozen (per-replica statistics are otherwise, as upstream, not global ones)
+# and (b) each half has as many matched anchors (the loss normaliser), true with equal boxes.
+# A splitting bug (both replicas on one half, a half dropped, sum instead of mean) changes it;
+# the script also computes what "both replicas got [x0, x1]" would give, to prove it differs.
+DISTINCT_REPLICAS = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "tests")
+from test_train_support import make_config
+from odflow.inputs import build_dataset
+from odflow.model import builder
+from odflow.train.state import TrainingState
+from odflow.train.step import build_train_step
+
+cfg = make_config(Path(sys.argv[1]), batch_size=4, augment=False)
+cfg.model.ssd.freeze_batchnorm = True
+single = next(iter(build_dataset(cfg.train_input_reader, model_config=cfg.model, batch_size=1,
+                                 is_training=True, seed=0)))
+rng = np.random.default_rng(5)
+images = [np.clip(single["image"].numpy() + rng.normal(0, 40, single["image"].shape), 0, 255)
+          .astype(single["image"].dtype.as_numpy_dtype) for _ in range(4)]
+
+def batch_of(indices):
+    batch = {k: tf.concat([v] * len(indices), 0) for k, v in single.items()}
+    batch["image"] = tf.constant(np.concatenate([images[i] for i in indices], 0))
+    return batch
+
+out = {}
+runs = [("one", tf.distribute.get_strategy(), [0, 1, 2, 3]),
+        ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), [0, 1, 2, 3]),
+        ("first_half_twice", tf.distribute.get_strategy(), [0, 1, 0, 1])]
+for name, strategy, indices in runs:
+    tf.keras.utils.set_random_seed(1)
+    with strategy.scope():
+        state = TrainingState(builder.build(cfg.model, is_training=True),
+                              cfg.train_config.optimizer, cfg.train_config)
+    step = build_train_step(state, strategy)
+    data = tf.data.Dataset.from_tensors(batch_of(indices)).repeat()
+    if strategy.num_replicas_in_sync > 1:
+        data = strategy.experimental_distribute_dataset(data)
+    batches = iter(data)
+    losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(2)]
+    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
+               if k.startswith("BoxPredictor_0/")}
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses,
+                 "weights": weights, "step": state.step}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_two_replicas_on_distinct_images_train_like_one_device(tmp_path):
+    result = run_python(DISTINCT_REPLICAS.replace("sys.argv[1]", repr(str(tmp_path))),
+                        timeout=500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    out = json.loads(line[len("RESULT"):])
+    one, two, wrong = out["one"], out["two"], out["first_half_twice"]
+    assert (one["replicas"], two["replicas"]) == (1, 2)
+    assert one["step"] == two["step"] == 2
+    for a, b in zip(one["losses"], two["losses"]):
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+    # The halves differ, so a replica seeing the wrong half would show in the loss.
+    assert abs(wrong["losses"][0]["Loss/classification_loss"]
+               - one["losses"][0]["Loss/classification_loss"]) > 1e-3
+    for name, value in one["weights"].items():
+        np.testing.assert_allclose(np.array(two["weights"][name]), np.array(value),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
