@@ -126,3 +126,125 @@ def test_multiscale_and_flexible_grid():
     np.testing.assert_allclose(xc, [0.25, 0.25, 0.75, 0.75, 0.25, 0.25, 0.75, 0.75], atol=1e-6)
     np.testing.assert_allclose(h[:2], [1.0, 1.0], rtol=1e-5)
     np.testing.assert_allclose(w[:2], [1.0, 4.0], rtol=1e-5)
+
+
+def _corners(yc, xc, h, w):
+    return [yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2]
+
+
+def test_multiscale_from_config_hand_computed():
+    """Levels 2-3 on a 10 x 16 image.  Offsets: stride/2 only along a side the stride divides
+    (10 % 4 != 0 -> y offset 0, 16 % 4 == 0 -> x offset 2; level 3: 0 and 4).  Per cell, ratios
+    outer and octave scales inner: (ar 1, s 1), (1, sqrt 2), (4, 1), (4, sqrt 2) of base
+    anchor_scale * stride = 8 px at level 2 (h = s base / sqrt ar, w = s base sqrt ar)."""
+    config = pipeline_pb2.AnchorGenerator()
+    multi = config.multiscale_anchor_generator
+    multi.min_level, multi.max_level, multi.anchor_scale = 2, 3, 2.0
+    multi.aspect_ratios.extend([1.0, 4.0])
+    multi.scales_per_octave = 2
+    multi.normalize_coordinates = True
+    gen = anchors_mod.build_anchor_generator(config)
+    assert gen.num_anchors_per_location() == [4, 4]
+    boxes = gen.generate([(3, 4), (2, 2)], 10, 16).numpy()
+    assert boxes.shape == ((12 + 4) * 4, 4)
+    scale = np.array([10, 16, 10, 16])
+    r2 = math.sqrt(2)
+    expected_cell0 = [_corners(0, 2, 8, 8), _corners(0, 2, 8 * r2, 8 * r2),
+                      _corners(0, 2, 4, 16), _corners(0, 2, 4 * r2, 16 * r2)]
+    np.testing.assert_allclose(boxes[:4] * scale, expected_cell0, atol=1e-4)
+    np.testing.assert_allclose(boxes[4] * scale, _corners(0, 6, 8, 8), atol=1e-4)  # cell (0, 1)
+    np.testing.assert_allclose(boxes[16] * scale, _corners(4, 2, 8, 8), atol=1e-4)  # cell (1, 0)
+    np.testing.assert_allclose(boxes[48] * scale, _corners(0, 4, 16, 16), atol=1e-4)  # level 3
+    np.testing.assert_allclose(boxes[52] * scale, _corners(0, 12, 16, 16), atol=1e-4)
+
+    multi.normalize_coordinates = False
+    pixels = anchors_mod.build_anchor_generator(config).generate([(3, 4), (2, 2)], 10, 16)
+    np.testing.assert_allclose(pixels.numpy(), boxes * scale, atol=1e-4)
+    with pytest.raises(ValueError, match="im_height"):
+        gen.generate([(3, 4), (2, 2)])
+
+
+def test_multiscale_square_image_offsets_and_errors():
+    gen = anchors_mod.MultiscaleAnchorGenerator(min_level=1, max_level=1, anchor_scale=1.0,
+                                                aspect_ratios=[1.0], scales_per_octave=1,
+                                                normalize_coordinates=False)
+    boxes = gen.generate([(2, 2)], 4, 4).numpy()  # stride 2 divides 4: offset 1 on both sides
+    np.testing.assert_allclose(boxes, [_corners(1, 1, 2, 2), _corners(1, 3, 2, 2),
+                                       _corners(3, 1, 2, 2), _corners(3, 3, 2, 2)], atol=1e-6)
+    with pytest.raises(OdflowError, match="max_level 2 < min_level 3"):
+        anchors_mod.MultiscaleAnchorGenerator(min_level=3, max_level=2)
+    with pytest.raises(OdflowError, match="scales_per_octave"):
+        anchors_mod.MultiscaleAnchorGenerator(scales_per_octave=0)
+    with pytest.raises(OdflowError, match="aspect_ratios"):
+        anchors_mod.MultiscaleAnchorGenerator(aspect_ratios=[])
+    with pytest.raises(OdflowError, match="multiscale_anchor_generator describes 5"):
+        anchors_mod.MultiscaleAnchorGenerator().generate([(2, 2)], 64, 64)
+
+
+def test_flexible_grid_from_config_hand_computed():
+    """Base sizes 10 and 20 px with ratios 1 and 0.25 (h = b / sqrt ar, w = b sqrt ar), strides
+    (5, 10) and offsets (1, 3) px, on a 20 x 40 image; cell (i, j) centre (1 + 5 i, 3 + 10 j)."""
+    config = pipeline_pb2.AnchorGenerator()
+    flexible = config.flexible_grid_anchor_generator
+    grid = flexible.anchor_grid.add()
+    grid.base_sizes.extend([10.0, 20.0])
+    grid.aspect_ratios.extend([1.0, 0.25])
+    grid.height_stride, grid.width_stride = 5, 10
+    grid.height_offset, grid.width_offset = 1, 3
+    flexible.normalize_coordinates = True
+    gen = anchors_mod.build_anchor_generator(config)
+    assert gen.num_anchors_per_location() == [2]
+    boxes = gen.generate([(2, 2)], 20, 40).numpy() * np.array([20, 40, 20, 40])
+    np.testing.assert_allclose(boxes, [
+        _corners(1, 3, 10, 10), _corners(1, 3, 40, 10),
+        _corners(1, 13, 10, 10), _corners(1, 13, 40, 10),
+        _corners(6, 3, 10, 10), _corners(6, 3, 40, 10),
+        _corners(6, 13, 10, 10), _corners(6, 13, 40, 10)], atol=1e-4)
+    flexible.normalize_coordinates = False
+    pixels = anchors_mod.build_anchor_generator(config).generate([(2, 2)], 20, 40).numpy()
+    np.testing.assert_allclose(pixels, boxes, atol=1e-4)
+    with pytest.raises(ValueError, match="im_height"):
+        gen.generate([(2, 2)])
+
+
+def test_flexible_grid_errors_name_the_field():
+    with pytest.raises(OdflowError, match="at least one anchor_grid"):
+        anchors_mod.build_anchor_generator(pipeline_pb2.AnchorGenerator(
+            flexible_grid_anchor_generator=pipeline_pb2.FlexibleGridAnchorGenerator()))
+    config = pipeline_pb2.AnchorGenerator()
+    grid = config.flexible_grid_anchor_generator.anchor_grid.add(base_sizes=[1.0],
+                                                                 aspect_ratios=[1.0])
+    grid.height_stride = 4
+    with pytest.raises(OdflowError, match=r"anchor_grid\[0\]: set height_stride and width_stride"):
+        anchors_mod.build_anchor_generator(config)
+    with pytest.raises(OdflowError, match=r"anchor_grid\[0\]: base_sizes and aspect_ratios"):
+        anchors_mod.FlexibleGridAnchorGenerator([[1.0, 2.0]], [[1.0]], [(1, 1)], [(0, 0)])
+    with pytest.raises(OdflowError, match="flexible_grid_anchor_generator describes 1"):
+        anchors_mod.FlexibleGridAnchorGenerator([[1.0]], [[1.0]], [(1, 1)], [(0, 0)]).generate(
+            [(1, 1), (1, 1)], 4, 4)
+
+
+def test_ssd_from_config_errors_and_single_layer_scale():
+    with pytest.raises(OdflowError, match="height_stride and width_stride"):
+        anchors_mod.SsdAnchorGenerator.from_config(pipeline_pb2.SsdAnchorGenerator(
+            num_layers=1, height_stride=[8], width_stride=[]))
+    with pytest.raises(OdflowError, match="height_offset and width_offset"):
+        anchors_mod.SsdAnchorGenerator.from_config(pipeline_pb2.SsdAnchorGenerator(
+            num_layers=1, height_offset=[8], width_offset=[]))
+    with pytest.raises(OdflowError, match="expected ssd_anchor_generator"):
+        anchors_mod.SsdAnchorGenerator.from_config(pipeline_pb2.AnchorGenerator(
+            multiscale_anchor_generator=pipeline_pb2.MultiscaleAnchorGenerator()))
+    with pytest.raises(OdflowError, match="num_layers must be >= 1"):
+        anchors_mod.SsdAnchorGenerator(num_layers=0)
+    with pytest.raises(OdflowError, match="anchor_strides has 1 entries"):
+        anchors_mod.SsdAnchorGenerator(num_layers=2, anchor_strides=[(1, 1)])
+    with pytest.raises(OdflowError, match="layer 0 no anchors"):
+        anchors_mod.SsdAnchorGenerator(num_layers=1, aspect_ratios=[],
+                                       reduce_boxes_in_lowest_layer=False,
+                                       interpolated_scale_aspect_ratio=0.0)
+    # One layer: min_scale itself; the interpolated anchor pairs it with s_1 = 1.
+    gen = anchors_mod.SsdAnchorGenerator(num_layers=1, min_scale=0.36, aspect_ratios=[1.0],
+                                         reduce_boxes_in_lowest_layer=False)
+    assert gen.box_specs == [[(0.36, 1.0), (pytest.approx(0.6), 1.0)]]
+    with pytest.raises(ValueError, match="strides are in pixels"):
+        anchors_mod.SsdAnchorGenerator(num_layers=1, anchor_strides=[(8, 8)]).generate([(1, 1)])
