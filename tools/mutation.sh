@@ -58,6 +58,8 @@ pytest_add_cli_args_test_selection = [${test_list%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
 process_isolation = "fork"
 use_git_change_detection = false
+# Two shared cores: the default 15x the clean run lets load alone time mutants out.
+timeout_multiplier = 60.0
 TOML
   echo "== $module: mutating $source_file, judged by $tests (log: $out/$module.log)"
   start=$(date +%s)
@@ -70,7 +72,7 @@ import sys
 from mutmut.__main__ import find_mutant, get_diff_for_mutant
 for line in open(sys.argv[1]):
     name, _, status = line.strip().rpartition(": ")
-    if status in ("survived", "no tests"):
+    if status in ("survived", "no tests", "timeout"):
         print(f"# {name}: {status}")
         print(get_diff_for_mutant(name, path=find_mutant(name).path))
 PY
