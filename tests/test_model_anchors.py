@@ -248,3 +248,70 @@ def test_ssd_from_config_errors_and_single_layer_scale():
     assert gen.box_specs == [[(0.36, 1.0), (pytest.approx(0.6), 1.0)]]
     with pytest.raises(ValueError, match="strides are in pixels"):
         anchors_mod.SsdAnchorGenerator(num_layers=1, anchor_strides=[(8, 8)]).generate([(1, 1)])
+
+
+def test_ssd_unequal_strides_offsets_and_base_on_a_non_square_image():
+    """Pixel strides (8, 16), offsets (2, 6), base anchor 1 x 2, image 40 x 80, scale 0.5,
+    ratio 1: base shrinks along the longer side (min side 40: (40/40 * 1, 40/80 * 2) = (1, 1)),
+    so h = w = 0.5 (normalised); cell (i, j) centre ((2 + 8 i) / 40, (6 + 16 j) / 80)."""
+    gen = anchors_mod.SsdAnchorGenerator(
+        num_layers=1, scales=[0.5], aspect_ratios=[1.0], interpolated_scale_aspect_ratio=0.0,
+        reduce_boxes_in_lowest_layer=False, base_anchor_size=(1.0, 2.0),
+        anchor_strides=[(8, 16)], anchor_offsets=[(2, 6)])
+    yc, xc, h, w = _center_size(gen.generate([(2, 2)], 40, 80).numpy())
+    np.testing.assert_allclose(yc, [2 / 40, 2 / 40, 10 / 40, 10 / 40], atol=1e-6)
+    np.testing.assert_allclose(xc, [6 / 80, 22 / 80, 6 / 80, 22 / 80], atol=1e-6)
+    np.testing.assert_allclose(h, 0.5, rtol=1e-5)
+    np.testing.assert_allclose(w, 0.5, rtol=1e-5)
+    # Without strides: 1 / grid size, offset half of it, per axis (grid 2 x 4).
+    gen = anchors_mod.SsdAnchorGenerator(
+        num_layers=1, scales=[0.5], aspect_ratios=[1.0], interpolated_scale_aspect_ratio=0.0,
+        reduce_boxes_in_lowest_layer=False)
+    yc, xc, _, _ = _center_size(gen.generate([(2, 4)]).numpy())
+    np.testing.assert_allclose(yc[:5], [0.25] * 4 + [0.75], atol=1e-6)
+    np.testing.assert_allclose(xc[:4], [0.125, 0.375, 0.625, 0.875], atol=1e-6)
+    with pytest.raises(ValueError, match="strides are in pixels"):
+        anchors_mod.SsdAnchorGenerator(num_layers=1, anchor_strides=[(8, 8)]).generate(
+            [(1, 1)], 1, 40)
+
+
+def test_defaults_are_the_zoo_and_api_defaults():
+    default, zoo = anchors_mod.SsdAnchorGenerator().box_specs, _zoo_generator().box_specs
+    assert [len(specs) for specs in default] == [3, 6, 6, 6, 6, 6]
+    for mine, theirs in zip(default, zoo):
+        np.testing.assert_allclose(np.array(mine), np.array(theirs), atol=1e-4)
+    multi = anchors_mod.MultiscaleAnchorGenerator()
+    assert multi.levels == [3, 4, 5, 6, 7] and multi.anchor_scale == 4.0
+    assert multi.ratios == [1.0, 1.0, 2.0, 2.0, 0.5, 0.5]
+    assert multi.scales == pytest.approx([1.0, 2 ** 0.5] * 3)
+    # Pixel anchors without an image size: the offset is stride / 2 (the image size 1 case).
+    pixels = anchors_mod.MultiscaleAnchorGenerator(
+        min_level=2, max_level=2, aspect_ratios=[1.0], scales_per_octave=1,
+        normalize_coordinates=False).generate([(1, 1)]).numpy()
+    np.testing.assert_allclose(pixels, [_corners(2, 2, 16, 16)], atol=1e-5)
+    flex = anchors_mod.FlexibleGridAnchorGenerator([[4.0]], [[1.0]], [(2, 2)], [(1, 1)],
+                                                   normalize_coordinates=False)
+    np.testing.assert_allclose(flex.generate([(1, 1)]).numpy(), [_corners(1, 1, 4, 4)])
+    with pytest.raises(ValueError):  # one ratio list for two layers
+        anchors_mod.FlexibleGridAnchorGenerator([[4.0], [8.0]], [[1.0]], [(2, 2)] * 2,
+                                                [(1, 1)] * 2)
+
+
+def test_flexible_grid_two_layers_concatenate_in_order():
+    flex = anchors_mod.FlexibleGridAnchorGenerator([[4.0], [8.0]], [[1.0], [1.0]],
+                                                   [(2, 2), (4, 4)], [(1, 1), (2, 2)],
+                                                   normalize_coordinates=False)
+    boxes = flex.generate([(1, 2), (1, 1)]).numpy()
+    np.testing.assert_allclose(boxes, [_corners(1, 1, 4, 4), _corners(1, 3, 4, 4),
+                                       _corners(2, 2, 8, 8)], atol=1e-6)
+
+
+def test_builder_messages_and_dispatch():
+    with pytest.raises(OdflowError, match="anchor_generator: nothing is set; odflow supports "
+                       "ssd_anchor_generator, multiscale_anchor_generator and "
+                       "flexible_grid_anchor_generator"):
+        anchors_mod.build_anchor_generator(pipeline_pb2.AnchorGenerator())
+    config = pipeline_pb2.AnchorGenerator()
+    config.multiscale_anchor_generator.aspect_ratios.append(1.0)
+    assert isinstance(anchors_mod.build_anchor_generator(config),
+                      anchors_mod.MultiscaleAnchorGenerator)
