@@ -57,7 +57,7 @@ def generate(seed: int, num_images: int = 300) -> dict:
                 "area": float(w[i] * h[i]), "iscrowd": int(crowd[i]),
                 "difficult": int(difficult[i])})  # extra key: pycocotools ignores it
 
-        def detect(dx, dy, dw, dh, label, score):
+        def detect(dx, dy, dw, dh, label, score, image_id=image_id):
             results.append({"image_id": image_id, "category_id": int(label),
                             "bbox": [float(v) for v in (dx, dy, dw, dh)], "score": float(score)})
 
