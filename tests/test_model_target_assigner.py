@@ -137,3 +137,30 @@ def test_hand_worked_targets_with_unequal_scales():
     np.testing.assert_allclose(out["reg_weights"].numpy()[0], [2.0, 0.5, 0.0])
     np.testing.assert_allclose(out["cls_weights"].numpy()[0], [2.0, 0.5, 0.25])
 
+
+
+def test_unmatched_class_label_values():
+    label = unmatched_class_label(3)
+    assert label.dtype == tf.float32 and label.numpy().tolist() == [1, 0, 0, 0]
+    zeros = unmatched_class_label(3, encode_background_as_zeros=True)
+    assert zeros.dtype == tf.float32 and zeros.numpy().tolist() == [0, 0, 0, 0]
+
+
+def test_builder_passes_matcher_box_coder_and_weight_through():
+    ssd = pipeline_pb2.Ssd()
+    ssd.similarity_calculator.iou_similarity.SetInParent()
+    ssd.matcher.argmax_matcher.matched_threshold = 0.65
+    ssd.matcher.argmax_matcher.unmatched_threshold = 0.35
+    ssd.box_coder.faster_rcnn_box_coder.y_scale = 8.0
+    ssd.negative_class_weight = 0.0  # allowed: unmatched anchors then weigh nothing
+    assigner = build_target_assigner(ssd)
+    assert assigner.matcher.matched_threshold == pytest.approx(0.65)
+    assert assigner.matcher.unmatched_threshold == pytest.approx(0.35)
+    assert assigner.box_coder.scale_factors == (8.0, 10.0, 5.0, 5.0)
+    assert assigner.negative_class_weight == 0.0
+    ssd.negative_class_weight = -0.5
+    with pytest.raises(OdflowError, match="model.ssd.negative_class_weight must not be negative"):
+        build_target_assigner(ssd)
+    ssd.ClearField("matcher")
+    with pytest.raises(OdflowError, match="model.ssd.matcher is not set"):
+        build_target_assigner(ssd)
