@@ -45,13 +45,16 @@ def main(argv: list[str]) -> int:
             continue
         meta = json.loads((results / f"{module}.json").read_text())
         statuses = read_results(result_file)
+        # A run stopped early (time budget) leaves "not checked" mutants: score what ran.
+        unchecked = statuses.pop("not checked", 0)
         count = sum(statuses.values())
         killed = sum(statuses[s] for s in KILLED)
         survived = count - killed
         total_killed, total = total_killed + killed, total + count
         rows.append(f"| {module} | {count} | {killed} | {statuses['survived']} | "
                     f"{statuses['no tests']} | {statuses['timeout']} | "
-                    f"{100.0 * killed / max(count, 1):.1f} % | {meta['seconds']} s |")
+                    f"{100.0 * killed / max(count, 1):.1f} % | {meta['seconds']} s"
+                    + (f" (stopped: {unchecked} not checked)" if unchecked else "") + " |")
         diff = (results / f"{module}.survivors.diff").read_text().strip()
         if survived:
             details.append(f"### {module}: {survived} surviving\n\n`{meta['source']}`, judged by "
