@@ -164,3 +164,16 @@ def test_builder_passes_matcher_box_coder_and_weight_through():
     ssd.ClearField("matcher")
     with pytest.raises(OdflowError, match="model.ssd.matcher is not set"):
         build_target_assigner(ssd)
+
+
+def test_zero_weight_box_matches_nothing():
+    """A groundtruth row with weight 0 is not a valid row (as upstream: valid_rows =
+    weights > 0): the anchor it equals stays unmatched and weighs negative_class_weight."""
+    gt_boxes, gt_classes, num = _inputs()
+    assigner = TargetAssigner(matcher=ArgMaxMatcher(0.5, 0.5, True, False),
+                              negative_class_weight=0.5)
+    out = assigner.assign(ANCHORS, gt_boxes, gt_classes, num, num_classes=3,
+                          gt_weights=np.array([[0.0, 1, 1], [1, 1, 1]], np.float32))
+    assert out["match"].numpy()[0].tolist() == [-1, 1, -1, -1]
+    np.testing.assert_array_equal(out["cls_weights"].numpy()[0], [0.5, 1, 0.5, 0.5])
+    np.testing.assert_array_equal(out["cls_targets"].numpy()[0, 0], [1, 0, 0, 0])
