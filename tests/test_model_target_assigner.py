@@ -177,3 +177,10 @@ def test_zero_weight_box_matches_nothing():
     assert out["match"].numpy()[0].tolist() == [-1, 1, -1, -1]
     np.testing.assert_array_equal(out["cls_weights"].numpy()[0], [0.5, 1, 0.5, 0.5])
     np.testing.assert_array_equal(out["cls_targets"].numpy()[0, 0], [1, 0, 0, 0])
+
+
+def test_default_matcher_is_the_zoo_one():
+    matcher = TargetAssigner().matcher
+    assert (matcher.matched_threshold, matcher.unmatched_threshold,
+            matcher.negatives_lower_than_unmatched, matcher.force_match_for_each_row) == (
+        0.5, 0.5, True, True)
