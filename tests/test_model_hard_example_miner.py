@@ -204,3 +204,23 @@ def test_hand_worked_loc_ranking_and_no_ratio():
     miner = HardExampleMiner(num_hard_examples=4, iou_threshold=0.7, loss_type="loc")
     _, cls_sum = miner(loc[None], cls[None], boxes[None], match[None])
     assert float(cls_sum) == pytest.approx(0.1 + 0.5 + 4.0 + 2.0, rel=1e-6)
+
+
+def test_builder_reads_every_field():
+    proto = pipeline_pb2.HardExampleMiner(
+        num_hard_examples=1, iou_threshold=1.0,
+        loss_type=pipeline_pb2.HardExampleMiner.CLASSIFICATION, max_negatives_per_positive=1,
+        min_negatives_per_image=2)
+    miner = build_hard_example_miner(proto, classification_weight=0.3, localization_weight=0.7)
+    assert (miner.num_hard_examples, miner.iou_threshold, miner.loss_type) == (1, 1.0, "cls")
+    assert (miner.max_negatives_per_positive, miner.min_negatives_per_image) == (1.0, 2)
+    assert (miner.cls_weight, miner.loc_weight) == (pytest.approx(0.3), pytest.approx(0.7))
+    default = build_hard_example_miner(pipeline_pb2.HardExampleMiner())
+    assert (default.num_hard_examples, default.loss_type) == (64, "both")
+    assert (default.cls_weight, default.loc_weight) == (1.0, 1.0)
+    with pytest.raises(OdflowError, match=r"loss.hard_example_miner.iou_threshold must lie in "
+                       r"\(0, 1\], got 0.0"):
+        build_hard_example_miner(pipeline_pb2.HardExampleMiner(iou_threshold=0.0))
+    with pytest.raises(OdflowError, match="^loss.hard_example_miner.min_negatives_per_image must "
+                       "not be negative$"):
+        build_hard_example_miner(pipeline_pb2.HardExampleMiner(min_negatives_per_image=-1))
