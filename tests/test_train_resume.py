@@ -62,7 +62,8 @@ def _interrupt_and_resume(directory: Path, name: str, signum: int) -> tuple[int,
 
 def test_checkpoint_holds_slots_and_moving_averages(one_image):
     """The comparison below covers the optimizer state and the EMA, not only the weights
-    (TF1 names: ``<var>/RMSProp``, ``<var>/RMSProp_1`` slots, ``<var>/ExponentialMovingAverage``)."""
+    (TF1 names: ``<var>/RMSProp`` and ``<var>/RMSProp_1`` slots,
+    ``<var>/ExponentialMovingAverage``)."""
     _, reference = one_image
     weight = "FeatureExtractor/MobilenetV1/Conv2d_0/weights"
     assert {weight, weight + "/RMSProp", weight + "/RMSProp_1",

@@ -5,9 +5,10 @@ Usage: python tools/mutation_report.py [RESULTS_DIR] [OUTPUT_MD]
 
 The score is killed / all mutants of the module: a mutant no selected test executes
 ("no tests") counts as surviving, since no test would notice it.  Timeouts are listed apart
-and not counted as killed: on a loaded machine a mutant can time out without hanging.  The hand-written part of the
-report (why each remaining survivor is equivalent or harmless) lives in the section after
-the marker line and is kept when the file is regenerated.
+and not counted as killed.  A run stopped early leaves "not checked" mutants; those are
+left out of the score and reported.  The hand-written part of the report (why each
+remaining survivor is equivalent or harmless) lives after the marker line and is kept when
+the file is regenerated.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def generate(seed: int, num_images: int = 300) -> dict:
         images.append({"id": image_id, "width": 640, "height": 480})
         count = 0 if rng.random() < 0.15 else int(rng.integers(1, 25))
         side = rng.choice([14.0, 60.0, 200.0], size=count) * rng.uniform(0.6, 1.5, count)
-        w, h = _grid(np.maximum(side, 2.0)), _grid(np.maximum(side * rng.uniform(0.5, 1.6, count), 2.0))
+        w = _grid(np.maximum(side, 2.0))
+        h = _grid(np.maximum(side * rng.uniform(0.5, 1.6, count), 2.0))
         x, y = _grid(rng.uniform(0, 600, count)), _grid(rng.uniform(0, 440, count))
         classes = rng.choice(_IDS, size=count)
         crowd = rng.random(count) < 0.07
@@ -64,7 +65,8 @@ def generate(seed: int, num_images: int = 300) -> dict:
         for i in range(count):
             if crowd[i]:  # several detections inside the crowd region
                 for _ in range(int(rng.integers(1, 5))):
-                    cw, ch = _grid(w[i] * rng.uniform(0.2, 0.5)), _grid(h[i] * rng.uniform(0.2, 0.5))
+                    cw = _grid(w[i] * rng.uniform(0.2, 0.5))
+                    ch = _grid(h[i] * rng.uniform(0.2, 0.5))
                     detect(_grid(x[i] + rng.uniform(0, w[i] - cw)),
                            _grid(y[i] + rng.uniform(0, h[i] - ch)), max(cw, 0.125),
                            max(ch, 0.125), classes[i], rng.uniform(0.2, 1.0))
