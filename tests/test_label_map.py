@@ -194,3 +194,23 @@ def test_cli_errors_exit_nonzero(tmp_path: Path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as usage:
         label_map.main(["--names", "a"])  # no --output
     assert usage.value.code == 2
+
+
+def test_tabs_and_crlf_are_text_and_non_ascii_is_written_as_utf8(tmp_path: Path) -> None:
+    """Tab and CR are the control bytes text files do contain: such a file is text, not a
+    binary map.  Non-ASCII names are written as UTF-8, not as octal escapes."""
+    path = tmp_path / "tabs.pbtxt"
+    path.write_bytes(b"item {\r\n\tid: 1\r\n\tname: 'face'\r\n}\r\n")
+    assert label_map.load(path).name_to_id == {"face": 1}
+    target = tmp_path / "utf8.pbtxt"
+    label_map.write(target, ["café"])
+    assert "name: 'café'" in target.read_text(encoding="utf-8")
+    assert label_map.load(target).name_to_id == {"café": 1}
+
+
+def test_indented_comments_in_a_names_file_are_skipped(tmp_path: Path) -> None:
+    names = tmp_path / "classes.txt"
+    names.write_text("face\n   # not a class\nhand\n", encoding="utf-8")
+    target = tmp_path / "label_map.pbtxt"
+    assert label_map.main(["--names-file", str(names), "-o", str(target)]) == 0
+    assert label_map.load(target).name_to_id == {"face": 1, "hand": 2}

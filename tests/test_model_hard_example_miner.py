@@ -150,3 +150,77 @@ def test_matches_reference_algorithm(seed):
             stats = miner.summary()
             assert float(stats["Loss/HardExampleMiner/NumPositives"]) == (
                 mask * (match >= 0)).sum()
+
+
+def _hand_case():
+    """Six anchors; a1 is a near-copy of a0 (IoU 0.95 / 1.05 = 0.905), the rest are disjoint.
+
+    match: a2 positive, a3 ignored (-2), the others negative (-1).
+    ranking = 0.5 cls + 2 loc = [2, 1.75, 2.05, 1, 0.5, 1.25]
+    -> order a2, a0, a1, a5, a3, a4; NMS at 0.7 drops a1 (below a0).
+    """
+    boxes = np.array([[0, 0, 1, 1], [0, 0.05, 1, 1.05], [0, 2, 1, 3], [0, 4, 1, 5],
+                      [0, 6, 1, 7], [0, 8, 1, 9]], np.float32)
+    cls = np.array([4.0, 3.5, 0.1, 2.0, 1.0, 0.5], np.float32)
+    loc = np.array([0.0, 0.0, 1.0, 0.0, 0.0, 0.5], np.float32)
+    match = np.array([-1, -1, 0, -2, -1, -1], np.int32)
+    return boxes, cls, loc, match
+
+
+def test_hand_worked_selection_with_ignored_anchor_and_weighted_ranking():
+    """1 positive x 2 = 2 negatives: a0 and a5.  The ignored a3 ranks before the quota is used
+    up, so it stays (as in the API's running count of unmatched anchors) and counts as a
+    negative; a4 (third negative) is dropped.  Image 2: same boxes, no positive, so
+    min_negatives_per_image = 1 keeps only the top-ranked a2.
+    Kept losses: image 1 cls 0.1 + 4 + 0.5 + 2, loc 1 + 0 + 0.5 + 0; image 2 cls 0.1, loc 1.
+    """
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=None, iou_threshold=0.7, loss_type="both",
+                             cls_weight=0.5, loc_weight=2.0, max_negatives_per_positive=2,
+                             min_negatives_per_image=1)
+    loc_sum, cls_sum = miner(np.stack([loc, loc]), np.stack([cls, cls]),
+                             np.stack([boxes, boxes]), np.stack([match, np.full(6, -1)]))
+    assert float(cls_sum) == pytest.approx(6.6 + 0.1, rel=1e-6)
+    assert float(loc_sum) == pytest.approx(1.5 + 1.0, rel=1e-6)
+    summary = miner.summary()
+    assert float(summary["Loss/HardExampleMiner/NumPositives"]) == pytest.approx(0.5)
+    assert float(summary["Loss/HardExampleMiner/NumNegatives"]) == pytest.approx(2.0)
+
+
+def test_hand_worked_cap_applies_after_nms():
+    """num_hard_examples = 3 keeps the first three *NMS survivors* (a2, a0, a5, not a1)."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=3, iou_threshold=0.7, loss_type="both",
+                             cls_weight=0.5, loc_weight=2.0, max_negatives_per_positive=2)
+    loc_sum, cls_sum = miner(loc[None], cls[None], boxes[None], match[None])
+    assert float(cls_sum) == pytest.approx(0.1 + 4.0 + 0.5, rel=1e-6)
+    assert float(loc_sum) == pytest.approx(1.5, rel=1e-6)
+
+
+def test_hand_worked_loc_ranking_and_no_ratio():
+    """loss_type loc ranks by loc alone: a2 (1), a5 (0.5), then a0, a1, a3, a4 tied at 0 in
+    index order; without a ratio NMS (0.7) keeps all but a1, and the cap 4 keeps a2, a5, a0, a3."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=4, iou_threshold=0.7, loss_type="loc")
+    _, cls_sum = miner(loc[None], cls[None], boxes[None], match[None])
+    assert float(cls_sum) == pytest.approx(0.1 + 0.5 + 4.0 + 2.0, rel=1e-6)
+
+
+def test_builder_reads_every_field():
+    proto = pipeline_pb2.HardExampleMiner(
+        num_hard_examples=1, iou_threshold=1.0,
+        loss_type=pipeline_pb2.HardExampleMiner.CLASSIFICATION, max_negatives_per_positive=1,
+        min_negatives_per_image=2)
+    miner = build_hard_example_miner(proto, classification_weight=0.3, localization_weight=0.7)
+    assert (miner.num_hard_examples, miner.iou_threshold, miner.loss_type) == (1, 1.0, "cls")
+    assert (miner.max_negatives_per_positive, miner.min_negatives_per_image) == (1.0, 2)
+    assert (miner.cls_weight, miner.loc_weight) == (pytest.approx(0.3), pytest.approx(0.7))
+    default = build_hard_example_miner(pipeline_pb2.HardExampleMiner())
+    assert (default.num_hard_examples, default.loss_type) == (64, "both")
+    assert (default.cls_weight, default.loc_weight) == (1.0, 1.0)
+    with pytest.raises(OdflowError, match=r"loss.hard_example_miner.iou_threshold must lie in "
+                       r"\(0, 1\], got 0.0"):
+        build_hard_example_miner(pipeline_pb2.HardExampleMiner(iou_threshold=0.0))
+    with pytest.raises(OdflowError, match="^loss.hard_example_miner.min_negatives_per_image must "
+                       "not be negative$"):
+        build_hard_example_miner(pipeline_pb2.HardExampleMiner(min_negatives_per_image=-1))

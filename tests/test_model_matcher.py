@@ -75,3 +75,17 @@ def test_from_config():
         ArgMaxMatcher.from_config(pipeline_pb2.Matcher(bipartite_matcher={}))
     with pytest.raises(OdflowError, match="unmatched_threshold"):
         ArgMaxMatcher(0.5, 0.5, negatives_lower_than_unmatched=False)
+
+
+def test_from_config_reads_every_field():
+    """unmatched_threshold and negatives_lower_than_unmatched come from the proto too (the API's
+    defaults 0.5 / true would otherwise hide a dropped field)."""
+    proto = pipeline_pb2.ArgMaxMatcher(matched_threshold=0.7, unmatched_threshold=0.3,
+                                       negatives_lower_than_unmatched=False)
+    matcher = ArgMaxMatcher.from_config(proto)
+    assert matcher.unmatched_threshold == pytest.approx(0.3)
+    assert matcher.negatives_lower_than_unmatched is False
+    assert matcher.force_match_for_each_row is False
+    with pytest.raises(OdflowError, match="matcher: nothing is set; odflow supports "
+                       "argmax_matcher"):
+        ArgMaxMatcher.from_config(pipeline_pb2.Matcher())

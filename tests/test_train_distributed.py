@@ -96,3 +96,74 @@ def test_seeded_deterministic_runs_write_identical_checkpoints(tmp_path):
     for name in names:
         np.testing.assert_array_equal(readers[0].get_tensor(name), readers[1].get_tensor(name),
                                       err_msg=name)
+
+
+
+# Two DISTINCT images, one per replica.  Batch norm works per replica (as upstream), so the
+# one-device twin of a 2-replica step is not one device on both images; it is the mean of one
+# device on each image alone.  After ONE step of momentum SGD (first step: w - lr * g, linear in
+# g) from the same initial weights, averaging the gradients equals averaging the two one-image
+# results, weights and batch-norm moving averages alike (those are averaged across replicas on
+# read).  A replica fed the wrong image, or both fed the same one, lands on one image's result,
+# which differs from the mean far beyond the tolerance (checked too).
+DISTINCT_REPLICAS = r"""
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "tests")
+from tests.support.training import make_config
+from odflow.inputs import build_dataset
+from odflow.model import builder
+from odflow.train.state import TrainingState
+from odflow.train.step import build_train_step
+
+cfg = make_config(Path(sys.argv[1]), batch_size=2, augment=False, optimizer="momentum")
+pair = next(iter(build_dataset(cfg.train_input_reader, model_config=cfg.model, batch_size=2,
+                               is_training=True, seed=0)))
+prefixes = ("BoxPredictor_0/", "FeatureExtractor/MobilenetV1/Conv2d_0/")
+out = {}
+runs = [("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), pair),
+        ("image0", tf.distribute.get_strategy(), {k: v[:1] for k, v in pair.items()}),
+        ("image1", tf.distribute.get_strategy(), {k: v[1:] for k, v in pair.items()})]
+for name, strategy, batch in runs:
+    tf.keras.utils.set_random_seed(1)
+    with strategy.scope():
+        state = TrainingState(builder.build(cfg.model, is_training=True),
+                              cfg.train_config.optimizer, cfg.train_config)
+    step = build_train_step(state, strategy)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    if strategy.num_replicas_in_sync > 1:
+        data = strategy.experimental_distribute_dataset(data)
+    losses = {k: float(v) for k, v in step(next(iter(data)))[0].items()}
+    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
+               if k.startswith(prefixes)}
+    out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses,
+                 "weights": weights, "step": state.step,
+                 "source_ids": [s.decode() for s in batch["source_id"].numpy().tolist()]}
+print("RESULT" + json.dumps(out))
+"""
+
+
+def test_two_replicas_on_distinct_images_average_like_one_device_on_each(tmp_path):
+    result = run_python(DISTINCT_REPLICAS.replace("sys.argv[1]", repr(str(tmp_path))),
+                        timeout=500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    out = json.loads(line[len("RESULT"):])
+    two, first, second = out["two"], out["image0"], out["image1"]
+    assert two["replicas"] == 2 and two["step"] == first["step"] == second["step"] == 1
+    assert first["source_ids"] != second["source_ids"]  # really two different images
+    for key in ("Loss/localization_loss", "Loss/classification_loss"):
+        mean = (first["losses"][key] + second["losses"][key]) / 2
+        assert two["losses"][key] == pytest.approx(mean, rel=1e-5, abs=1e-6), key
+        assert abs(first["losses"][key] - second["losses"][key]) > 1e-2, key
+    assert any("moving_mean" in name for name in two["weights"])
+    gap = 0.0
+    for name, value in two["weights"].items():
+        a, b = np.array(first["weights"][name]), np.array(second["weights"][name])
+        np.testing.assert_allclose(np.array(value), (a + b) / 2, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)
+        gap = max(gap, float(np.max(np.abs(a - b) / (1e-6 + 1e-5 * np.abs(a)))))
+    assert gap > 100  # one image's result is far outside the tolerance of the mean

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-# Re-exported for test modules written before the helpers moved (import tests.support.training).
-from tests.support.training import (  # noqa: F401
-    MODEL_MAIN,
-    REPO,
-    SAMPLE_CONFIG,
-    make_config,
-    make_records,
-    run_python,
-    subprocess_env,
-    write_config,
-)
+from tests.support.training import make_config
 
 
 def test_support_makes_readable_records(tmp_path):
