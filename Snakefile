@@ -41,11 +41,6 @@ except ConfigTypeError as error:
 validate(config, "schemas/config.schema.yaml")
 
 
-def validate_run(settings):
-    """An experiment's merged settings, checked as config.yaml is (rules/common.smk: RUNS)."""
-    validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
-
-
 report: "report/workflow.rst"
 
 

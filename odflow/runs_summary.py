@@ -115,12 +115,17 @@ def csv_text(rows: Sequence[RunRow]) -> str:
     return buffer.getvalue()
 
 
+def _metric(value: float) -> str:
+    return "–" if value < 0 else f"{value:.4f}"
+
+
 def markdown_text(rows: Sequence[RunRow]) -> str:
     header = ["run", *(key.split("/", 1)[1] for key in METRIC_KEYS), "steps", "train time (s)",
               "images/s", "model (MB)", "differs from base"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.label, *(f"{row.metrics.get(key, -1.0):.4f}" for key in METRIC_KEYS),
+        # COCO's -1 (no ground truth of that size) shows as a dash, as in the report
+        cells = [row.label, *(_metric(row.metrics.get(key, -1.0)) for key in METRIC_KEYS),
                  str(row.steps), f"{row.train_seconds:.1f}", _fixed(row.images_per_second, 1),
                  f"{row.model_bytes / 1e6:.2f}", _differences_text(row).replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")

@@ -11,6 +11,11 @@ from odflow.workflow.fingerprint import folder_digest
 # Every rule's paths start with the {run} wildcard; input functions and params read the
 # run's own settings (run_config), so each run's settings are tracked as its jobs' params.
 
+def validate_run(settings):
+    """An experiment's merged settings, checked as config.yaml is (rules/common.smk: RUNS)."""
+    validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
+
+
 try:
     RUNS = run_configs(config, CONFIG_SCHEMA, validate_run)
 except ExperimentError as error:
@@ -278,3 +283,29 @@ def detect_images(wildcards):
     if glob.has_magic(spec):
         return sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
     return [spec]
+
+
+# -- experiments' summary (rules/experiments.smk)
+
+
+def summary_runs(wildcards, input):
+    """Each run's label, its declared files (from input) and its settings that differ from
+    the base, as the JSON list scripts/experiments_summary.py reads."""
+    runs = []
+    for index, run in enumerate(RUNS):
+        runs.append({
+            "label": experiments.label_of(run),
+            **{kind: input[kind][index]
+               for kind in ("metrics", "history", "benchmark", "model", "pipeline_config")},
+            "differences": experiments.differences(RUNS[BASE_RUN], RUNS[run]),
+        })
+    return json.dumps(runs)
+
+
+def each_run(pattern):
+    """``pattern`` for every run, base first (the order summary_runs reads them in)."""
+    return [
+        of_run(pattern, run, steps=RUNS[run]["train"]["num_steps"],
+               config_name=RUNS[run]["pipeline"]["config_name"])
+        for run in RUNS
+    ]

@@ -9,29 +9,6 @@ SUMMARY = {
 }
 
 
-def summary_runs(wildcards, input):
-    """Each run's label, its declared files (from input) and its settings that differ from
-    the base, as the JSON list scripts/experiments_summary.py reads."""
-    runs = []
-    for index, run in enumerate(RUNS):
-        runs.append({
-            "label": experiments.label_of(run),
-            **{kind: input[kind][index]
-               for kind in ("metrics", "history", "benchmark", "model", "pipeline_config")},
-            "differences": experiments.differences(RUNS[BASE_RUN], RUNS[run]),
-        })
-    return json.dumps(runs)
-
-
-def each_run(pattern):
-    """``pattern`` for every run, base first (the order summary_runs reads them in)."""
-    return [
-        of_run(pattern, run, steps=RUNS[run]["train"]["num_steps"],
-               config_name=RUNS[run]["pipeline"]["config_name"])
-        for run in RUNS
-    ]
-
-
 rule experiments_summary:
     """runs/summary.{csv,md,html} and plots/runs_mAP.png: one row (and curve) per run, best
     mAP first, with the settings each run changes."""

@@ -29,7 +29,7 @@ for _run, _settings in RUNS.items():
         params:
             script=script("model_main.py"),
             history_script=script("training_history.py"),
-            model_dir=f"{_run}ckpt",
+            model_dir=lambda w, output: os.path.dirname(output.checkpoint),
             eval_every=_settings["train"]["eval_every"],
             seed=_settings["train"]["seed"],
             checkpoint_every=untracked(_settings["train"]["checkpoint_every_steps"]),
