@@ -132,3 +132,17 @@ def test_rows_sorted_by_map_in_the_csv() -> None:
     assert lines[0].startswith("run,DetectionBoxes_Precision/mAP,")
     assert [line.split(",")[0] for line in lines[1:]] == ["a", "base", "b"]
     assert lines[1].endswith(",train.seed=2")
+
+
+def test_the_readmes_experiments_are_valid_over_the_shipped_config() -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## Experiments", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    shipped = yaml.safe_load((REPO / "config.yaml").read_text())
+    found = run_configs({**shipped, **yaml.safe_load(block)}, SCHEMA, validate)
+    assert sorted(found) == ["", "runs/lr_high/", "runs/more_steps/", "runs/small/"]
+    data = experiments.owners(found, experiments.data_settings)
+    model = experiments.owners(found, experiments.model_settings)
+    # as the README says: lr_high and more_steps use the base's records and tarball
+    assert data == dict.fromkeys(found, "")
+    assert model == {"": "", "runs/lr_high/": "", "runs/more_steps/": "",
+                     "runs/small/": "runs/small/"}
