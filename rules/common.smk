@@ -8,11 +8,14 @@ import shlex
 from odflow.workflow.fingerprint import folder_digest
 
 # -- runs: the base ("" prefix) and each experiment (runs/<name>/), see odflow/experiments.py.
-# Every rule's paths start with the {run} wildcard; input functions and params read the
-# run's own settings (run_config), so each run's settings are tracked as its jobs' params.
+# Every path starts with the run prefix. Rules whose output names depend on settings (model
+# name, config_name, num_steps) are defined once per run with its settings as params; the
+# others take {run} as a wildcard and read the run's settings (run_config, setting), so each
+# run's settings are tracked as its jobs' params.
+
 
 def validate_run(settings):
-    """An experiment's merged settings, checked as config.yaml is (rules/common.smk: RUNS)."""
+    """An experiment's merged settings, checked against the schema as config.yaml is."""
     validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
 
 
@@ -21,7 +24,6 @@ try:
 except ExperimentError as error:
     raise WorkflowError(str(error)) from None
 BASE_RUN = experiments.BASE
-VARIANTS = [prefix for prefix in RUNS if prefix != BASE_RUN]
 # The run whose label map and records (DATA_OWNER), or model tarball and extracted files
 # (MODEL_OWNER), a run uses: the first with the same settings, so equal stages are shared.
 DATA_OWNER = experiments.owners(RUNS, experiments.data_settings)
