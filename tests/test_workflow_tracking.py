@@ -75,6 +75,8 @@ CHANGES: dict[str, Change] = {
     "model.starter.image_size": Change(96, "synthetic",
                                        jobs(MODEL_CHAIN | {"build_starter_model"})),
     "model.starter.seed": Change(8, "synthetic", jobs(MODEL_CHAIN | {"build_starter_model"})),
+    "model.starter.architecture": Change("ssd_mobilenet_v1_fpn", "synthetic",
+                                         jobs(MODEL_CHAIN | {"build_starter_model"})),
     "pipeline.template": Change("alt/pipeline.config", "synthetic", jobs(AFTER_CONFIG)),
     "pipeline.config_name": Change("other", "synthetic", jobs(AFTER_CONFIG)),
     "pipeline.fine_tune_checkpoint_type": Change("full", "synthetic", jobs(AFTER_CONFIG)),
@@ -113,6 +115,20 @@ CHANGES: dict[str, Change] = {
         "how often training logs progress: only logs/train.log differs")),
     "export.input_type": Change("encoded_image_string_tensor", "synthetic",
                                 jobs({"export", "all"})),
+    "deploy.calibration_images": Change(5, "synthetic", why_nothing=(
+        'a param of the deploy rules only (TFLite/ONNX files and their metrics), which `all` does not build; tests/test_workflow_deploy.py covers them')),
+    "deploy.int8_per_channel": Change(True, "synthetic", why_nothing=(
+        'a param of the deploy rules only (TFLite/ONNX files and their metrics), which `all` does not build; tests/test_workflow_deploy.py covers them')),
+    "deploy.use_regular_nms": Change(False, "synthetic", why_nothing=(
+        'a param of the deploy rules only (TFLite/ONNX files and their metrics), which `all` does not build; tests/test_workflow_deploy.py covers them')),
+    "deploy.onnx_opset": Change(13, "synthetic", why_nothing=(
+        'a param of the deploy rules only (TFLite/ONNX files and their metrics), which `all` does not build; tests/test_workflow_deploy.py covers them')),
+    "detect.images": Change('other/*.jpg', "synthetic", why_nothing=(
+        'a param of the detect rule only, which `all` does not build')),
+    "detect.model": Change('exported_model/model.onnx', "synthetic", why_nothing=(
+        'a param of the detect rule only, which `all` does not build')),
+    "detect.min_score": Change(0.3, "synthetic", why_nothing=(
+        'a param of the detect rule only, which `all` does not build')),
 }
 
 
