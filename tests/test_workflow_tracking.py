@@ -330,5 +330,5 @@ def test_a_file_edited_in_place_plans_its_records(scenarios: dict[str, Scenario]
                           scenario.targets)])
     assert result.returncode == 0, result.describe()
     assert planned_jobs(result.output) == Counter({"records": 1}), result.describe()
-    assert f"wildcards: split={split}" in result.output, result.describe()
+    assert f"wildcards: run=, split={split}" in result.output, result.describe()
     assert "Params have changed since last execution" in result.output, result.describe()
