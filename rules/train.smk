@@ -35,6 +35,7 @@ for _run, _settings in RUNS.items():
             checkpoint_every=untracked(_settings["train"]["checkpoint_every_steps"]),
             keep=untracked(_settings["train"]["keep_checkpoint_max"]),
             log_every=untracked(_settings["train"]["log_every"]),
+            strategy=untracked(_settings["train"]["strategy"]),
         log:
             of_run(log_path("train"), _run),
         benchmark:
@@ -52,6 +53,7 @@ for _run, _settings in RUNS.items():
             " --eval_every {params.eval_every}"
             " --checkpoint_every_steps {params.checkpoint_every}"
             " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-            " --log_every {params.log_every} --metrics_json {output.metrics}"
+            " --log_every {params.log_every} --strategy {params.strategy}"
+            " --metrics_json {output.metrics}"
             " && python {params.history_script} --model_dir {params.model_dir}"
             " --output {output.history}) > {log} 2>&1"

@@ -126,3 +126,34 @@ def test_tiny_workflow_runs_through_the_slurm_profile(cluster: SlurmCluster,
     resumed = re.search(r"resumed from \S*model\.ckpt-(\d+) at step (\d+)", train_log)
     assert resumed and int(resumed.group(1)) >= 11, train_log[-3000:]
     assert f"done at step {NUM_STEPS}" in train_log, train_log[-3000:]
+
+
+def test_two_slurm_tasks_train_like_one_worker_with_two_replicas(cluster: SlurmCluster,
+                                                                  tmp_path: Path) -> None:
+    """`srun -n 2` starts two workers; train.strategy auto finds them (SlurmClusterResolver)
+    and they train as one process with two replicas on the same global batch."""
+    import sys
+
+    from test_train_support import subprocess_env
+    from tests.support.multi_worker import (
+        PROGRAM,
+        assert_same_training,
+        make_inputs,
+        parse_results,
+    )
+
+    inputs = [str(path) for path in make_inputs(tmp_path)]
+    env = {**subprocess_env(), "SLURM_CONF": str(cluster.conf)}
+    reference = subprocess.run([sys.executable, "-c", PROGRAM, "mirrored", *inputs], env=env,
+                               cwd=str(REPO), capture_output=True, text=True, timeout=300,
+                               check=False)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    [expected] = parse_results(reference.stdout)
+    workers = subprocess.run(["srun", "-n", "2", "-N", "1", "--cpus-per-task", "1",
+                              sys.executable, "-c", PROGRAM, "auto", *inputs], env=env,
+                             cwd=str(REPO), capture_output=True, text=True, timeout=400,
+                             check=False)
+    assert workers.returncode == 0, workers.stdout[-2000:] + workers.stderr[-3000:]
+    results = parse_results(workers.stdout)
+    assert sorted(r["chief"] for r in results) == [False, True], workers.stdout[-2000:]
+    assert_same_training(results, expected)

@@ -113,6 +113,9 @@ CHANGES: dict[str, Change] = {
     "train.seed": Change(2, "synthetic", jobs(AFTER_TRAIN)),
     "train.log_every": Change(2, "synthetic", why_nothing=(
         "how often training logs progress: only logs/train.log differs")),
+    "train.strategy": Change("one_device", "synthetic", why_nothing=(
+        "how training is spread over devices or workers, not what it learns: a run resumes "
+        "across a change (multi-worker equals one worker with as many replicas)")),
     "export.input_type": Change("encoded_image_string_tensor", "synthetic",
                                 jobs({"export", "all"})),
     "deploy.calibration_images": Change(5, "synthetic", why_nothing=(

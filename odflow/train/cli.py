@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
+    parser.add_argument("--strategy", default="auto",
+                        choices=("auto", "one_device", "mirrored", "multi_worker"),
+                        help="how to distribute training: auto (several GPUs: mirrored; a "
+                        "multi-task TF_CONFIG or SLURM step: multi_worker; else one device)")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint even if the records, label "
@@ -111,7 +115,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         checkpoint_every_steps=args.checkpoint_every_steps,
         checkpoint_every_minutes=args.checkpoint_every_minutes,
         metrics_json=args.metrics_json, eval_backend=args.eval_backend,
-        resume=args.resume, restart=args.restart)
+        resume=args.resume, restart=args.restart, strategy=args.strategy)
     try:
         result = train(options)
     except Interrupted as stop:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from odflow.train.progress import Progress
 from odflow.train.signals import Interrupted, stop_on_signals
 from odflow.train.state import TrainingState
 from odflow.train.step import LEARNING_RATE, build_train_step
+from odflow.train.strategy import Placement, make_strategy
 from odflow.train.summaries import SummaryWriter
 
 log = logging.getLogger("odflow.train")
@@ -74,6 +77,7 @@ class TrainOptions:
     eval_backend: str = "faster"
     resume: bool = False  # resume even when the inputs changed
     restart: bool = False  # start again even when they did not
+    strategy: str = "auto"  # train.strategy: auto, one_device, mirrored, multi_worker
 
 
 @dataclass
@@ -109,15 +113,6 @@ def configure_determinism(seed: int | None, deterministic: bool) -> None:
         tf.keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def make_strategy() -> tf.distribute.Strategy:
-    """``MirroredStrategy`` over all GPUs when there are several, the default strategy otherwise."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy([g.name for g in gpus])
-    return tf.distribute.get_strategy()
 
 
 def resolve_num_steps(config, num_train_steps: int | None) -> int:
@@ -191,7 +186,12 @@ def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy):
         if train_config.batch_size % strategy.num_replicas_in_sync:
             raise OdflowError(f"train_config.batch_size {train_config.batch_size} must be a "
                               f"multiple of the {strategy.num_replicas_in_sync} replicas")
-        return strategy.experimental_distribute_dataset(dataset)
+        # Every worker reads the same shuffled stream and keeps its slice of each global
+        # batch (sharding by file would need at least one record file per worker).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        return strategy.experimental_distribute_dataset(dataset.with_options(options))
     return dataset
 
 
@@ -288,25 +288,45 @@ def _below_latest(model_dir: Path, num_steps: int, latest: str, latest_step: int
 
 
 def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None) -> TrainResult:
-    """Train as configured; raises ``Interrupted`` (after saving) on SIGINT/SIGTERM."""
+    """Train as configured; raises ``Interrupted`` (after saving) on SIGINT/SIGTERM.
+
+    Of several workers (``train.strategy: multi_worker``) only the chief owns ``model_dir``:
+    it takes the lock, clears leftovers, decides resume or restart, saves checkpoints, events
+    and metrics; the others resume from what it decided and write nowhere.
+    """
     if options.resume and options.restart:
         raise OdflowError("--resume and --restart contradict each other; pass one")
+    # The strategy first: a multi-worker strategy must exist before any other TF op.
+    placement = (make_strategy(options.strategy) if strategy is None
+                 else Placement(strategy, "given", True, 1))
     config = config_lib.load(options.pipeline_config_path)
     check_train_config(config.train_config)
     num_steps = resolve_num_steps(config, options.num_train_steps)
     model_dir = Path(options.model_dir)
+    if not placement.is_chief:
+        return _train_locked(options, config, num_steps, model_dir, placement)
     model_dir.mkdir(parents=True, exist_ok=True)
     with workdir.TrainingLock(model_dir):
         workdir.remove_leftovers(model_dir)
-        return _train_locked(options, config, num_steps, model_dir, strategy)
+        return _train_locked(options, config, num_steps, model_dir, placement)
+
+
+def _barrier(placement: Placement) -> None:
+    """Wait until every worker got here (one all-reduce); nothing to wait for with one."""
+    if placement.num_workers > 1:
+        strategy = placement.strategy
+        strategy.reduce(tf.distribute.ReduceOp.SUM,
+                        strategy.run(lambda: tf.constant(1.0)), axis=None)
 
 
 def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path,
-                  strategy: tf.distribute.Strategy | None) -> TrainResult:
+                  placement: Placement) -> TrainResult:
     train_config = config.train_config
-    evaluate_at_end = options.eval_every >= 0
+    chief = placement.is_chief
+    evaluate_at_end = options.eval_every >= 0 and chief
     _check_inputs(config, evaluate_at_end)  # fail now rather than after hours of training
-    resuming = decide_resume(model_dir, config, options)
+    resuming = decide_resume(model_dir, config, options) if chief else True
+    _barrier(placement)  # the other workers look at model_dir once the chief has decided
     resume_prefix, start_step = resume_point(str(model_dir)) if resuming else (None, 0)
     if num_steps and start_step > num_steps:
         return _below_latest(model_dir, num_steps, resume_prefix, start_step)
@@ -315,7 +335,7 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
                  num_steps)
         return TrainResult(start_step, resume_prefix, None)
     configure_determinism(options.seed, options.deterministic)
-    strategy = strategy or make_strategy()
+    strategy = placement.strategy
     from odflow.model import builder
     with strategy.scope():
         model = builder.build_pipeline(config, is_training=True)
@@ -340,10 +360,14 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
     train_step = build_train_step(state, strategy,
                                   clip_norm=train_config.gradient_clipping_by_norm,
                                   add_regularization=train_config.add_regularization_loss)
-    manager = checkpoints.CheckpointManager(model_dir, options.keep_checkpoint_max)
+    # Workers other than the chief save into a scratch folder removed at the end (their
+    # copies of the variables equal the chief's).
+    scratch = None if chief else tempfile.mkdtemp(prefix="odflow-worker-")
+    write_dir = model_dir if chief else Path(scratch)
+    manager = checkpoints.CheckpointManager(write_dir, options.keep_checkpoint_max)
     evaluator = (evaluation.Evaluator(model, config, backend=options.eval_backend,
                                       seed=options.seed) if evaluate_at_end else None)
-    writer = SummaryWriter(model_dir)
+    writer = SummaryWriter(write_dir)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
     if resume_prefix is not None:  # that step is on disk already
         run.saved_step, run.last_checkpoint = state.step, resume_prefix
@@ -352,6 +376,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
         return run.loop(iter(dataset), train_step, record_files)
     finally:
         writer.close()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 class _Run:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -60,8 +61,14 @@ def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if _slurm_tasks() > 1:
         port = SLURM_PORT_BASE + int(os.environ.get("SLURM_JOB_ID", "0")) % 1000
-        # SLURM hands out GPUs per task; the resolver then sets CUDA_VISIBLE_DEVICES itself.
-        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+        if shutil.which("nvidia-smi") or "CUDA_VISIBLE_DEVICES" in os.environ:
+            # The resolver gives each task its own GPU(s) (CUDA_VISIBLE_DEVICES).
+            return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+        # A CPU-only node has no nvidia-smi to count GPUs with, and the resolver lists one
+        # worker per GPU "slot" of a node: give it one slot per task, and set no devices.
+        tasks = _slurm_tasks()
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=port, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False)
     raise OdflowError(
         "train.strategy is multi_worker but this process is not part of a multi-worker job: "
         "set TF_CONFIG (cluster.worker = host:port of each worker, task.index = this one), "

@@ -1,0 +1,111 @@
+"""Two-worker training checks shared by the localhost (TF_CONFIG) and SLURM tests.
+
+``PROGRAM`` trains a few steps on a fixed global batch of four distinct images with the
+strategy named on its command line and prints the losses and some weights; ``make_inputs``
+writes that batch and its config.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+
+from test_train_support import make_config
+
+STEPS = 3
+PROGRAM = r"""
+import json, os, sys
+from pathlib import Path
+import numpy as np
+mode, config_path, batch_path = sys.argv[1:4]
+import tensorflow as tf
+from odflow.train.strategy import make_strategy
+if mode == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+placement = make_strategy(mode)
+from odflow import config as config_lib
+from odflow.model import builder
+from odflow.train.state import TrainingState
+from odflow.train.step import build_train_step
+cfg = config_lib.load(config_path)
+strategy = placement.strategy
+batch = {k: tf.constant(v) for k, v in np.load(batch_path).items()}
+tf.keras.utils.set_random_seed(1)
+with strategy.scope():
+    state = TrainingState(builder.build(cfg.model, is_training=True),
+                          cfg.train_config.optimizer, cfg.train_config)
+step = build_train_step(state, strategy)
+data = tf.data.Dataset.from_tensors(batch).repeat()
+options = tf.data.Options()
+options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+batches = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
+losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(%d)]
+weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
+           if k.startswith("BoxPredictor_0/")}
+print("RESULT" + json.dumps({"losses": losses, "weights": weights, "chief": placement.is_chief,
+                             "replicas": strategy.num_replicas_in_sync}))
+""" % STEPS
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def parse_results(stdout: str) -> list[dict]:
+    """Every RESULT line of the output (one per worker that printed)."""
+    return [json.loads(line[len("RESULT"):]) for line in stdout.splitlines()
+            if line.startswith("RESULT")]
+
+
+def parse_result(stdout: str) -> dict:
+    line = next(line for line in stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def make_inputs(tmp: Path) -> tuple[Path, Path]:
+    from odflow import config as config_lib
+    from odflow.inputs import build_dataset
+
+    cfg = make_config(tmp, batch_size=4, augment=False, num_train=6, with_eval=False)
+    config_path = tmp / "pipeline.config"
+    config_lib.save(cfg, config_path)
+    # Four distinct training examples (the repeated, shuffled stream can repeat one).
+    examples = {}
+    for example in build_dataset(cfg.train_input_reader, model_config=cfg.model,
+                                 batch_size=1, is_training=True, seed=0):
+        examples.setdefault(example["source_id"].numpy()[0], example)
+        if len(examples) == 4:
+            break
+    batch = {key: np.concatenate([e[key].numpy() for e in examples.values()])
+             for key in next(iter(examples.values())) if key != "source_id"}
+    batch_path = tmp / "batch.npz"
+    np.savez(batch_path, **batch)
+    return config_path, batch_path
+
+
+
+
+def assert_same_training(results: list[dict], expected: dict) -> None:
+    """Each worker's losses and weights equal the reference run's."""
+    import pytest
+
+    for result in results:
+        assert result["replicas"] == expected["replicas"]
+        for got, want in zip(result["losses"], expected["losses"], strict=True):
+            assert got.keys() == want.keys()
+            for key in want:
+                assert got[key] == pytest.approx(want[key], abs=1e-5, rel=1e-5), key
+        for name, value in expected["weights"].items():
+            np.testing.assert_allclose(result["weights"][name], value, atol=1e-5, err_msg=name)
+    # The losses moved: the comparison is between runs that trained.
+    assert expected["losses"][0]["Loss/total_loss"] != expected["losses"][-1]["Loss/total_loss"]
