@@ -154,7 +154,7 @@ def rule_name(name, run):
     """The base run's rule keeps ``name``; an experiment's is ``name__<experiment>``."""
     if run == BASE_RUN:
         return name
-    return f"{name}__{experiments.label_of(run).replace('-', '_')}"
+    return f"{name}__{experiments.label_of(run)}"
 
 
 def log_path(name):
