@@ -63,8 +63,9 @@ def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any],
 
     ``config`` is the validated base config (defaults filled in).  Each variant is the base
     (without ``experiments``) with its overrides merged in, typed as ``--config`` values are
-    (``coerce_to_schema``) and checked by ``validate`` (the Snakefile passes Snakemake's, so
-    the error reads as for config.yaml); errors name the experiment.
+    (``coerce_to_schema``) and checked by ``validate``, which raises ValueError with the
+    schema's message (rules/common.smk wraps Snakemake's validate, so the error reads as for
+    config.yaml); errors name the experiment.
     """
     base = {key: value for key, value in config.items() if key != "experiments"}
     runs = {BASE: base}
@@ -91,7 +92,7 @@ def run_configs(config: Mapping[str, Any], schema: Mapping[str, Any],
             raise ExperimentError(f"{where}: {error}") from None
         try:
             validate(variant)
-        except Exception as error:  # Snakemake's WorkflowError: re-raised naming the variant
+        except ValueError as error:
             raise ExperimentError(f"{where}: {error}") from None
         runs[prefix_of(name)] = variant
     return runs

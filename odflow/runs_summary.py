@@ -13,6 +13,7 @@ import argparse
 import csv
 import html
 import io
+import itertools
 import json
 import os
 import statistics
@@ -64,7 +65,7 @@ def images_per_second(train_scalars: Mapping[str, Sequence[Sequence[float]]],
     losses (the median skips the pauses for evaluation and checkpoints). None with fewer
     than two logged steps."""
     points = train_scalars.get(LOSS_TAG, [])
-    rates = [(b[0] - a[0]) / (b[2] - a[2]) for a, b in zip(points, points[1:])
+    rates = [(b[0] - a[0]) / (b[2] - a[2]) for a, b in itertools.pairwise(points)
              if b[0] > a[0] and b[2] > a[2]]
     return batch_size * statistics.median(rates) if rates else None
 

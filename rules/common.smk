@@ -16,7 +16,10 @@ from odflow.workflow.fingerprint import folder_digest
 
 def validate_run(settings):
     """An experiment's merged settings, checked against the schema as config.yaml is."""
-    validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
+    try:
+        validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
+    except WorkflowError as error:
+        raise ValueError(str(error)) from None
 
 
 try:

@@ -20,8 +20,11 @@ SCHEMA = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
 
 
 def validate(settings: dict) -> None:
-    """The schema check with defaults filled in, as Snakemake's validate does."""
-    jsonschema.Draft202012Validator(SCHEMA).validate(settings)
+    """The schema check, raising ValueError as rules/common.smk's wrapper of Snakemake's."""
+    try:
+        jsonschema.Draft202012Validator(SCHEMA).validate(settings)
+    except jsonschema.ValidationError as error:
+        raise ValueError(error.message) from None
 
 
 BASE = {
