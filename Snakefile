@@ -4,6 +4,7 @@
 #   snakemake -c2 all                                          # + metrics and plots
 #   snakemake -c2 deploy                                       # + TFLite, ONNX and their metrics
 #   snakemake -n exported_model/frozen_inference_graph.pb      # the plan, with reasons
+#   snakemake -c2 runs/all                                     # + every experiment, compared
 #
 # Each stage is one file in rules/; the work is done by the odflow package.
 
@@ -20,6 +21,8 @@ min_version("9.0")
 if workflow.basedir not in sys.path:
     sys.path.insert(0, workflow.basedir)
 
+from odflow import experiments
+from odflow.experiments import ExperimentError, run_configs
 from odflow.workflow.settings import ConfigTypeError, coerce_to_schema
 
 
@@ -28,10 +31,11 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 # --config passes nested values as strings (train='{num_steps: 3000}'): type them first.
 with open(os.path.join(workflow.basedir, "schemas/config.schema.yaml")) as schema:
-    try:
-        coerce_to_schema(config, yaml.safe_load(schema))
-    except ConfigTypeError as error:
-        raise WorkflowError(str(error)) from None
+    CONFIG_SCHEMA = yaml.safe_load(schema)
+try:
+    coerce_to_schema(config, CONFIG_SCHEMA)
+except ConfigTypeError as error:
+    raise WorkflowError(str(error)) from None
 
 
 validate(config, "schemas/config.schema.yaml")
@@ -50,19 +54,17 @@ include: "rules/export.smk"
 include: "rules/plots.smk"
 include: "rules/detect.smk"
 include: "rules/report.smk"
+include: "rules/experiments.smk"
 
 
 rule all:
     default_target: True
     input:
-        EXPORTED_MODEL,
-        METRICS,
-        METRICS_TABLE,
-        PLOTS,
+        run_outputs(BASE_RUN),
 
 
 rule deploy:
     """TFLite (float, int8) and ONNX files beside the export, and every format's metrics."""
     input:
-        list(DEPLOYED_MODELS.values()),
+        [of_run(path, BASE_RUN) for path in DEPLOYED_MODELS.values()],
         DEPLOYED_METRICS,

@@ -39,8 +39,9 @@ _RAW_COLOUR = "#f4a582"
 _LINE_COLOUR = "#d6604d"
 
 
-def read_scalars(directory: str | os.PathLike) -> dict[str, Series]:
-    """Every scalar in the event files directly in ``directory``: tag -> [(step, value)].
+def read_scalars(directory: str | os.PathLike, with_time: bool = False) -> dict[str, Series]:
+    """Every scalar in the event files directly in ``directory``: tag -> [(step, value)]
+    (with ``with_time``, [step, value, wall_time] lists, for odflow.history).
 
     A step logged twice (a resumed run repeats steps after its last checkpoint) keeps the
     value written last.  A truncated final record (a writer still running, or killed) ends
@@ -64,10 +65,15 @@ def read_scalars(directory: str | os.PathLike) -> dict[str, Series]:
                         order += 1
         except tf.errors.DataLossError:
             logger.warning("event file %s ends with a truncated record; using what was read", path)
-    series: dict[str, dict[int, float]] = {}
-    for _, _, _, tag, step, number in sorted(records):
-        series.setdefault(tag, {})[step] = number
-    return {tag: sorted(values.items()) for tag, values in series.items()}
+    series: dict[str, dict[int, tuple[float, float]]] = {}
+    for wall_time, _, _, tag, step, number in sorted(records):
+        series.setdefault(tag, {})[step] = (number, wall_time)
+    if with_time:
+        return {tag: [[step, number, wall_time]
+                      for step, (number, wall_time) in sorted(values.items())]
+                for tag, values in series.items()}
+    return {tag: [(step, number) for step, (number, _) in sorted(values.items())]
+            for tag, values in series.items()}
 
 
 def _scalar(value, tf) -> float | None:
@@ -100,15 +106,20 @@ def plot_training_curves(model_dir: str | os.PathLike, output_dir: str | os.Path
     if not model_path.is_dir():
         raise OdflowError(f"model_dir {model_path} does not exist or is not a directory; "
                           "pass the directory training writes its checkpoints and events to")
-    output = Path(output_dir)
     training = read_scalars(model_path)
     eval_path = model_path / EVAL_SUBDIR
     evaluation = read_scalars(eval_path) if eval_path.is_dir() else {}
+    return draw_curves(training, evaluation, output_dir, str(model_path))
+
+
+def draw_curves(training: dict[str, Series], evaluation: dict[str, Series],
+                output_dir: str | os.PathLike, source: str) -> list[Path]:
+    """The three PNGs from training and evaluation scalars (tag -> [(step, value)])."""
+    output = Path(output_dir)
     if not any(tag in evaluation for tag in METRIC_KEYS):
-        logger.warning("no evaluation results in %s yet; mAP.png and AR.png say so", eval_path)
+        logger.warning("no evaluation results in %s yet; mAP.png and AR.png say so", source)
     if not any(tag in training for tag in LOSS_TAGS):
-        logger.warning("no training losses in the event files of %s yet; loss.png says so",
-                       model_path)
+        logger.warning("no training losses in %s yet; loss.png says so", source)
     written = [
         _draw(output / "mAP.png", "Evaluation: COCO box precision", PRECISION_TAGS, evaluation,
               empty="no evaluation yet", lines_only=False),
@@ -168,12 +179,22 @@ def run(argv: Sequence[str] | None = None) -> int:
         prog="python -m odflow.plots",
         description="Draw mAP.png, AR.png and loss.png from a training run's TensorBoard "
                     "event files (model_dir and model_dir/eval_0).")
-    parser.add_argument("--model_dir", required=True, help="the training directory (e.g. ckpt)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model_dir", help="the training directory (e.g. ckpt)")
+    source.add_argument("--history", help="a training history file (ckpt/history.json, "
+                                          "odflow.history) instead of the event files")
     parser.add_argument("--output_dir", required=True, help="where to write the PNGs")
     parser.add_argument("--log_file", default=None, help="also log to this file")
     args = parser.parse_args(argv)
     setup_logging(args.log_file)
-    plot_training_curves(args.model_dir, args.output_dir)
+    if args.history:
+        from odflow import history
+
+        loaded = history.load(args.history)
+        draw_curves(history.series(loaded, "train"), history.series(loaded, "eval"),
+                    args.output_dir, args.history)
+    else:
+        plot_training_curves(args.model_dir, args.output_dir)
     return 0
 
 

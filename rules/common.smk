@@ -1,89 +1,188 @@
 # Paths and input functions shared by the rules. Everything here is derived from config.
 
 import glob
+import json
+import re
 import shlex
 
 from odflow.workflow.fingerprint import folder_digest
 
-MODEL_NAME = config["model"]["name"]
-MODEL_URL = config["model"]["url"]
-TARBALL = f"downloads/{MODEL_NAME}.tar.gz"
-MODEL_FILES = {
-    "pipeline_config": f"{MODEL_NAME}/pipeline.config",
-    "index": f"{MODEL_NAME}/model.ckpt.index",
-    "data": f"{MODEL_NAME}/model.ckpt.data-00000-of-00001",
-}
-FINE_TUNE_CHECKPOINT = "ckpt/model.ckpt"
+# -- runs: the base ("" prefix) and each experiment (runs/<name>/), see odflow/experiments.py.
+# Every path starts with the run prefix. Rules whose output names depend on settings (model
+# name, config_name, num_steps) are defined once per run with its settings as params; the
+# others take {run} as a wildcard and read the run's settings (run_config, setting), so each
+# run's settings are tracked as its jobs' params.
+
+
+def validate_run(settings):
+    """An experiment's merged settings, checked against the schema as config.yaml is."""
+    try:
+        validate(settings, os.path.join(workflow.basedir, "schemas/config.schema.yaml"))
+    except WorkflowError as error:
+        raise ValueError(str(error)) from None
+
+
+try:
+    RUNS = run_configs(config, CONFIG_SCHEMA, validate_run)
+except ExperimentError as error:
+    raise WorkflowError(str(error)) from None
+BASE_RUN = experiments.BASE
+# The run whose label map and records (DATA_OWNER), or model tarball and extracted files
+# (MODEL_OWNER), a run uses: the first with the same settings, so equal stages are shared.
+DATA_OWNER = experiments.owners(RUNS, experiments.data_settings)
+MODEL_OWNER = experiments.owners(RUNS, experiments.model_settings)
+
+
+def _one_of(values):
+    return "|".join(re.escape(value) for value in sorted(set(values)))
+
+
+wildcard_constraints:
+    run=f"(?:{_one_of(RUNS)})",
+    split="train|val",
+
+
+def run_config(wildcards):
+    """The settings of the job's run (the base config or an experiment merged over it)."""
+    return RUNS[wildcards.run]
+
+
+def setting(*keys):
+    """A param: the run's value of config key keys[0].keys[1]... (tracked per run)."""
+
+    def value(wildcards):
+        node = run_config(wildcards)
+        for key in keys:
+            node = node[key]
+        return node
+
+    return value
+
+
+def model_files(run):
+    """The extracted pipeline.config and model.ckpt.* a run uses (its model owner's)."""
+    name = RUNS[run]["model"]["name"]
+    owner = MODEL_OWNER[run]
+    return {
+        "pipeline_config": f"{owner}{name}/pipeline.config",
+        "index": f"{owner}{name}/model.ckpt.index",
+        "data": f"{owner}{name}/model.ckpt.data-00000-of-00001",
+    }
+
+
+TARBALL = "{run}downloads/{model_name}.tar.gz"
+FINE_TUNE_CHECKPOINT = "{run}ckpt/model.ckpt"
 FINE_TUNE_FILES = [
     f"{FINE_TUNE_CHECKPOINT}.index",
     f"{FINE_TUNE_CHECKPOINT}.data-00000-of-00001",
 ]
-LABEL_MAP = "datasets/label_map.pbtxt"
-PIPELINE_CONFIG = f"ckpt/{config['pipeline']['config_name']}.config"
-NUM_STEPS = config["train"]["num_steps"]
-TRAINED_CHECKPOINT = f"ckpt/model.ckpt-{NUM_STEPS}"
-METRICS = "eval/metrics.json"
-METRICS_TABLE = "eval/metrics.html"
+LABEL_MAP = "{run}datasets/label_map.pbtxt"
+PIPELINE_CONFIG = "{run}ckpt/{config_name}.config"
+TRAINED_CHECKPOINT = "{run}ckpt/model.ckpt-{steps}"
+METRICS = "{run}eval/metrics.json"
+METRICS_TABLE = "{run}eval/metrics.html"
+HISTORY = "{run}ckpt/history.json"
 EXPORTED_MODEL = [
-    "exported_model/frozen_inference_graph.pb",
-    "exported_model/saved_model/saved_model.pb",
-    "exported_model/model.ckpt.index",
-    "exported_model/model.ckpt.data-00000-of-00001",
-    "exported_model/checkpoint",
-    "exported_model/pipeline.config",
-    "exported_model/label_map.pbtxt",
+    "{run}exported_model/frozen_inference_graph.pb",
+    "{run}exported_model/saved_model/saved_model.pb",
+    "{run}exported_model/model.ckpt.index",
+    "{run}exported_model/model.ckpt.data-00000-of-00001",
+    "{run}exported_model/checkpoint",
+    "{run}exported_model/pipeline.config",
+    "{run}exported_model/label_map.pbtxt",
 ]
-PLOTS = expand("plots/{name}.png", name=["mAP", "AR", "loss"])
-DATASET = config["dataset"]
-SOURCE = DATASET["source"]
-NUM_SHARDS = DATASET["num_shards"]
+PLOTS = ["{run}plots/mAP.png", "{run}plots/AR.png", "{run}plots/loss.png"]
 
 
-def shard_names(path):
+def of_run(pattern, run, **wildcards):
+    """A path pattern filled in for one run ("" = the base)."""
+    return pattern.format(run=run, **wildcards)
+
+
+def run_pipeline_config(run):
+    """A run's patched pipeline.config (ckpt/<config_name>.config)."""
+    return of_run(PIPELINE_CONFIG, run, config_name=RUNS[run]["pipeline"]["config_name"])
+
+
+def run_trained_checkpoint(run):
+    """A run's final checkpoint index, ckpt/model.ckpt-<num_steps>.index."""
+    return of_run(TRAINED_CHECKPOINT, run, steps=RUNS[run]["train"]["num_steps"]) + ".index"
+
+
+def pipeline_config(wildcards):
+    return run_pipeline_config(wildcards.run)
+
+
+def trained_checkpoint(wildcards):
+    return run_trained_checkpoint(wildcards.run)
+
+
+def label_map(wildcards):
+    """The label map a run uses (its data owner's)."""
+    return of_run(LABEL_MAP, DATA_OWNER[wildcards.run])
+
+
+def run_outputs(run):
+    """What `all` builds for one run: the export, the metrics (and table) and the plots."""
+    return [of_run(pattern, run) for pattern in EXPORTED_MODEL + PLOTS + [METRICS, METRICS_TABLE]]
+
+
+def shard_names(path, num_shards):
     """The API's shard naming: train.record-00000-of-00004 (one file when unsharded)."""
-    if NUM_SHARDS == 1:
+    if num_shards == 1:
         return [path]
-    return [f"{path}-{i:05d}-of-{NUM_SHARDS:05d}" for i in range(NUM_SHARDS)]
+    return [f"{path}-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)]
+
+
+def run_record_files(run, split):
+    """The record files of a run's split: its data owner's under datasets/, or the user's."""
+    dataset = RUNS[run]["dataset"]
+    if dataset["source"] == "tfrecord":
+        files = sorted(f for pattern in dataset["tfrecord"][split] for f in glob.glob(pattern))
+        if not files:
+            raise ValueError(
+                f"config dataset.tfrecord.{split} (run {experiments.label_of(run)}): no record "
+                f"files match {dataset['tfrecord'][split]!r}"
+            )
+        return files
+    return shard_names(f"{DATA_OWNER[run]}datasets/{split}.record", dataset["num_shards"])
 
 
 def record_files(split):
-    """The record files of a split: ours under datasets/, or the user's existing ones."""
-    if SOURCE == "tfrecord":
-        files = sorted(f for pattern in DATASET["tfrecord"][split] for f in glob.glob(pattern))
-        if not files:
-            raise ValueError(
-                f"config.yaml dataset.tfrecord.{split}: no record files match "
-                f"{DATASET['tfrecord'][split]!r}"
-            )
-        return files
-    return shard_names(f"datasets/{split}.record")
+    """Input function: the record files of the job's run for one split."""
+    return lambda wildcards: run_record_files(wildcards.run, split)
 
 
-def template_config(wildcards):
-    """The pipeline.config to patch: the user's template, else the tarball's own."""
-    return config["pipeline"]["template"] or MODEL_FILES["pipeline_config"]
+def rule_name(name, run):
+    """The base run's rule keeps ``name``; an experiment's is ``name__<experiment>``."""
+    if run == BASE_RUN:
+        return name
+    return f"{name}__{experiments.label_of(run)}"
 
 
 def log_path(name):
-    return f"logs/{name}.log"
+    """The job's log, under its run's logs/ (logs/<name>.log for the base run)."""
+    return f"{{run}}logs/{name}.log"
 
 
 def benchmark_path(name):
-    return f"logs/benchmarks/{name}.tsv"
+    return f"{{run}}logs/benchmarks/{name}.tsv"
 
 
 def record_inputs(wildcards):
     """Input files of the records rule for one split, by dataset.source."""
     split = wildcards.split
-    if SOURCE == "wider_face":
-        root = DATASET["wider_face"]["root"]
+    dataset = run_config(wildcards)["dataset"]
+    source = dataset["source"]
+    if source == "wider_face":
+        root = dataset["wider_face"]["root"]
         return {
             "annotations": f"{root}/wider_face_split/wider_face_{split}_bbx_gt.txt",
             "images": f"{root}/WIDER_{split}/images",
         }
-    if SOURCE in ("csv", "voc"):
-        settings = DATASET[SOURCE]
-        key = "csv" if SOURCE == "csv" else "annotations"
+    if source in ("csv", "voc"):
+        settings = dataset[source]
+        key = "csv" if source == "csv" else "annotations"
         return {key: settings[f"{split}_{key}"], "images": settings[f"{split}_images"]}
     return {}
 
@@ -92,20 +191,23 @@ def record_arguments(wildcards):
     """The odflow.data subcommand and its settings for one split. From config only, so
     Snakemake tracks every setting as a param; the paths come from input (record_paths)."""
     split = wildcards.split
-    common = " --skip-bad" if DATASET["skip_bad"] else ""
-    if SOURCE == "synthetic":
-        settings = DATASET["synthetic"]
+    run = run_config(wildcards)
+    dataset = run["dataset"]
+    source = dataset["source"]
+    common = " --skip-bad" if dataset["skip_bad"] else ""
+    if source == "synthetic":
+        settings = dataset["synthetic"]
         return (
             f"synthetic --split {split} --num-images {settings[f'{split}_images']}"
-            f" --seed {settings['seed']} --class-name {config['classes'][0]}"
+            f" --seed {settings['seed']} --class-name {run['classes'][0]}"
         )
-    if SOURCE == "wider_face":
-        settings = DATASET["wider_face"]
-        args = f"wider --class-name {config['classes'][0]} --min-size {settings['min_size']}"
+    if source == "wider_face":
+        settings = dataset["wider_face"]
+        args = f"wider --class-name {run['classes'][0]} --min-size {settings['min_size']}"
         args += " --drop-invalid" if settings["drop_invalid"] else ""
         args += "" if settings["keep_empty"] else " --drop-empty"
         return f"{args}{common}"
-    return f"{SOURCE}{common}"
+    return f"{source}{common}"
 
 
 def record_paths(wildcards, input):
@@ -146,11 +248,10 @@ def checkpoint_prefix(w, input):
 
 # -- deployable files, their metrics, and detection (rules/export.smk, evaluate.smk, detect.smk)
 
-DEPLOY = config["deploy"]
 DEPLOYED_MODELS = {
-    "tflite": "exported_model/model.tflite",
-    "tflite_int8": "exported_model/model_int8.tflite",
-    "onnx": "exported_model/model.onnx",
+    "tflite": "{run}exported_model/model.tflite",
+    "tflite_int8": "{run}exported_model/model_int8.tflite",
+    "onnx": "{run}exported_model/model.onnx",
 }
 
 
@@ -165,8 +266,8 @@ DEPLOYED_METRICS = expand("eval/metrics_{format}.json", format=EVALUATED_FORMATS
 def deployed_model(wildcards):
     """The file a format's metrics measure (the frozen graph, or a converted file)."""
     if wildcards.format == "frozen_graph":
-        return "exported_model/frozen_inference_graph.pb"
-    return DEPLOYED_MODELS[wildcards.format]
+        return of_run("{run}exported_model/frozen_inference_graph.pb", wildcards.run)
+    return of_run(DEPLOYED_MODELS[wildcards.format], wildcards.run)
 
 
 DETECT = config["detect"]
@@ -187,3 +288,29 @@ def detect_images(wildcards):
     if glob.has_magic(spec):
         return sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
     return [spec]
+
+
+# -- experiments' summary (rules/experiments.smk)
+
+
+def summary_runs(wildcards, input):
+    """Each run's label, its declared files (from input) and its settings that differ from
+    the base, as the JSON list scripts/experiments_summary.py reads."""
+    runs = []
+    for index, run in enumerate(RUNS):
+        runs.append({
+            "label": experiments.label_of(run),
+            **{kind: input[kind][index]
+               for kind in ("metrics", "history", "benchmark", "model", "pipeline_config")},
+            "differences": experiments.differences(RUNS[BASE_RUN], RUNS[run]),
+        })
+    return json.dumps(runs)
+
+
+def each_run(pattern):
+    """``pattern`` for every run, base first (the order summary_runs reads them in)."""
+    return [
+        of_run(pattern, run, steps=RUNS[run]["train"]["num_steps"],
+               config_name=RUNS[run]["pipeline"]["config_name"])
+        for run in RUNS
+    ]

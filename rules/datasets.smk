@@ -1,4 +1,5 @@
-# The label map and the train/val records, from the configured source.
+# The label map and the train/val records, from the configured source. A run whose data
+# settings (dataset and classes) equal an earlier run's uses that run's files (DATA_OWNER).
 
 
 rule label_map:
@@ -7,7 +8,7 @@ rule label_map:
         LABEL_MAP,
     params:
         script=script("create_label_map.py"),
-        classes=config["classes"],
+        classes=setting("classes"),
     log:
         log_path("label_map"),
     benchmark:
@@ -22,25 +23,35 @@ rule label_map:
         "python {params.script} --output {output} --names {params.classes:q} > {log} 2>&1"
 
 
-if SOURCE != "tfrecord":
+# One rule per shard count among the runs that make records (the outputs' names depend on
+# it); the base run's is `records`.
+_RECORD_RUNS = {}
+for _run in RUNS:
+    if DATA_OWNER[_run] == _run and RUNS[_run]["dataset"]["source"] != "tfrecord":
+        _RECORD_RUNS.setdefault(RUNS[_run]["dataset"]["num_shards"], []).append(_run)
+_BASE_SHARDS = RUNS[BASE_RUN]["dataset"]["num_shards"]
 
-    rule records:
+for _shards, _runs in _RECORD_RUNS.items():
+
+    rule:
         """datasets/{split}.record (or its shards) and a summary, from dataset.source."""
+        name:
+            "records" if _shards == _BASE_SHARDS else f"records_{_shards}_shards"
         input:
             unpack(record_inputs),
             label_map=LABEL_MAP,
         output:
-            shard_names("datasets/{split}.record"),
-            summary="datasets/{split}.record.summary.json",
+            shard_names("{run}datasets/{split}.record", _shards),
+            summary="{run}datasets/{split}.record.summary.json",
         params:
             script=script("create_records.py"),
             args=record_arguments,
             paths=record_paths,
             folders=record_folders,
-            output="datasets/{split}.record",
-            num_shards=NUM_SHARDS,
+            output="{run}datasets/{split}.record",
+            num_shards=_shards,
         wildcard_constraints:
-            split="train|val",
+            run=f"(?:{_one_of(_runs)})",
         log:
             log_path("records_{split}"),
         benchmark:

@@ -18,9 +18,9 @@ rule detect:
         min_score=DETECT["min_score"],
         output_dir=directory_of,
     log:
-        log_path("detect"),
+        "logs/detect.log",
     benchmark:
-        benchmark_path("detect")
+        "logs/benchmarks/detect.tsv"
     threads: 2
     resources:
         mem_mb=4000,

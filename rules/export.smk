@@ -4,15 +4,15 @@
 rule export:
     """scripts/export_inference_graph.py on the trained checkpoint."""
     input:
-        config=PIPELINE_CONFIG,
-        checkpoint=f"{TRAINED_CHECKPOINT}.index",
-        label_map=LABEL_MAP,
+        config=pipeline_config,
+        checkpoint=trained_checkpoint,
+        label_map=label_map,
     output:
         EXPORTED_MODEL,
     params:
         script=script("export_inference_graph.py"),
         checkpoint=checkpoint_prefix,
-        input_type=config["export"]["input_type"],
+        input_type=setting("export", "input_type"),
         output_dir=directory_of,
     log:
         log_path("export"),
@@ -47,7 +47,7 @@ rule export_tflite:
     params:
         script=script("convert_model.py"),
         export_dir=directory_of,
-        use_regular_nms=str(DEPLOY["use_regular_nms"]).lower(),
+        use_regular_nms=lambda w: str(setting("deploy", "use_regular_nms")(w)).lower(),
     log:
         log_path("export_tflite"),
     benchmark:
@@ -74,9 +74,9 @@ rule export_tflite_int8:
     params:
         script=script("convert_model.py"),
         export_dir=directory_of,
-        use_regular_nms=str(DEPLOY["use_regular_nms"]).lower(),
-        calibration_images=DEPLOY["calibration_images"],
-        per_channel=str(DEPLOY["int8_per_channel"]).lower(),
+        use_regular_nms=lambda w: str(setting("deploy", "use_regular_nms")(w)).lower(),
+        calibration_images=setting("deploy", "calibration_images"),
+        per_channel=lambda w: str(setting("deploy", "int8_per_channel")(w)).lower(),
     log:
         log_path("export_tflite_int8"),
     benchmark:
@@ -105,7 +105,7 @@ rule export_onnx:
     params:
         script=script("convert_model.py"),
         export_dir=directory_of,
-        opset=DEPLOY["onnx_opset"],
+        opset=setting("deploy", "onnx_opset"),
     log:
         log_path("export_onnx"),
     benchmark:

@@ -1,93 +1,110 @@
 # The model: fetch (or build) the tarball, extract what we use, seed ckpt/ with it.
+# A run whose model settings equal an earlier run's uses that run's tarball and extracted
+# files (MODEL_OWNER); only the owners' are built.
 
-if MODEL_URL.startswith("starter:"):
+# One rule per run that owns its model files (the base's keep the plain rule names); their
+# paths name the model (downloads/<name>.tar.gz, <name>/), which is the run's own setting.
+MODEL_OWNERS = [run for run in RUNS if MODEL_OWNER[run] == run]
 
-    rule build_starter_model:
-        """A small, randomly initialised SSD (model.starter.architecture) in the zoo's layout,
-        so the offline demo flows through the same rules as the real zoo model."""
+
+for _run in MODEL_OWNERS:
+    _model = RUNS[_run]["model"]
+    _files = model_files(_run)
+    _tarball = of_run(TARBALL, _run, model_name=_model["name"])
+
+    if _model["url"].startswith("starter:"):
+
+        rule:
+            """A small, randomly initialised SSD (model.starter.architecture) in the zoo's
+            layout, so the offline demo flows through the same rules as the real zoo model."""
+            name:
+                rule_name("build_starter_model", _run)
+            output:
+                _tarball,
+            params:
+                script=script("model_zoo.py"),
+                name=_model["name"],
+                depth_multiplier=_model["starter"]["depth_multiplier"],
+                image_size=_model["starter"]["image_size"],
+                num_classes=len(RUNS[_run]["classes"]),
+                seed=_model["starter"]["seed"],
+                architecture=_model["starter"]["architecture"],
+            log:
+                of_run(log_path("build_starter_model"), _run),
+            benchmark:
+                of_run(benchmark_path("build_starter_model"), _run)
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=10,
+            conda:
+                "../envs/odflow.yaml"
+            shell:
+                "python {params.script} starter --name {params.name} --output {output}"
+                " --depth-multiplier {params.depth_multiplier} --image-size {params.image_size}"
+                " --num-classes {params.num_classes} --seed {params.seed}"
+                " --architecture {params.architecture} > {log} 2>&1"
+
+    else:
+
+        rule:
+            """The model-zoo tarball, verified against model.sha256."""
+            name:
+                rule_name("download_model", _run)
+            output:
+                ensure(_tarball, sha256=_model["sha256"] or None),
+            params:
+                script=script("model_zoo.py"),
+                url=_model["url"],
+                sha256=_model["sha256"],
+            log:
+                of_run(log_path("download_model"), _run),
+            benchmark:
+                of_run(benchmark_path("download_model"), _run)
+            # The one retry layer: the script tries once, with a 30 s socket timeout, so a
+            # server that never answers fails all three attempts within two minutes.
+            retries: 2
+            threads: 1
+            resources:
+                mem_mb=500,
+                runtime=30,
+            conda:
+                "../envs/odflow.yaml"
+            shell:
+                "python {params.script} download --url '{params.url}'"
+                " --sha256 '{params.sha256}' --output {output} > {log} 2>&1"
+
+    rule:
+        """Only the members the pipeline needs: pipeline.config and model.ckpt.*."""
+        name:
+            rule_name("extract_model", _run)
+        input:
+            _tarball,
         output:
-            TARBALL,
+            _files.values(),
         params:
             script=script("model_zoo.py"),
-            name=MODEL_NAME,
-            depth_multiplier=config["model"]["starter"]["depth_multiplier"],
-            image_size=config["model"]["starter"]["image_size"],
-            num_classes=len(config["classes"]),
-            seed=config["model"]["starter"]["seed"],
-            architecture=config["model"]["starter"]["architecture"],
+            output_dir=directory_of,
         log:
-            log_path("build_starter_model"),
+            of_run(log_path("extract_model"), _run),
         benchmark:
-            benchmark_path("build_starter_model")
+            of_run(benchmark_path("extract_model"), _run)
         threads: 1
         resources:
-            mem_mb=2000,
+            mem_mb=500,
             runtime=10,
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script} starter --name {params.name} --output {output}"
-            " --depth-multiplier {params.depth_multiplier} --image-size {params.image_size}"
-            " --num-classes {params.num_classes} --seed {params.seed}"
-            " --architecture {params.architecture} > {log} 2>&1"
-
-else:
-
-    rule download_model:
-        """The model-zoo tarball, verified against model.sha256."""
-        output:
-            ensure(TARBALL, sha256=config["model"]["sha256"] or None),
-        params:
-            script=script("model_zoo.py"),
-            url=MODEL_URL,
-            sha256=config["model"]["sha256"],
-        log:
-            log_path("download_model"),
-        benchmark:
-            benchmark_path("download_model")
-        # The one retry layer: the script tries once, with a 30 s socket timeout, so a
-        # server that never answers fails all three attempts within two minutes.
-        retries: 2
-        threads: 1
-        resources:
-            mem_mb=500,
-            runtime=30,
-        conda:
-            "../envs/odflow.yaml"
-        shell:
-            "python {params.script} download --url '{params.url}'"
-            " --sha256 '{params.sha256}' --output {output} > {log} 2>&1"
-
-
-rule extract_model:
-    """Only the members the pipeline needs: pipeline.config and model.ckpt.*."""
-    input:
-        TARBALL,
-    output:
-        MODEL_FILES.values(),
-    params:
-        script=script("model_zoo.py"),
-        output_dir=directory_of,
-    log:
-        log_path("extract_model"),
-    benchmark:
-        benchmark_path("extract_model")
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
-    conda:
-        "../envs/odflow.yaml"
-    shell:
-        "python {params.script} extract --tarball {input} --output-dir {params.output_dir}"
-        " > {log} 2>&1"
+            "python {params.script} extract --tarball {input} --output-dir {params.output_dir}"
+            " > {log} 2>&1"
 
 
 rule fine_tune_checkpoint:
-    """Copy model.ckpt.* into ckpt/ (not the zoo's 'checkpoint' state file)."""
+    """Copy model.ckpt.* into the run's ckpt/ (not the zoo's 'checkpoint' state file)."""
     input:
-        MODEL_FILES["index"],
-        MODEL_FILES["data"],
+        lambda w: model_files(w.run)["index"],
+        lambda w: model_files(w.run)["data"],
     output:
         FINE_TUNE_FILES,
     params:

@@ -1,38 +1,45 @@
 # The tutorial's seven edits (and any overrides) applied to the template pipeline.config.
+# One rule per run (the file is named by the run's pipeline.config_name): pipeline_config
+# for the base run, pipeline_config__<experiment> for each experiment.
 
+for _run, _settings in RUNS.items():
 
-rule pipeline_config:
-    """ckpt/<config_name>.config: num_classes, fine-tune checkpoint, record and label-map
-    paths, eval num_examples (counted from the val records unless set), num_steps (and a
-    schedule tied to it), overrides."""
-    input:
-        template=template_config,
-        label_map=LABEL_MAP,
-        val=record_files("val"),
-    output:
-        PIPELINE_CONFIG,
-    params:
-        script=script("patch_pipeline_config.py"),
-        train=record_files("train"),
-        fine_tune_checkpoint=FINE_TUNE_CHECKPOINT,
-        fine_tune_checkpoint_type=config["pipeline"]["fine_tune_checkpoint_type"],
-        num_examples=config["pipeline"]["num_examples"],
-        num_steps=NUM_STEPS,
-        overrides=config["pipeline"]["overrides"],
-    log:
-        log_path("pipeline_config"),
-    benchmark:
-        benchmark_path("pipeline_config")
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../envs/odflow.yaml"
-    shell:
-        "python {params.script} --template {input.template} --output {output}"
-        " --label-map {input.label_map} --train-input {params.train:q} --eval-input {input.val:q}"
-        " --fine-tune-checkpoint {params.fine_tune_checkpoint}"
-        " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type}"
-        " --num-examples {params.num_examples} --num-steps {params.num_steps}"
-        " --set {params.overrides:q} > {log} 2>&1"
+    rule:
+        """ckpt/<config_name>.config: num_classes, fine-tune checkpoint, record and label-map
+        paths, eval num_examples (counted from the val records unless set), num_steps (and a
+        schedule tied to it), overrides."""
+        name:
+            rule_name("pipeline_config", _run)
+        input:
+            template=(_settings["pipeline"]["template"]
+                      or model_files(_run)["pipeline_config"]),
+            label_map=of_run(LABEL_MAP, DATA_OWNER[_run]),
+            val=run_record_files(_run, "val"),
+        output:
+            run_pipeline_config(_run),
+        params:
+            script=script("patch_pipeline_config.py"),
+            train=run_record_files(_run, "train"),
+            fine_tune_checkpoint=of_run(FINE_TUNE_CHECKPOINT, _run),
+            fine_tune_checkpoint_type=_settings["pipeline"]["fine_tune_checkpoint_type"],
+            num_examples=_settings["pipeline"]["num_examples"],
+            num_steps=_settings["train"]["num_steps"],
+            overrides=_settings["pipeline"]["overrides"],
+        log:
+            of_run(log_path("pipeline_config"), _run),
+        benchmark:
+            of_run(benchmark_path("pipeline_config"), _run)
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        conda:
+            "../envs/odflow.yaml"
+        shell:
+            "python {params.script} --template {input.template} --output {output}"
+            " --label-map {input.label_map} --train-input {params.train:q}"
+            " --eval-input {input.val:q}"
+            " --fine-tune-checkpoint {params.fine_tune_checkpoint}"
+            " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type}"
+            " --num-examples {params.num_examples} --num-steps {params.num_steps}"
+            " --set {params.overrides:q} > {log} 2>&1"

@@ -2,10 +2,9 @@
 
 
 rule plots:
-    """plots/{mAP,AR,loss}.png from the event files in ckpt/ and ckpt/eval_0/."""
+    """plots/{mAP,AR,loss}.png from ckpt/history.json (the scalars of the run's events)."""
     input:
-        checkpoint=f"{TRAINED_CHECKPOINT}.index",
-        metrics=METRICS,
+        history=HISTORY,
     output:
         report(PLOTS, caption="../report/plots.rst", category="Training"),
     params:
@@ -22,4 +21,5 @@ rule plots:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --model_dir ckpt --output_dir {params.output_dir} > {log} 2>&1"
+        "python {params.script} --history {input.history} --output_dir {params.output_dir}"
+        " > {log} 2>&1"

@@ -1,43 +1,59 @@
-# Training: ckpt/model.ckpt-<num_steps>. Only the final checkpoint's index is declared:
-# Snakemake deletes declared outputs before a job starts, and the intermediate
-# checkpoints in ckpt/ are what an interrupted or extended run resumes from.
+# Training: ckpt/model.ckpt-<num_steps>, the final metrics and the run's curves. Only the
+# final checkpoint's index is declared: Snakemake deletes declared outputs before a job
+# starts, and the intermediate checkpoints in ckpt/ are what an interrupted or extended run
+# resumes from. One rule per run (the checkpoint is named by the run's train.num_steps):
+# train for the base run, train__<experiment> for each experiment, each its own job.
 
+for _run, _settings in RUNS.items():
 
-rule train:
-    """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
-    ckpt/fingerprint.json says it was trained on the same inputs, else moves the old
-    checkpoints to ckpt/superseded/ and fine-tunes from ckpt/model.ckpt; up to the config's
-    num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM saves a checkpoint."""
-    input:
-        config=PIPELINE_CONFIG,
-        fine_tune_checkpoint=FINE_TUNE_FILES,
-        train=record_files("train"),
-        val=record_files("val"),
-    output:
-        f"{TRAINED_CHECKPOINT}.index",
-    params:
-        script=script("model_main.py"),
-        eval_every=config["train"]["eval_every"] or -1,
-        seed=config["train"]["seed"],
-        checkpoint_every=untracked(config["train"]["checkpoint_every_steps"]),
-        keep=untracked(config["train"]["keep_checkpoint_max"]),
-        log_every=untracked(config["train"]["log_every"]),
-        strategy=untracked(config["train"]["strategy"]),
-    log:
-        log_path("train"),
-    benchmark:
-        benchmark_path("train")
-    threads: 8
-    resources:
-        mem_mb=8000,
-        runtime=1440,
-        gpu=1,
-    conda:
-        "../envs/odflow.yaml"
-    shell:
-        "python {params.script} --model_dir ckpt"
-        " --pipeline_config_path {input.config}"
-        " --eval_every {params.eval_every} --checkpoint_every_steps {params.checkpoint_every}"
-        " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-        " --log_every {params.log_every} --strategy {params.strategy} --progress_fd 3 3>&2"
-        " > {log} 2>&1"
+    rule:
+        """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
+        ckpt/fingerprint.json says it was trained on the same inputs, else moves the old
+        checkpoints to ckpt/superseded/ and fine-tunes from ckpt/model.ckpt; up to the
+        config's num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM
+        saves a checkpoint. Evaluates every eval_every steps and at the end, writing
+        eval/metrics.json (the twelve COCO numbers of the final checkpoint), then
+        ckpt/history.json: every scalar of the run's TensorBoard events (losses, learning
+        rate, metrics by step), which the plots read."""
+        name:
+            rule_name("train", _run)
+        input:
+            config=run_pipeline_config(_run),
+            fine_tune_checkpoint=[of_run(path, _run) for path in FINE_TUNE_FILES],
+            train=run_record_files(_run, "train"),
+            val=run_record_files(_run, "val"),
+        output:
+            checkpoint=run_trained_checkpoint(_run),
+            metrics=of_run(METRICS, _run),
+            history=of_run(HISTORY, _run),
+        params:
+            script=script("model_main.py"),
+            history_script=script("training_history.py"),
+            model_dir=lambda w, output: os.path.dirname(output.checkpoint),
+            eval_every=_settings["train"]["eval_every"],
+            seed=_settings["train"]["seed"],
+            checkpoint_every=untracked(_settings["train"]["checkpoint_every_steps"]),
+            keep=untracked(_settings["train"]["keep_checkpoint_max"]),
+            log_every=untracked(_settings["train"]["log_every"]),
+            strategy=untracked(_settings["train"]["strategy"]),
+        log:
+            of_run(log_path("train"), _run),
+        benchmark:
+            of_run(benchmark_path("train"), _run)
+        threads: 8
+        resources:
+            mem_mb=8000,
+            runtime=1440,
+            gpu=1,
+        conda:
+            "../envs/odflow.yaml"
+        shell:
+            "(python {params.script} --model_dir {params.model_dir}"
+            " --pipeline_config_path {input.config}"
+            " --eval_every {params.eval_every}"
+            " --checkpoint_every_steps {params.checkpoint_every}"
+            " --keep_checkpoint_max {params.keep} --seed {params.seed}"
+            " --log_every {params.log_every} --strategy {params.strategy} --progress_fd 3"
+            " --metrics_json {output.metrics}"
+            " && python {params.history_script} --model_dir {params.model_dir}"
+            " --output {output.history}) 3>&2 > {log} 2>&1"

@@ -93,7 +93,7 @@ def test_graphs_render_as_dot(tmp_path: Path, option: str) -> None:
     dot = result.stdout
     assert dot.lstrip().startswith("digraph"), dot[:500]
     assert dot.rstrip().endswith("}"), dot[-500:]
-    for rule in EXPORT_JOBS | {"evaluate", "plots", "all"}:
+    for rule in EXPORT_JOBS | {"train", "plots", "all"}:
         assert f'label = "{rule}' in dot or f"label=\"{rule}" in dot, (rule, dot[:2000])
 
 

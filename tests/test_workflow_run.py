@@ -113,7 +113,7 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
 
     logs = {path.stem for path in (work / "logs").glob("*.log")}
     expected_logs = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
-                     "records_train", "records_val", "pipeline_config", "train", "evaluate",
+                     "records_train", "records_val", "pipeline_config", "train",
                      "export", "plots", "metrics_table"}
     assert expected_logs <= logs, sorted(expected_logs - logs)
     benchmarks = {path.stem for path in (work / "logs" / "benchmarks").glob("*.tsv")}
@@ -225,7 +225,7 @@ def test_class_names_rerun_label_map_and_what_follows(finished: Path) -> None:
     configfile = changed_config(finished, "head", classes=["head"])
     planned = planned_jobs(dry_run(finished, configfile).output)
     assert planned["records"] == 2, planned
-    assert {"label_map", "pipeline_config", "train", "evaluate", "export", "plots"} <= set(planned)
+    assert {"label_map", "pipeline_config", "train", "export", "plots"} <= set(planned)
     # Same number of classes: the starter model and its extraction stay as they are.
     assert not {"build_starter_model", "extract_model", "fine_tune_checkpoint"} & set(planned)
 
@@ -234,7 +234,7 @@ def test_more_steps_plan_training_and_what_follows_only(finished: Path) -> None:
     """The length lives in the pipeline config (train_config.num_steps), so it is rewritten."""
     configfile = changed_config(finished, "nine", train={"num_steps": 9})
     planned = planned_jobs(dry_run(finished, configfile).output)
-    assert {"pipeline_config", "train", "evaluate", "export", "plots"} <= set(planned), planned
+    assert {"pipeline_config", "train", "export", "plots"} <= set(planned), planned
     untouched = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
                  "records"}
     assert not untouched & set(planned), planned

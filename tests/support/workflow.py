@@ -9,7 +9,6 @@ and a handful of training steps.
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import signal
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from odflow.experiments import merge  # the workflow's own deep merge (experiments)
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "Snakefile"
@@ -54,19 +55,8 @@ TINY_CONFIG: dict[str, Any] = {
 
 # Every job the default target runs once, and what each produces.
 ALL_RULES = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
-             "records", "pipeline_config", "train", "evaluate", "export", "plots",
+             "records", "pipeline_config", "train", "export", "plots",
              "metrics_table", "all"}
-
-
-def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` merged in, nested dicts key by key (inputs untouched)."""
-    merged = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def tiny_config(**changes: Any) -> dict[str, Any]:

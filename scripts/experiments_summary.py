@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Compare the experiments' runs: runs/summary.csv, .md, .html and plots/runs_mAP.png."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.runs_summary import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

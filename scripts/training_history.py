@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Write the scalars of a training run's event files to ckpt/history.json; see --help."""
+
+import sys
+
+import _bootstrap  # noqa: F401
+
+from odflow.history import main
+from odflow.utils.cli import run_cli
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
