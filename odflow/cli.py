@@ -34,6 +34,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate-model": ("odflow.detect.evaluate", "run",
                        "COCO metrics of an exported file on eval records"),
     "plots": ("odflow.plots", "run", "mAP, AR and loss curves (PNG) from a model_dir's events"),
+    "history": ("odflow.history", "run", "a training run's event scalars as one JSON file"),
+    "runs-summary": ("odflow.runs_summary", "run",
+                     "compare experiment runs: summary CSV, Markdown, HTML, mAP chart"),
     "report": ("odflow.report", "run", "metrics JSON files as an HTML table"),
 }
 

@@ -64,7 +64,7 @@ def series(history: History, part: str) -> dict[str, list[tuple[int, float]]]:
             for tag, points in history[part].items()}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write the scalars of a training run's event files to one JSON file.")
     parser.add_argument("--model_dir", required=True, help="the training directory (e.g. ckpt)")
@@ -76,5 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(main())

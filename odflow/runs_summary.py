@@ -173,7 +173,7 @@ def _batch_size(pipeline_config: str) -> int:
     return int(loader.load(pipeline_config).train_config.batch_size)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Compare the runs of an experiment: summary CSV, Markdown, HTML and an "
                     "mAP chart, one row per run, best mAP first.")
@@ -198,5 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(run, argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_cli(main))
+    raise SystemExit(main())

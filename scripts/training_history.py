@@ -6,7 +6,6 @@ import sys
 import _bootstrap  # noqa: F401
 
 from odflow.history import main
-from odflow.utils.cli import run_cli
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(main())

@@ -183,16 +183,16 @@ def test_history_file_holds_the_events_scalars_and_draws_the_same_plots(tmp_path
     write_legacy_events(model_dir / "eval_0", {"DetectionBoxes_Precision/mAP": [(2, 0.25)]},
                         wall_time=600.0)
     path = tmp_path / "history.json"
-    assert run_cli(history.main, ["--model_dir", str(model_dir), "--output", str(path)]) == 0
+    assert history.main(["--model_dir", str(model_dir), "--output", str(path)]) == 0
     loaded = history.load(path)
     # wall times: the file's first event is at 500, each value one second later
     assert loaded["train"] == {"Loss/total_loss": [[1, 3.0, 501.0], [2, 2.0, 502.0]]}
     assert loaded["eval"] == {"DetectionBoxes_Precision/mAP": [[2, 0.25, 601.0]]}
-    code = run_cli(plots.main, ["--history", str(path), "--output_dir", str(tmp_path / "out")])
+    code = plots.main(["--history", str(path), "--output_dir", str(tmp_path / "out")])
     assert code == 0
     for name in ("mAP.png", "AR.png", "loss.png"):
         check_png(tmp_path / "out" / name)
     path.write_text("{}")
-    code = run_cli(plots.main, ["--history", str(path), "--output_dir", str(tmp_path / "out")])
+    code = plots.main(["--history", str(path), "--output_dir", str(tmp_path / "out")])
     assert code == 2
     assert "not a training history file" in capsys.readouterr().err

@@ -259,7 +259,8 @@ def test_a_dead_server_fails_the_rule_within_two_minutes() -> None:
     from odflow.workflow.download import DEFAULT_TIMEOUT
 
     rules = (Path(__file__).resolve().parents[1] / "rules" / "model_zoo.smk").read_text()
-    download_rule = rules[rules.index("rule download_model"):rules.index("rule extract_model")]
+    # One download rule per run (rule_name("download_model", run) in a loop over the runs).
+    download_rule = rules[rules.index('"download_model"'):rules.index('"extract_model"')]
     (retries,) = re.findall(r"^\s*retries:\s*(\d+)", download_rule, re.MULTILINE)
     assert "--timeout" not in download_rule  # the rule relies on the default
     assert (int(retries) + 1) * (DEFAULT_TIMEOUT + 5) < 120
