@@ -42,33 +42,50 @@ class BatchSource:
     """``next_batch()`` waits for the next batch while staying responsive to ``should_stop``."""
 
     def __init__(self, iterator: Iterator, record_files: Sequence[str],
-                 should_stop: Callable[[], bool], warn_after: float = 60.0, poll: float = 0.2):
+                 should_stop: Callable[[], bool], warn_after: float = 60.0, poll: float = 0.2,
+                 threaded: bool = True):
+        """``threaded=False`` fetches in the caller's thread: a multi-worker iterator runs
+        collective ops (do all workers still have data?), which must be issued in the same
+        order as the training step's on every worker, so not from a thread of their own."""
         self.record_files = list(record_files)
         self.should_stop = should_stop
         self.warn_after = warn_after
         self.poll = poll
         self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._fetch, args=(iterator,), daemon=True,
-                                        name="odflow-batches")
-        self._thread.start()
+        if threaded:
+            self._thread = threading.Thread(target=self._fetch, args=(iterator,), daemon=True,
+                                            name="odflow-batches")
+            self._thread.start()
+        else:
+            self._iterator = iterator
+            self._thread = None
 
     def _fetch(self, iterator: Iterator) -> None:
-        while True:
-            try:
-                item = ("batch", next(iterator))
-            except StopIteration:
-                self._queue.put(("end", None))
-                return
-            except Exception as error:  # noqa: BLE001 - handed to the main thread
-                self._queue.put(("error", error))
-                return
-            self._queue.put(item)
+        while self._fetch_one(iterator):
+            pass
+
+    def _fetch_one(self, iterator: Iterator) -> bool:
+        """Queue the next batch (or the end, or the error); whether there may be more."""
+        try:
+            item = ("batch", next(iterator))
+        except StopIteration:
+            self._queue.put(("end", None))
+            return False
+        except Exception as error:  # noqa: BLE001 - handed to the main thread
+            self._queue.put(("error", error))
+            return False
+        self._queue.put(item)
+        return True
 
     def next_batch(self):
         """The next batch; ``None`` when a stop was requested first.
 
         Raises ``StopIteration`` at the end of the data and ``OdflowError`` for a data error.
         """
+        if self._thread is None:
+            if self.should_stop():
+                return None
+            self._fetch_one(self._iterator)
         started = time.monotonic()
         warned = False
         while True:

@@ -371,6 +371,7 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
                                       seed=options.seed) if evaluate_at_end else None)
     writer = SummaryWriter(write_dir)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
+    run.threaded_batches = placement.num_workers == 1
     if resume_prefix is not None:  # that step is on disk already
         run.saved_step, run.last_checkpoint = state.step, resume_prefix
     record_files = evaluation.record_paths(config.train_input_reader, "train_input_reader")
@@ -395,6 +396,7 @@ class _Run:
         self.evaluator = evaluator
         self.writer = writer
         self.num_steps = num_steps
+        self.threaded_batches = True
         self.saved_step: int | None = None
         self.last_checkpoint: str | None = None
         self.metrics: dict[str, float] | None = None
@@ -446,7 +448,8 @@ class _Run:
         first = True
         try:
             with stop_on_signals() as stop:
-                batches = BatchSource(iterator, record_files, lambda: stop.requested)
+                batches = BatchSource(iterator, record_files, lambda: stop.requested,
+                                      threaded=self.threaded_batches)
                 while not self.num_steps or step < self.num_steps:
                     try:
                         batch = batches.next_batch()
