@@ -25,7 +25,7 @@ MIN_AP50 = 0.8
 def test_shipped_demo_exports_a_detector_that_finds_faces(tmp_path: Path) -> None:
     started = time.monotonic()
     result = run_snakemake(tmp_path, None, "-c2", "exported_model/frozen_inference_graph.pb",
-                           "eval/metrics.json", timeout=1500)
+                           "eval/metrics.json", "eval/metrics_frozen_graph.json", timeout=1500)
     assert result.returncode == 0, result.describe()
     print(f"demo: export and evaluation in {time.monotonic() - started:.0f} s")
 
@@ -35,3 +35,9 @@ def test_shipped_demo_exports_a_detector_that_finds_faces(tmp_path: Path) -> Non
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
     ap50 = metrics["DetectionBoxes_Precision/mAP@.50IOU"]
     assert ap50 >= MIN_AP50, f"demo AP50 {ap50:.3f} < {MIN_AP50}\n{result.log('train')}"
+    # What the user ships: the exported frozen graph itself, run through its own runtime on
+    # the val records (the evaluate_deployed rule), not only the training-time checkpoint.
+    exported = json.loads((tmp_path / "eval" / "metrics_frozen_graph.json").read_text())
+    exported_ap50 = exported["metrics"]["DetectionBoxes_Precision/mAP@.50IOU"]
+    assert exported_ap50 >= MIN_AP50, f"exported frozen graph AP50 {exported_ap50:.3f}"
+    assert abs(exported_ap50 - ap50) < 0.01, (exported_ap50, ap50)
