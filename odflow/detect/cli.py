@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 from odflow.errors import OdflowError
-from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
+from odflow.utils.cli import run_cli, start_job
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +58,9 @@ def class_names(label_map_path: Path | None, metadata: dict | None) -> dict[int,
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_file)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
     if not 0.0 <= args.min_score <= 1.0:
         raise OdflowError(f"--min-score {args.min_score}: give a score between 0 and 1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_job(args.log_file)
     from tqdm import tqdm
 
     from odflow.detect import images as images_lib

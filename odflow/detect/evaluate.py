@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 from collections.abc import Sequence
 
 import numpy as np
 
-from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
+from odflow.utils.cli import run_cli, start_job
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_file)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_job(args.log_file)
     from odflow import label_map as label_map_lib
     from odflow.data.records import expand_record_paths
     from odflow.detect.runners import load_detector

@@ -13,11 +13,9 @@ pipeline.config, label_map.pbtxt}; the directory is replaced only once the new e
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 from collections.abc import Sequence
 
-from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
+from odflow.utils.cli import run_cli, start_job
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -46,9 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_file)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_job(args.log_file)
     from odflow.export.exporter import export_inference_graph  # TensorFlow: after --help
 
     export_inference_graph(

@@ -11,11 +11,9 @@ Each writes the file and ``<file>.json`` (input size, mean/std, label map, check
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 from collections.abc import Sequence
 
-from odflow.utils.cli import exit_on_sigterm, run_cli, setup_logging
+from odflow.utils.cli import run_cli, start_job
 
 
 def _bool(text: str) -> bool:
@@ -55,9 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_file)
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_job(args.log_file)
     from odflow.export import formats
 
     if args.format == "onnx":

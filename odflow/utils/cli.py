@@ -35,3 +35,15 @@ def exit_on_sigterm(signum: int, frame) -> None:
     """SIGTERM handler (Snakemake, SLURM): unwind like Ctrl+C, so temporary files are removed."""
     del frame
     raise SystemExit(128 + signum)
+
+
+def start_job(log_file: str | None = None) -> None:
+    """What a job that writes files does first: log (to ``log_file`` too), turn SIGTERM into
+    an unwinding exit so its temporary files are removed, and keep TensorFlow's native
+    INFO/WARNING lines out of the log unless the user chose a level."""
+    import os
+    import signal
+
+    setup_logging(log_file)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
