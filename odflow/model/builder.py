@@ -324,6 +324,23 @@ _FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet5
               "ssd_resnet50_v1_fpn_keras")
 
 
+def _check_head_fields(proto, field: str) -> tuple[float, float] | None:
+    """The fields both box predictors share, checked; returns the box-encoding clip range."""
+    if proto.box_code_size != 4:
+        _refuse(f"{field}.box_code_size must be 4 (faster_rcnn_box_coder), "
+                f"got {proto.box_code_size}")
+    if proto.kernel_size < 1:
+        _refuse(f"{field}.kernel_size must be >= 1")
+    if proto.use_dropout and not 0.0 < proto.dropout_keep_probability <= 1.0:
+        _refuse(f"{field}.dropout_keep_probability must be in (0, 1]")
+    if not proto.HasField("box_encodings_clip_range"):
+        return None
+    clip = (proto.box_encodings_clip_range.min, proto.box_encodings_clip_range.max)
+    if clip[0] >= clip[1]:
+        _refuse(f"{field}.box_encodings_clip_range: min must be below max")
+    return clip
+
+
 def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int], anchors_per_location: list[int]
                    ) -> ConvolutionalBoxPredictor | WeightSharedConvolutionalBoxPredictor:
     which = config.box_predictor.WhichOneof("box_predictor_oneof")
@@ -336,18 +353,7 @@ def _box_predictor(config: pipeline_pb2.Ssd, depths: list[int], anchors_per_loca
     field = f"{_SSD}.box_predictor.convolutional_box_predictor"
     if not proto.HasField("conv_hyperparams"):
         _refuse(f"{field}.conv_hyperparams is required")
-    if proto.box_code_size != 4:
-        _refuse(f"{field}.box_code_size must be 4 (faster_rcnn_box_coder), "
-                f"got {proto.box_code_size}")
-    if proto.kernel_size < 1:
-        _refuse(f"{field}.kernel_size must be >= 1")
-    if proto.use_dropout and not 0.0 < proto.dropout_keep_probability <= 1.0:
-        _refuse(f"{field}.dropout_keep_probability must be in (0, 1]")
-    clip = None
-    if proto.HasField("box_encodings_clip_range"):
-        clip = (proto.box_encodings_clip_range.min, proto.box_encodings_clip_range.max)
-        if clip[0] >= clip[1]:
-            _refuse(f"{field}.box_encodings_clip_range: min must be below max")
+    clip = _check_head_fields(proto, field)
     options = BoxPredictorOptions(
         num_classes=config.num_classes,
         kernel_size=proto.kernel_size,
@@ -381,13 +387,7 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
                          ("score_converter", proto.score_converter != proto.IDENTITY)):
         if is_set:
             _refuse(f"{field}.{name} is set but odflow does not implement it; remove it")
-    if proto.box_code_size != 4:
-        _refuse(f"{field}.box_code_size must be 4 (faster_rcnn_box_coder), "
-                f"got {proto.box_code_size}")
-    if proto.kernel_size < 1:
-        _refuse(f"{field}.kernel_size must be >= 1")
-    if proto.use_dropout and not 0.0 < proto.dropout_keep_probability <= 1.0:
-        _refuse(f"{field}.dropout_keep_probability must be in (0, 1]")
+    clip = _check_head_fields(proto, field)
     if len(set(depths)) != 1:
         _refuse(f"{field} needs feature maps of one depth; {config.feature_extractor.type} "
                 f"gives {depths}")
@@ -397,11 +397,6 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
     depth = proto.depth or depths[0]
     if proto.num_layers_before_predictor > 0 and proto.depth <= 0:
         _refuse(f"{field}.depth must be positive with num_layers_before_predictor > 0")
-    clip = None
-    if proto.HasField("box_encodings_clip_range"):
-        clip = (proto.box_encodings_clip_range.min, proto.box_encodings_clip_range.max)
-        if clip[0] >= clip[1]:
-            _refuse(f"{field}.box_encodings_clip_range: min must be below max")
     options = WeightSharedOptions(
         num_classes=config.num_classes,
         depth=depth,
