@@ -17,29 +17,20 @@ from odflow.model import builder
 from odflow.model.fpn import nearest_neighbor_upsampling
 from odflow.model.restore import restore_fine_tune_checkpoint
 from odflow.protos import pipeline_pb2
+from tests.support import zoo
 
-ZOO = (Path(__file__).parent
-       / "fixtures/reference/model_zoo/ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03")
+FOLDER = "ssd_mobilenet_v1_fpn_shared_box_predictor_640x640_coco14_sync_2018_07_03"
+ZOO = zoo.ZOO / FOLDER
 WS = "WeightSharedConvolutionalBoxPredictor"
 
 
 def zoo_config(*changes: str) -> pipeline_pb2.DetectionModel:
-    config = pipeline_pb2.TrainEvalPipelineConfig()
-    text_format.Parse((ZOO / "pipeline.config").read_text(), config)
-    for text in changes:
-        text_format.Merge(text, config.model)
-    return config.model
+    return zoo.pipeline(FOLDER, *changes).model
 
 
 def zoo_index() -> dict[str, tuple[list[int], str]]:
     """name -> (shape, dtype) from the zoo's variables.txt (read from its model.ckpt.index)."""
-    entries = {}
-    for line in (ZOO / "variables.txt").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        name, shape, dtype = line.split("\t")
-        entries[name] = ([int(d) for d in shape.strip("[]").split(",") if d.strip()], dtype)
-    return entries
+    return zoo.variables(FOLDER)
 
 
 @pytest.fixture(scope="module")

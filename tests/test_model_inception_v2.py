@@ -10,36 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from google.protobuf import text_format
 
 from odflow.export.checkpoint import write_export_checkpoint
 from odflow.model import builder
 from odflow.model.restore import restore_fine_tune_checkpoint
 from odflow.protos import pipeline_pb2
+from tests.support import zoo
 
-ZOO = Path(__file__).parent / "fixtures/reference/model_zoo/ssd_inception_v2_coco_2018_01_28"
+FOLDER = "ssd_inception_v2_coco_2018_01_28"
+ZOO = zoo.ZOO / FOLDER
 FE = "FeatureExtractor/InceptionV2"
 # Each full-size build makes 25 M parameters (about 3 s on 2 cores): one shared build.
 pytestmark = pytest.mark.slow
 
 
 def zoo_config(*changes: str) -> pipeline_pb2.DetectionModel:
-    config = pipeline_pb2.TrainEvalPipelineConfig()
-    text_format.Parse((ZOO / "pipeline.config").read_text(), config)
-    for text in changes:
-        text_format.Merge(text, config.model)
-    return config.model
+    return zoo.pipeline(FOLDER, *changes).model
 
 
 def zoo_index() -> dict[str, tuple[list[int], str]]:
-    """name -> (shape, dtype) from the zoo's variables.txt (read from model.ckpt.index)."""
-    rows = {}
-    for line in (ZOO / "variables.txt").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        name, shape, dtype = line.split("\t")
-        rows[name] = ([int(d) for d in shape.strip("[]").split(",") if d.strip()], dtype)
-    return rows
+    """name -> (shape, dtype) from the zoo's variables.txt (read from its model.ckpt.index)."""
+    return zoo.variables(FOLDER)
 
 
 @pytest.fixture(scope="module")
