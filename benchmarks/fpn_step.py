@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
+
+from model_step import gradient_step, ssd_losses, time_steps  # noqa: E402
 
 from odflow.model import builder
 from odflow.protos import pipeline_pb2
@@ -63,33 +64,12 @@ def synthetic_batch(batch: int, max_boxes: int = 10) -> dict[str, tf.Tensor]:
     }
 
 
-def gradient_step(variables, loss_fn):
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            total = loss_fn()
-        gradients = tape.gradient(total, variables)
-        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
-    return step
-
-
 def odflow_steps(batch: dict[str, tf.Tensor]):
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse(ZOO_CONFIG.read_text(), config)
     model = builder.build(config.model, is_training=True)
 
-    def full():
-        preprocessed, _ = model.preprocess(batch["image"])
-        prediction = model.predict(preprocessed, training=True)
-        losses = model.loss(prediction, batch)
-        return tf.add_n(list(losses.values())) + model.regularization_loss()
-
-    def network():
-        preprocessed, _ = model.preprocess(batch["image"])
-        prediction = model.predict(preprocessed, training=True)
-        return (tf.reduce_mean(tf.square(prediction["box_encodings"]))
-                + tf.reduce_mean(tf.square(prediction["class_predictions_with_background"])))
-
+    full, network = ssd_losses(model, batch)
     variables = model.trainable_variables
     return gradient_step(variables, full), gradient_step(variables, network)
 
@@ -148,14 +128,6 @@ def keras_fpn_step(batch: dict[str, tf.Tensor]):
         return tf.reduce_mean(tf.square(boxes)) + tf.reduce_mean(tf.square(classes))
 
     return gradient_step(model.trainable_variables, loss)
-
-
-def time_steps(step, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        result = step()
-    float(result[0])
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv: list[str] | None = None) -> int:

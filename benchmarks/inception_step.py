@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tensorflow as tf
 from google.protobuf import text_format
-from model_step import SIZE, synthetic_batch, time_steps
+from model_step import SIZE, gradient_step, ssd_losses, synthetic_batch, time_steps
 
 from odflow.model import builder
 from odflow.protos import pipeline_pb2
@@ -41,18 +41,8 @@ def ssd_step_fn(batch: dict[str, tf.Tensor]):
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse(ZOO_CONFIG.read_text(), config)
     model = builder.build(config.model, is_training=True)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            preprocessed, _ = model.preprocess(batch["image"])
-            prediction = model.predict(preprocessed, training=True)
-            losses = model.loss(prediction, batch)
-            total = tf.add_n(list(losses.values())) + model.regularization_loss()
-        gradients = tape.gradient(total, model.trainable_variables)
-        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
-
-    return step
+    full, _ = ssd_losses(model, batch)
+    return gradient_step(model.trainable_variables, full)
 
 
 def keras_step_fn(batch: dict[str, tf.Tensor]):

@@ -55,33 +55,44 @@ def synthetic_batch(batch: int, max_boxes: int = 10) -> dict[str, tf.Tensor]:
     }
 
 
+def gradient_step(variables, loss_fn):
+    """A ``tf.function`` train step without the update: loss and gradients of ``variables``
+    (the gradient sum keeps every gradient computed)."""
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            total = loss_fn()
+        gradients = tape.gradient(total, variables)
+        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
+    return step
+
+
+def ssd_losses(model, batch: dict[str, tf.Tensor]):
+    """(the full SSD loss, a trivial loss on the network's outputs) of ``model`` on ``batch``:
+    the full train step, and the network alone for comparing with a Keras network."""
+    def full():
+        preprocessed, _ = model.preprocess(batch["image"])
+        prediction = model.predict(preprocessed, training=True)
+        losses = model.loss(prediction, batch)
+        return tf.add_n(list(losses.values())) + model.regularization_loss()
+
+    def network():
+        preprocessed, _ = model.preprocess(batch["image"])
+        prediction = model.predict(preprocessed, training=True)
+        return (tf.reduce_mean(tf.square(prediction["box_encodings"]))
+                + tf.reduce_mean(tf.square(prediction["class_predictions_with_background"])))
+
+    return full, network
+
+
 def ssd_step_fns(batch: dict[str, tf.Tensor]):
     """(full train step, network-only step with a trivial loss) for the zoo's 90-class model."""
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse(ZOO_CONFIG.read_text(), config)
     model = builder.build(config.model, is_training=True)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            preprocessed, _ = model.preprocess(batch["image"])
-            prediction = model.predict(preprocessed, training=True)
-            losses = model.loss(prediction, batch)
-            total = tf.add_n(list(losses.values())) + model.regularization_loss()
-        gradients = tape.gradient(total, model.trainable_variables)
-        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
-
-    @tf.function
-    def network_step():
-        with tf.GradientTape() as tape:
-            preprocessed, _ = model.preprocess(batch["image"])
-            prediction = model.predict(preprocessed, training=True)
-            total = (tf.reduce_mean(tf.square(prediction["box_encodings"]))
-                     + tf.reduce_mean(tf.square(prediction["class_predictions_with_background"])))
-        gradients = tape.gradient(total, model.trainable_variables)
-        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
-
-    return step, network_step
+    full, network = ssd_losses(model, batch)
+    return (gradient_step(model.trainable_variables, full),
+            gradient_step(model.trainable_variables, network))
 
 
 def keras_step_fn(batch: dict[str, tf.Tensor]):

@@ -20,7 +20,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -29,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import tensorflow as tf
+
+from model_step import gradient_step, ssd_losses, time_steps  # noqa: E402
 
 from odflow import config as config_lib
 from odflow.model import builder
@@ -64,18 +65,8 @@ def ssd_step_fn(folder: str, batch: dict[str, tf.Tensor]):
     config = config_lib.load(ZOO / folder / "pipeline.config")
     config.model.ssd.num_classes = 90  # SSDLite's shipped config says 11; the zoo model is 90
     model = builder.build(config.model, is_training=True)
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            preprocessed, _ = model.preprocess(batch["image"])
-            prediction = model.predict(preprocessed, training=True)
-            losses = model.loss(prediction, batch)
-            total = tf.add_n(list(losses.values())) + model.regularization_loss()
-        gradients = tape.gradient(total, model.trainable_variables)
-        return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
-
-    return step
+    full, _ = ssd_losses(model, batch)
+    return gradient_step(model.trainable_variables, full)
 
 
 def keras_step_fn(application: str, size: int, batch: dict[str, tf.Tensor]):
@@ -136,14 +127,6 @@ def keras_ssd_v2_step_fn(size: int, batch: dict[str, tf.Tensor]):
         return total, tf.add_n([tf.reduce_sum(g) for g in gradients])
 
     return step
-
-
-def time_steps(step, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        result = step()
-    float(result[0])
-    return (time.perf_counter() - start) / steps
 
 
 def main(argv: list[str] | None = None) -> int:
