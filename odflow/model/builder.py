@@ -19,11 +19,11 @@ from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigne
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
-from odflow.model.inception_v2 import InceptionV2Options, SSDInceptionV2FeatureExtractor
+from odflow.model.inception_v2 import SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
-from odflow.model.mobilenet_ssd import MobilenetSsdOptions
-from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
+from odflow.model.mobilenet_v1 import SSDMobileNetV1FeatureExtractor
 from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
 from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
 from odflow.model.resnet_v1 import resnet_arg_scope_defaults
@@ -201,26 +201,15 @@ def _mobilenet_v1_hyperparams(fe: pipeline_pb2.SsdFeatureExtractor
     return base, extra
 
 
-def _mobilenet_v1_options(fe: pipeline_pb2.SsdFeatureExtractor) -> MobilenetV1Options:
-    return MobilenetV1Options(
-        depth_multiplier=fe.depth_multiplier,
-        min_depth=fe.min_depth,
-        use_explicit_padding=fe.use_explicit_padding,
-        use_depthwise=fe.use_depthwise,
-        num_layers=fe.num_layers,
-        pad_to_multiple=fe.pad_to_multiple,
-    )
-
-
 def _ssd_mobilenet_v1(config: pipeline_pb2.Ssd) -> SSDMobileNetV1FeatureExtractor:
     fe = config.feature_extractor
-    return SSDMobileNetV1FeatureExtractor(_mobilenet_v1_options(fe),
+    return SSDMobileNetV1FeatureExtractor(ExtractorOptions.from_proto(fe),
                                           *_mobilenet_v1_hyperparams(fe))
 
 
 def _ssd_mobilenet_v1_ppn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1PpnFeatureExtractor:
     fe = config.feature_extractor
-    return SSDMobileNetV1PpnFeatureExtractor(_mobilenet_v1_options(fe),
+    return SSDMobileNetV1PpnFeatureExtractor(ExtractorOptions.from_proto(fe),
                                              *_mobilenet_v1_hyperparams(fe))
 
 
@@ -251,7 +240,7 @@ def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
 
 def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
     fe = config.feature_extractor
-    return ssd_mobilenet_v1_fpn(_mobilenet_v1_options(fe), _fpn_levels(config),
+    return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe), _fpn_levels(config),
                                 *_mobilenet_v1_hyperparams(fe))
 
 
@@ -279,14 +268,7 @@ def _mobilenet_v2_v3(make: Callable) -> Callable[[pipeline_pb2.Ssd], object]:
             batch_norm = dataclasses.replace(extra.batch_norm or base.batch_norm,
                                              center=True, scale=True)
             base = dataclasses.replace(extra, batch_norm=batch_norm)
-        options = MobilenetSsdOptions(
-            depth_multiplier=fe.depth_multiplier,
-            min_depth=fe.min_depth,
-            use_explicit_padding=fe.use_explicit_padding,
-            use_depthwise=fe.use_depthwise,
-            num_layers=fe.num_layers,
-            pad_to_multiple=fe.pad_to_multiple,
-        )
+        options = ExtractorOptions.from_proto(fe)
         return make(options, base, extra)
     return build_extractor
 
@@ -296,10 +278,7 @@ def _ssd_inception_v2(config: pipeline_pb2.Ssd) -> SSDInceptionV2FeatureExtracto
     # (later API versions insisted on override_base_feature_extractor_hyperparams: true;
     # the zoo's 2018 config predates that and means the same).
     fe = config.feature_extractor
-    options = InceptionV2Options(
-        depth_multiplier=fe.depth_multiplier, min_depth=fe.min_depth,
-        use_explicit_padding=fe.use_explicit_padding, use_depthwise=fe.use_depthwise,
-        num_layers=fe.num_layers, pad_to_multiple=fe.pad_to_multiple)
+    options = ExtractorOptions.from_proto(fe)
     return SSDInceptionV2FeatureExtractor(
         options, hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams"))
 

@@ -9,11 +9,34 @@ with ``i`` the index of the map, as the TF1 checkpoints have them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.layers import ConvUnit
+
+
+@dataclass(frozen=True)
+class ExtractorOptions:
+    """The ``feature_extractor`` fields every SSD base network takes (MobileNet v1/v2/v3,
+    Inception v2, and the FPN/PPN variants of v1).  ``use_depthwise`` is for the extra layers;
+    Inception v2 applies ``use_explicit_padding`` to its extra layers only, as TF1 did."""
+
+    depth_multiplier: float = 1.0
+    min_depth: int = 16
+    use_explicit_padding: bool = False
+    use_depthwise: bool = False
+    num_layers: int = 6
+    pad_to_multiple: int = 1
+
+    @classmethod
+    def from_proto(cls, fe) -> "ExtractorOptions":
+        """From an ``SsdFeatureExtractor`` message."""
+        return cls(depth_multiplier=fe.depth_multiplier, min_depth=fe.min_depth,
+                   use_explicit_padding=fe.use_explicit_padding,
+                   use_depthwise=fe.use_depthwise, num_layers=fe.num_layers,
+                   pad_to_multiple=fe.pad_to_multiple)
 
 
 class ExtraFeatureMaps(tf.Module):

@@ -19,10 +19,10 @@ overrides (truncated normal of stddev 1.0, 0.1 or 0.09) are kept for the startin
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import tensorflow as tf
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import ConvHyperparams, InitializerParams
 from odflow.model.layers import ConvUnit
 from odflow.model.mobilenet_v1 import pad_to_multiple
@@ -46,16 +46,6 @@ _MIXED = (
 )
 _FROM_LAYERS = ("Mixed_4c", "Mixed_5c")
 _EXTRA_DEPTHS = (512, 256, 256, 128)
-
-
-@dataclass(frozen=True)
-class InceptionV2Options:
-    depth_multiplier: float = 1.0
-    min_depth: int = 16
-    use_explicit_padding: bool = False  # extra layers only
-    use_depthwise: bool = False  # extra layers only
-    num_layers: int = 6
-    pad_to_multiple: int = 1
 
 
 def _with_stddev(hyperparams: ConvHyperparams, stddev: float) -> ConvHyperparams:
@@ -164,7 +154,7 @@ class _Mixed(tf.Module):
 class SSDInceptionV2FeatureExtractor(tf.Module):
     """``__call__(images [B,H,W,3] in [-1,1], training) -> list of feature maps``."""
 
-    def __init__(self, options: InceptionV2Options, hyperparams: ConvHyperparams) -> None:
+    def __init__(self, options: ExtractorOptions, hyperparams: ConvHyperparams) -> None:
         super().__init__(name=None)
         self.options = options
         depth = self.depth

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from odflow.model.feature_maps import ExtraFeatureMaps
+from odflow.model.feature_maps import ExtractorOptions, ExtraFeatureMaps
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.inverted_residual import ExpandedConv, make_divisible, with_activation
 from odflow.model.layers import ConvUnit
@@ -42,16 +42,6 @@ def conv(out: int, kernel: int, stride: int, activation: str) -> Layer:
     return Layer(out, kernel, stride, None, activation)
 
 
-@dataclass(frozen=True)
-class MobilenetSsdOptions:
-    depth_multiplier: float = 1.0
-    min_depth: int = 16
-    use_explicit_padding: bool = False
-    use_depthwise: bool = False  # for the extra layers
-    num_layers: int = 6
-    pad_to_multiple: int = 1
-
-
 class MobilenetSsdFeatureExtractor(tf.Module):
     """``__call__(images [B,H,W,3] in [-1,1], training) -> list of feature maps``.
 
@@ -60,7 +50,7 @@ class MobilenetSsdFeatureExtractor(tf.Module):
     """
 
     def __init__(self, scope: str, spec: Sequence[Layer], taps: tuple[int, int],
-                 options: MobilenetSsdOptions, base_hyperparams: ConvHyperparams,
+                 options: ExtractorOptions, base_hyperparams: ConvHyperparams,
                  extra_hyperparams: ConvHyperparams) -> None:
         super().__init__(name=None)
         self.options = options

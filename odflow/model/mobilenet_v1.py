@@ -7,10 +7,9 @@ zoo's checkpoint (and an ImageNet ``MobilenetV1/...`` one) restores by name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import tensorflow as tf
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.layers import ConvUnit
 
@@ -28,16 +27,6 @@ _FROM_LAYERS = ("Conv2d_11_pointwise", "Conv2d_13_pointwise")
 _EXTRA_DEPTHS = (512, 256, 256, 128)
 
 
-@dataclass(frozen=True)
-class MobilenetV1Options:
-    depth_multiplier: float = 1.0
-    min_depth: int = 16
-    use_explicit_padding: bool = False
-    use_depthwise: bool = False  # for the extra layers
-    num_layers: int = 6
-    pad_to_multiple: int = 1
-
-
 class SSDMobileNetV1FeatureExtractor(tf.Module):
     """``__call__(images [B,H,W,3] in [-1,1], training) -> list of feature maps``.
 
@@ -45,7 +34,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
     (the builder decides which, as TF1 did with override_base_feature_extractor_hyperparams).
     """
 
-    def __init__(self, options: MobilenetV1Options, base_hyperparams: ConvHyperparams,
+    def __init__(self, options: ExtractorOptions, base_hyperparams: ConvHyperparams,
                  extra_hyperparams: ConvHyperparams) -> None:
         super().__init__(name=None)
         self.options = options

@@ -9,20 +9,21 @@ under ``FeatureExtractor/MobilenetV1/fpn``, then 3x3 stride-2 convs
 
 from __future__ import annotations
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.fpn import FpnFeatureExtractor, FpnLevels
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.mobilenet_v1 import SCOPE, MobilenetV1Options, SSDMobileNetV1FeatureExtractor
+from odflow.model.mobilenet_v1 import SCOPE, SSDMobileNetV1FeatureExtractor
 
 # Pyramid level l takes the backbone end point of stride 2**l.
 _LEVEL_BLOCKS = {2: ("Conv2d_3_pointwise", 128), 3: ("Conv2d_5_pointwise", 256),
                  4: ("Conv2d_11_pointwise", 512), 5: ("Conv2d_13_pointwise", 1024)}
 
 
-def ssd_mobilenet_v1_fpn(options: MobilenetV1Options, fpn: FpnLevels,
+def ssd_mobilenet_v1_fpn(options: ExtractorOptions, fpn: FpnLevels,
                          base_hyperparams: ConvHyperparams,
                          extra_hyperparams: ConvHyperparams) -> FpnFeatureExtractor:
     backbone = SSDMobileNetV1FeatureExtractor(
-        MobilenetV1Options(depth_multiplier=options.depth_multiplier,
+        ExtractorOptions(depth_multiplier=options.depth_multiplier,
                            min_depth=options.min_depth,
                            use_explicit_padding=options.use_explicit_padding,
                            num_layers=2, pad_to_multiple=options.pad_to_multiple),

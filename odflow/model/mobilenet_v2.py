@@ -9,9 +9,9 @@ ssd_mobilenet_v2_coco_2018_03_29 MetaGraph (tests/test_model_mobilenet_v2.py).
 
 from __future__ import annotations
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.mobilenet_ssd import (Layer, MobilenetSsdFeatureExtractor, MobilenetSsdOptions,
-                                        conv)
+from odflow.model.mobilenet_ssd import Layer, MobilenetSsdFeatureExtractor, conv
 
 SCOPE = "FeatureExtractor/MobilenetV2"
 
@@ -30,6 +30,6 @@ SPEC: tuple[Layer, ...] = (
 TAPS = (15, 19)
 
 
-def feature_extractor(options: MobilenetSsdOptions, base: ConvHyperparams,
+def feature_extractor(options: ExtractorOptions, base: ConvHyperparams,
                       extra: ConvHyperparams) -> MobilenetSsdFeatureExtractor:
     return MobilenetSsdFeatureExtractor(SCOPE, SPEC, TAPS, options, base, extra)

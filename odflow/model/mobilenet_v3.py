@@ -14,9 +14,9 @@ TF1 API's ``SSDMobileNetV3SmallFeatureExtractor`` builds it.
 
 from __future__ import annotations
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.mobilenet_ssd import (Layer, MobilenetSsdFeatureExtractor, MobilenetSsdOptions,
-                                        conv)
+from odflow.model.mobilenet_ssd import Layer, MobilenetSsdFeatureExtractor, conv
 
 SCOPE = "FeatureExtractor/MobilenetV3"
 _HS = "hard_swish"
@@ -56,11 +56,11 @@ SMALL: tuple[Layer, ...] = (
 SMALL_TAPS = (10, 13)
 
 
-def large(options: MobilenetSsdOptions, base: ConvHyperparams,
+def large(options: ExtractorOptions, base: ConvHyperparams,
           extra: ConvHyperparams) -> MobilenetSsdFeatureExtractor:
     return MobilenetSsdFeatureExtractor(SCOPE, LARGE, LARGE_TAPS, options, base, extra)
 
 
-def small(options: MobilenetSsdOptions, base: ConvHyperparams,
+def small(options: ExtractorOptions, base: ConvHyperparams,
           extra: ConvHyperparams) -> MobilenetSsdFeatureExtractor:
     return MobilenetSsdFeatureExtractor(SCOPE, SMALL, SMALL_TAPS, options, base, extra)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.layers import ConvUnit
-from odflow.model.mobilenet_v1 import MobilenetV1Options, SSDMobileNetV1FeatureExtractor
+from odflow.model.mobilenet_v1 import SSDMobileNetV1FeatureExtractor
 
 NUM_LAYERS = 6
 _BASE = "Conv2d_11_pointwise"
@@ -25,11 +26,11 @@ _BASE = "Conv2d_11_pointwise"
 class SSDMobileNetV1PpnFeatureExtractor(tf.Module):
     """``__call__(images [B,H,W,3] in [-1,1], training) -> 6 maps of the same depth``."""
 
-    def __init__(self, options: MobilenetV1Options, base_hyperparams: ConvHyperparams,
+    def __init__(self, options: ExtractorOptions, base_hyperparams: ConvHyperparams,
                  extra_hyperparams: ConvHyperparams) -> None:
         super().__init__(name=None)
         self.backbone = SSDMobileNetV1FeatureExtractor(
-            MobilenetV1Options(depth_multiplier=options.depth_multiplier,
+            ExtractorOptions(depth_multiplier=options.depth_multiplier,
                                min_depth=options.min_depth,
                                use_explicit_padding=options.use_explicit_padding,
                                num_layers=2, pad_to_multiple=options.pad_to_multiple),
