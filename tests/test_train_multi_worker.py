@@ -10,7 +10,6 @@ batch each) changes the losses.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +33,14 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
     return make_inputs(tmp_path_factory.mktemp("multi_worker"))
 
 
+def _worker_environments(count: int) -> list[dict[str, str]]:
+    """One environment per worker on localhost, each with its TF_CONFIG task."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    return [{**subprocess_env(), "TF_CONFIG": json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        for index in range(count)]
+
+
 def _run(mode: str, inputs: tuple[Path, Path], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", PROGRAM, mode, *map(str, inputs)],
                             cwd=str(REPO), env=env, stdout=subprocess.PIPE,
@@ -47,14 +54,7 @@ def test_two_workers_train_like_one_worker_with_two_replicas(inputs):
     expected = parse_result(out)
     assert expected["replicas"] == 2
 
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers = []
-    for index in range(2):
-        env = subprocess_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
-                                       "task": {"type": "worker", "index": index}})
-        workers.append(_run("multi_worker", inputs, env))
+    workers = [_run("multi_worker", inputs, env) for env in _worker_environments(2)]
     results = []
     for worker in workers:
         out, err = worker.communicate(timeout=300)
@@ -84,13 +84,8 @@ def test_model_main_with_two_workers_writes_from_the_chief_only(tmp_path):
 
     config = write_config(tmp_path, batch_size=2, num_steps=4, augment=False, with_eval=False)
     model_dir = tmp_path / "ckpt"
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
-    for index in range(2):
-        env = subprocess_env()
-        env["TF_CONFIG"] = json.dumps({"cluster": cluster,
-                                       "task": {"type": "worker", "index": index}})
+    for index, env in enumerate(_worker_environments(2)):
         env["TMPDIR"] = str(tmp_path / f"tmp{index}")
         Path(env["TMPDIR"]).mkdir()
         workers.append(subprocess.Popen(
