@@ -22,7 +22,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from odflow.model.feature_maps import ExtractorOptions
+from odflow.model.feature_maps import ExtractorOptions, ExtraFeatureMaps
 from odflow.model.hyperparams import ConvHyperparams, InitializerParams
 from odflow.model.layers import ConvUnit
 from odflow.model.mobilenet_v1 import pad_to_multiple
@@ -182,24 +182,12 @@ class SSDInceptionV2FeatureExtractor(tf.Module):
         if self.num_base_maps == 1:
             in_depth = mixed_4c_depth
         base_name = _FROM_LAYERS[self.num_base_maps - 1]
-        pad = options.use_explicit_padding
-        self.extras: list[list[ConvUnit]] = []
         num_extras = max(0, options.num_layers - len(_FROM_LAYERS))
-        for i, layer_depth in enumerate(_EXTRA_DEPTHS[:num_extras]):
-            index = i + len(_FROM_LAYERS)
-            mid, out = depth(layer_depth // 2), depth(layer_depth)
-            units = [ConvUnit(f"{SCOPE}/{base_name}_1_Conv2d_{index}_1x1_{mid}", 1, in_depth,
-                              mid, 1, hyperparams)]
-            name = f"{SCOPE}/{base_name}_2_Conv2d_{index}_3x3_s2_{out}"
-            if options.use_depthwise:
-                units.append(ConvUnit(f"{name}_depthwise", 3, mid, None, 2, hyperparams,
-                                      depthwise=True, explicit_padding=pad))
-                units.append(ConvUnit(name, 1, mid, out, 1, hyperparams))
-            else:
-                units.append(ConvUnit(name, 3, mid, out, 2, hyperparams, explicit_padding=pad))
-            self.extras.append(units)
-            self.feature_depths.append(out)
-            in_depth = out
+        self.extras = ExtraFeatureMaps(
+            SCOPE, base_name, len(_FROM_LAYERS), in_depth, _EXTRA_DEPTHS[:num_extras], depth,
+            hyperparams, use_depthwise=options.use_depthwise,
+            use_explicit_padding=options.use_explicit_padding)
+        self.feature_depths += self.extras.depths
 
     def depth(self, d: int) -> int:
         return max(int(d * self.options.depth_multiplier), self.options.min_depth)
@@ -214,7 +202,7 @@ class SSDInceptionV2FeatureExtractor(tf.Module):
         units = list(self.stem)
         for block in self._base_blocks():
             units += block.units()
-        return units + [u for units in self.extras for u in units]
+        return units + self.extras.units()
 
     def named_variables(self) -> dict[str, tf.Variable]:
         named: dict[str, tf.Variable] = {}
@@ -233,11 +221,7 @@ class SSDInceptionV2FeatureExtractor(tf.Module):
             x = block(x, training)
             if block.block in _FROM_LAYERS:
                 features.append(x)
-        for units in self.extras:
-            for unit in units:
-                x = unit(x, training)
-            features.append(x)
-        return features
+        return features + self.extras(x, training)
 
     def feature_map_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
         """Spatial sizes of the maps: every stride-2 op pads SAME (or fixed), so each halves
@@ -250,7 +234,7 @@ class SSDInceptionV2FeatureExtractor(tf.Module):
         h, w = -(-height // m) * m, -(-width // m) * m
         shapes = [(halve(h, 4), halve(w, 4)), (halve(h, 5), halve(w, 5))][:self.num_base_maps]
         h, w = shapes[-1]
-        for _ in self.extras:
+        for _ in self.extras.layers:
             h, w = halve(h), halve(w)
             shapes.append((h, w))
         return shapes

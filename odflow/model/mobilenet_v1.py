@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from odflow.model.feature_maps import ExtractorOptions
+from odflow.model.feature_maps import ExtractorOptions, ExtraFeatureMaps
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.layers import ConvUnit
 
@@ -60,32 +60,19 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
         self.num_base_maps = min(options.num_layers, len(_FROM_LAYERS))
         self.feature_depths = [self.depth(_CONV_DEFS[11][2]), self.depth(_CONV_DEFS[13][2])]
         self.feature_depths = self.feature_depths[:self.num_base_maps]
-        self.extras: list[list[ConvUnit]] = []
         base_name = _FROM_LAYERS[self.num_base_maps - 1]
         num_extras = max(0, options.num_layers - len(_FROM_LAYERS))
-        for i, layer_depth in enumerate(_EXTRA_DEPTHS[:num_extras]):
-            index = i + len(_FROM_LAYERS)
-            mid = self.depth(layer_depth // 2)
-            out = self.depth(layer_depth)
-            units = [ConvUnit(f"{SCOPE}/{base_name}_1_Conv2d_{index}_1x1_{mid}", 1, in_depth,
-                              mid, 1, extra_hyperparams)]
-            name = f"{SCOPE}/{base_name}_2_Conv2d_{index}_3x3_s2_{out}"
-            if options.use_depthwise:
-                units.append(ConvUnit(f"{name}_depthwise", 3, mid, None, 2, extra_hyperparams,
-                                      depthwise=True, explicit_padding=pad))
-                units.append(ConvUnit(name, 1, mid, out, 1, extra_hyperparams))
-            else:
-                units.append(ConvUnit(name, 3, mid, out, 2, extra_hyperparams,
-                                      explicit_padding=pad))
-            self.extras.append(units)
-            self.feature_depths.append(out)
-            in_depth = out
+        self.extras = ExtraFeatureMaps(
+            SCOPE, base_name, len(_FROM_LAYERS), in_depth, _EXTRA_DEPTHS[:num_extras],
+            self.depth, extra_hyperparams, use_depthwise=options.use_depthwise,
+            use_explicit_padding=options.use_explicit_padding)
+        self.feature_depths += self.extras.depths
 
     def depth(self, d: int) -> int:
         return max(int(d * self.options.depth_multiplier), self.options.min_depth)
 
     def units(self) -> list[ConvUnit]:
-        return [unit for _, unit in self.base] + [u for units in self.extras for u in units]
+        return [unit for _, unit in self.base] + self.extras.units()
 
     def named_variables(self) -> dict[str, tf.Variable]:
         named: dict[str, tf.Variable] = {}
@@ -106,12 +93,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
     def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
         endpoints = self.base_endpoints(images, training)
         features = [endpoints[name] for name in _FROM_LAYERS[:self.num_base_maps]]
-        x = features[-1]
-        for units in self.extras:
-            for unit in units:
-                x = unit(x, training)
-            features.append(x)
-        return features
+        return features + self.extras(features[-1], training)
 
     def feature_map_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
         """Spatial sizes of the feature maps for an input size (SAME or fixed padding both
@@ -127,7 +109,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
             if name in _FROM_LAYERS[:self.num_base_maps]:
                 shapes.append((h, w))
         h, w = shapes[-1]
-        for _ in self.extras:
+        for _ in self.extras.layers:
             h, w = halve(h), halve(w)
             shapes.append((h, w))
         return shapes
