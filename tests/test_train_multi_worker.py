@@ -22,7 +22,7 @@ from tests.support.multi_worker import (
     assert_same_training,
     free_ports,
     make_inputs,
-    parse_result,
+    read_results,
 )
 
 pytestmark = pytest.mark.slow
@@ -41,27 +41,30 @@ def _worker_environments(count: int) -> list[dict[str, str]]:
         for index in range(count)]
 
 
-def _run(mode: str, inputs: tuple[Path, Path], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", PROGRAM, mode, *map(str, inputs)],
+def _run(mode: str, inputs: tuple[Path, Path], result_dir: Path,
+         env: dict[str, str]) -> subprocess.Popen:
+    result_dir.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", PROGRAM, mode, *map(str, inputs),
+                             str(result_dir)],
                             cwd=str(REPO), env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_two_workers_train_like_one_worker_with_two_replicas(inputs):
-    reference = _run("mirrored", inputs, subprocess_env())
-    out, err = reference.communicate(timeout=300)
+def test_two_workers_train_like_one_worker_with_two_replicas(inputs, tmp_path):
+    reference = _run("mirrored", inputs, tmp_path / "reference", subprocess_env())
+    _, err = reference.communicate(timeout=300)
     assert reference.returncode == 0, err[-3000:]
-    expected = parse_result(out)
+    [expected] = read_results(tmp_path / "reference")
     assert expected["replicas"] == 2
 
-    workers = [_run("multi_worker", inputs, env) for env in _worker_environments(2)]
-    results = []
+    workers = [_run("multi_worker", inputs, tmp_path / "workers", env)
+               for env in _worker_environments(2)]
     for worker in workers:
-        out, err = worker.communicate(timeout=300)
+        _, err = worker.communicate(timeout=300)
         assert worker.returncode == 0, err[-3000:]
-        results.append(parse_result(out))
+    results = read_results(tmp_path / "workers")
 
-    assert [r["chief"] for r in results] == [True, False]
+    assert sorted(r["chief"] for r in results) == [False, True]
     assert_same_training(results, expected)
 
 

@@ -139,21 +139,25 @@ def test_two_slurm_tasks_train_like_one_worker_with_two_replicas(cluster: SlurmC
         PROGRAM,
         assert_same_training,
         make_inputs,
-        parse_results,
+        read_results,
     )
 
     inputs = [str(path) for path in make_inputs(tmp_path)]
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "workers").mkdir()
     env = {**subprocess_env(), "SLURM_CONF": str(cluster.conf)}
-    reference = subprocess.run([sys.executable, "-c", PROGRAM, "mirrored", *inputs], env=env,
+    reference = subprocess.run([sys.executable, "-c", PROGRAM, "mirrored", *inputs,
+                                str(tmp_path / "reference")], env=env,
                                cwd=str(REPO), capture_output=True, text=True, timeout=300,
                                check=False)
     assert reference.returncode == 0, reference.stderr[-3000:]
-    [expected] = parse_results(reference.stdout)
+    [expected] = read_results(tmp_path / "reference")
     workers = subprocess.run(["srun", "-n", "2", "-N", "1", "--cpus-per-task", "1",
-                              sys.executable, "-c", PROGRAM, "auto", *inputs], env=env,
+                              sys.executable, "-c", PROGRAM, "auto", *inputs,
+                              str(tmp_path / "workers")], env=env,
                              cwd=str(REPO), capture_output=True, text=True, timeout=400,
                              check=False)
     assert workers.returncode == 0, workers.stdout[-2000:] + workers.stderr[-3000:]
-    results = parse_results(workers.stdout)
+    results = read_results(tmp_path / "workers")
     assert sorted(r["chief"] for r in results) == [False, True], workers.stdout[-2000:]
     assert_same_training(results, expected)

@@ -1,8 +1,9 @@
 """Two-worker training checks shared by the localhost (TF_CONFIG) and SLURM tests.
 
 ``PROGRAM`` trains a few steps on a fixed global batch of four distinct images with the
-strategy named on its command line and prints the losses and some weights; ``make_inputs``
-writes that batch and its config.
+strategy named on its command line and writes the losses and some weights to a JSON file of
+its own in the result folder (``srun`` interleaves the tasks' stdout, so a long line printed by
+two tasks at once would be cut); ``make_inputs`` writes that batch and its config.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ PROGRAM = r"""
 import json, os, sys
 from pathlib import Path
 import numpy as np
-mode, config_path, batch_path = sys.argv[1:4]
+mode, config_path, batch_path, result_dir = sys.argv[1:5]
 import tensorflow as tf
 from odflow.train.strategy import make_strategy
 if mode == "mirrored":
@@ -46,8 +47,11 @@ batches = iter(strategy.experimental_distribute_dataset(data.with_options(option
 losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(%d)]
 weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
            if k.startswith("BoxPredictor_0/")}
-print("RESULT" + json.dumps({"losses": losses, "weights": weights, "chief": placement.is_chief,
-                             "replicas": strategy.num_replicas_in_sync}))
+result = Path(result_dir) / f"result-{os.getpid()}.json"
+result.with_suffix(".tmp").write_text(json.dumps(
+    {"losses": losses, "weights": weights, "chief": placement.is_chief,
+     "replicas": strategy.num_replicas_in_sync}))
+result.with_suffix(".tmp").rename(result)
 """ % STEPS
 
 
@@ -61,15 +65,9 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def parse_results(stdout: str) -> list[dict]:
-    """Every RESULT line of the output (one per worker that printed)."""
-    return [json.loads(line[len("RESULT"):]) for line in stdout.splitlines()
-            if line.startswith("RESULT")]
-
-
-def parse_result(stdout: str) -> dict:
-    line = next(line for line in stdout.splitlines() if line.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+def read_results(result_dir: Path) -> list[dict]:
+    """Every result file in ``result_dir`` (one per process that finished)."""
+    return [json.loads(path.read_text()) for path in sorted(result_dir.glob("result-*.json"))]
 
 
 def make_inputs(tmp: Path) -> tuple[Path, Path]:
