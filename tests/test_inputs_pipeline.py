@@ -209,6 +209,57 @@ def test_a_seed_reproduces_the_augmented_batches(records):
     assert any(not np.array_equal(a["image"], c["image"]) for a, c in zip(first, other))
 
 
+def _examples(dataset, count):
+    """The first ``count`` examples of a batch-1 dataset, as numpy dicts."""
+    return [{k: v.numpy()[0] for k, v in batch.items()} for batch in dataset.take(count)]
+
+
+@pytest.mark.parametrize("extra", ["", "shuffle: false", "sample_1_of_n_examples: 2",
+                                   "num_readers: 2 filenames_shuffle_buffer_size: 2"])
+@pytest.mark.parametrize("start", [3, 7, 14])
+def test_a_stream_started_at_a_position_continues_the_whole_stream(tmp_path, start, extra):
+    """A resumed run builds the stream with ``start`` = examples already used: it must give
+    exactly the examples (order, augmentation and all) that the uninterrupted stream gives
+    from that position on, across epoch boundaries (5 images: 14 is in the third epoch)."""
+    first, second = tmp_path / "a.record", tmp_path / "b.record"
+    _write_records(first, range(3))
+    _write_records(second, range(3, 5))
+    steps = ["random_horizontal_flip {}", "ssd_random_crop {}", "random_adjust_brightness {}"]
+
+    def stream(start_at):
+        reader = _reader(f'tf_record_input_reader {{ input_path: "{tmp_path}/*.record" }} '
+                         f"shuffle_buffer_size: 3 {extra}")
+        return build_dataset(reader, model_config=_model(), augmentations=_steps(*steps),
+                             is_training=True, batch_size=1, seed=11, start=start_at)
+
+    whole = _examples(stream(0), start + 6)
+    resumed = _examples(stream(start), 6)
+    for index, (want, got) in enumerate(zip(whole[start:], resumed, strict=True)):
+        for key in BATCH_KEYS:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=f"{index} {key}")
+    # Each epoch is a permutation of the images (or, sampled, of every other one).
+    per_epoch = 3 if "sample_1_of_n" in extra else 5
+    epochs = [sorted(e["source_id"] for e in whole[i:i + per_epoch])
+              for i in range(0, len(whole) - per_epoch + 1, per_epoch)]
+    assert all(epoch == epochs[0] for epoch in epochs) and len(set(epochs[0])) == per_epoch
+
+
+def test_epochs_are_shuffled_differently(records):
+    path, _ = records
+    order = [s for b in _train(path, extra="num_epochs: 6", seed=3, drop_remainder=False)
+             for s in b["source_id"].numpy()]
+    epochs = {tuple(order[i:i + 5]) for i in range(0, 30, 5)}
+    assert len(epochs) > 1
+
+
+def test_a_finite_stream_started_past_its_end_is_empty(records):
+    path, _ = records
+    assert _examples(_train(path, extra="num_epochs: 2", seed=0, batch_size=1, start=10),
+                     1) == []
+    assert len(_examples(_train(path, extra="num_epochs: 2", seed=0, batch_size=1, start=8),
+                         5)) == 2
+
+
 def test_the_tutorial_configs_augmentations_run(records):
     path, _ = records
     config = text_format.Parse(TUTORIAL_CONFIG.read_text(), pipeline_pb2.TrainEvalPipelineConfig())

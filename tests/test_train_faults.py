@@ -24,7 +24,7 @@ import sys, time
 import tensorflow as tf
 from odflow.train import loop
 
-def stalled(config, seed, strategy):
+def stalled(config, seed, strategy, start):
     def forever():
         while True:
             time.sleep(3600)

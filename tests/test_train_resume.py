@@ -92,13 +92,6 @@ def test_kill_9_after_a_save_then_resume_is_bit_identical(one_image):
                                                        f"model.ckpt-{NUM_STEPS}"))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the input position is not restored on resume: odflow/train/loop.py rebuilds the train "
-    "dataset with seed = --seed + restored step (so a restarted job does not replay its first "
-    "batches), so after a resume the shuffled stream differs from the uninterrupted run's; "
-    "exact resume needs the iterator position saved with the checkpoint (tf.train.Checkpoint "
-    "of the dataset iterator) or the stream rebuilt with the original seed and skipped to the "
-    "step; both are changes in odflow/train"))
 def test_resume_with_several_images_continues_the_same_data_stream(tmp_path):
     reference = _reference(tmp_path, num_train=6)
     model_dir = tmp_path / "stopped_at_4"

@@ -1,8 +1,12 @@
 """Training and evaluation batches from record files, as a ``tf.data.Dataset``.
 
-The order of the stages follows the API's input pipeline (shuffle the file names, repeat,
+The order of the stages follows the API's input pipeline (shuffle the file names,
 interleave the files, shuffle the records, then decode and transform), so that a config
-means what it meant there.  Decoding, augmenting and resizing run in one parallel map with
+means what it meant there, with one difference: each epoch is shuffled on its own, with a
+seed of its own, instead of one shuffle buffer running across the repeats.  That makes the
+stream a function of (seed, position), so a resumed training run continues the very stream
+the interrupted one was reading (``start``): it skips the finished epochs without reading
+them and reads past the rest of the current one without decoding it.  Decoding, augmenting and resizing run in one parallel map with
 ``AUTOTUNE``: on a CPU the pipeline competes with the training step for the same cores, and
 tf.data's tuner sizes the parallelism better than the API's fixed ``num_parallel_batches``.
 
@@ -11,9 +15,9 @@ The API's queue and thread settings (``num_parallel_batches``, ``num_prefetch_ba
 tuned speed; they are ignored in favour of ``AUTOTUNE``.  Options that change what the model
 sees and that odflow does not implement (keypoints, masks, extra channels...) are errors.
 
-Randomness comes from one base seed: shuffles get it as their tf.data seed, and each example's
-augmentations get a stateless seed folded from it and the example's position in the stream,
-so a given ``seed`` gives the same batches in every run.
+Randomness comes from one base seed: each epoch's shuffles get a seed folded from it and the
+epoch number, and each example's augmentations a stateless seed folded from it and the
+example's position in the stream, so a given ``seed`` gives the same batches in every run.
 """
 
 from __future__ import annotations
@@ -91,32 +95,64 @@ def _base_seed(seed: int | None) -> tf.Tensor:
     return tf.constant([int(seed), 0x0DF10], tf.int64)
 
 
-def _read_records(paths: list[str], reader: pipeline_pb2.InputReader, is_training: bool,
-                  seed: int | None) -> tf.data.Dataset:
-    if not is_training:
-        # One pass over the files in the given order: evaluation must see each image once.
-        dataset = tf.data.TFRecordDataset(paths)
-        if reader.sample_1_of_n_examples > 1:
-            dataset = dataset.shard(reader.sample_1_of_n_examples, 0)
-        return dataset
-
-    deterministic = seed is not None or not reader.shuffle
-    files = tf.data.Dataset.from_tensor_slices(paths)
-    if reader.shuffle and len(paths) > 1:
-        files = files.shuffle(max(1, min(reader.filenames_shuffle_buffer_size, len(paths))),
-                              seed=seed, reshuffle_each_iteration=True)
-    files = files.repeat(reader.num_epochs or None)
-    cycle_length = min(reader.num_readers, len(paths))
-    parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": deterministic}
-    dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length,
-                               block_length=max(1, reader.read_block_length),
-                               **(parallel if cycle_length > 1 else {}))
+def _read_records(paths: list[str], reader: pipeline_pb2.InputReader) -> tf.data.Dataset:
+    """One pass over the files in the given order: evaluation must see each image once."""
+    dataset = tf.data.TFRecordDataset(paths)
     if reader.sample_1_of_n_examples > 1:
         dataset = dataset.shard(reader.sample_1_of_n_examples, 0)
-    if reader.shuffle:
-        dataset = dataset.shuffle(reader.shuffle_buffer_size, seed=seed,
-                                  reshuffle_each_iteration=True)
     return dataset
+
+
+def examples_per_epoch(paths: list[str], reader: pipeline_pb2.InputReader) -> int:
+    """How many records one training epoch yields (after ``sample_1_of_n_examples``)."""
+    count = int(tf.data.TFRecordDataset(paths).reduce(tf.constant(0, tf.int64),
+                                                      lambda total, _: total + 1))
+    return -(-count // max(1, reader.sample_1_of_n_examples))
+
+
+def _training_stream(paths: list[str], reader: pipeline_pb2.InputReader, seed: int | None,
+                     start: int) -> tf.data.Dataset:
+    """``(position, record)`` pairs of the shuffled, repeated stream, from position ``start``.
+
+    Epoch ``e`` shuffles the file names and the records with seeds folded from the base seed
+    and ``e``, so it is the same in every run with that seed, and position ``start`` lies in
+    epoch ``start // examples_per_epoch``.  Without a seed the base seed is fresh entropy
+    (every epoch still gets a different order).
+    """
+    deterministic = seed is not None or not reader.shuffle
+    base = tf.constant([int(seed), 0x5EED] if seed is not None else
+                       [int.from_bytes(os.urandom(7), "little"), 0x5EED], tf.int64)
+    cycle_length = min(reader.num_readers, len(paths))
+    parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": deterministic}
+
+    def epoch(number: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.random.experimental.stateless_fold_in(base, number)
+        files = tf.data.Dataset.from_tensor_slices(paths)
+        if reader.shuffle and len(paths) > 1:
+            files = files.shuffle(max(1, min(reader.filenames_shuffle_buffer_size, len(paths))),
+                                  seed=epoch_seed[0])
+        dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length,
+                                   block_length=max(1, reader.read_block_length),
+                                   **(parallel if cycle_length > 1 else {}))
+        if reader.sample_1_of_n_examples > 1:
+            dataset = dataset.shard(reader.sample_1_of_n_examples, 0)
+        if reader.shuffle:
+            dataset = dataset.shuffle(reader.shuffle_buffer_size, seed=epoch_seed[1])
+        return dataset
+
+    first_epoch, offset = 0, 0
+    if start > 0:
+        per_epoch = examples_per_epoch(paths, reader)
+        if per_epoch == 0:
+            raise OdflowError(f"train_input_reader: {', '.join(paths)} hold no records")
+        first_epoch, offset = divmod(start, per_epoch)
+        log.info("continuing the training stream at example %d (epoch %d, %d into it)",
+                 start, first_epoch, offset)
+    last_epoch = reader.num_epochs if reader.num_epochs else tf.int64.max
+    epochs = tf.data.Dataset.range(first_epoch, last_epoch)
+    stream = epochs.flat_map(epoch).skip(offset)
+    positions = tf.data.Dataset.range(start, tf.int64.max)
+    return tf.data.Dataset.zip(positions, stream)
 
 
 def _pad_or_clip(tensor: tf.Tensor, length: int) -> tf.Tensor:
@@ -134,6 +170,7 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
                   is_training: bool,
                   max_number_of_boxes: int | None = None,
                   seed: int | None = None,
+                  start: int = 0,
                   drop_remainder: bool | None = None,
                   field: str | None = None) -> tf.data.Dataset:
     """Batches of resized images and padded boxes (keys ``BATCH_KEYS``).
@@ -144,8 +181,9 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
     Boxes are truncated/padded to ``max_number_of_boxes`` (default: the reader's, 100); classes
     outside ``1..num_classes`` are dropped with their boxes, as the API's one-hot encoding
     ignored them.  ``original_image_shape`` is the decoded image's shape, before any
-    augmentation.  ``field`` names the reader in error messages (default
-    ``train_input_reader`` or ``eval_input_reader``).
+    augmentation.  ``start`` (training only) is the position in the stream to begin at: a
+    resumed run passes the number of examples already trained on.  ``field`` names the
+    reader in error messages (default ``train_input_reader`` or ``eval_input_reader``).
     """
     field = field or ("train_input_reader" if is_training else "eval_input_reader")
     check_input_reader(input_reader, field, is_training)
@@ -199,7 +237,12 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
             "source_id": example["source_id"],
         }
 
-    dataset = _read_records(paths, input_reader, is_training, seed).enumerate()
+    if is_training:
+        dataset = _training_stream(paths, input_reader, seed, start)
+    elif start:
+        raise ValueError("evaluation reads every record once; start must be 0")
+    else:
+        dataset = _read_records(paths, input_reader).enumerate()
     deterministic = not is_training or seed is not None or not input_reader.shuffle
     dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)

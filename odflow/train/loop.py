@@ -178,13 +178,14 @@ def _restore_fine_tune(state: TrainingState, train_config) -> None:
                                  train_config.load_all_detection_checkpoint_vars)
 
 
-def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy):
+def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy, start: int):
     from odflow.inputs import build_dataset
     train_config = config.train_config
     dataset = build_dataset(config.train_input_reader, model_config=config.model,
                             augmentations=list(train_config.data_augmentation_options),
                             batch_size=train_config.batch_size, is_training=True,
-                            max_number_of_boxes=train_config.max_number_of_boxes, seed=seed)
+                            max_number_of_boxes=train_config.max_number_of_boxes, seed=seed,
+                            start=start)
     if strategy.num_replicas_in_sync > 1:
         if train_config.batch_size % strategy.num_replicas_in_sync:
             raise OdflowError(f"train_config.batch_size {train_config.batch_size} must be a "
@@ -355,10 +356,10 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
         _restore_fine_tune(state, train_config)
         if state.ema is not None:
             state.ema.reset()
-    # A resumed run must not replay the batches the first run began with (SLURM jobs that
-    # restart every day would see the same ones each day): the data seed moves with the step.
-    data_seed = None if options.seed is None else options.seed + state.step
-    dataset = _train_dataset(config, data_seed, strategy)
+    # A resumed run continues the data stream where the checkpoint left it (it neither replays
+    # the first batches nor skips any), so with a seed it ends exactly where one run would.
+    dataset = _train_dataset(config, options.seed, strategy,
+                             start=state.step * train_config.batch_size)
     train_step = build_train_step(state, strategy,
                                   clip_norm=train_config.gradient_clipping_by_norm,
                                   add_regularization=train_config.add_regularization_loss)
