@@ -47,7 +47,7 @@ def annotation(index: int, num_boxes: int = 2, fmt: str = "JPEG", **extra) -> Im
 
 def test_encode_decode_round_trip_keeps_every_field():
     original = annotation(3, 3, difficult=[0, 1, 0], truncated=[1, 0, 0],
-                          view=["Frontal", "Left", "Unspecified"])
+                          view=["Frontal", "Left", "Unspecified"], is_crowd=[0, 0, 1])
     decoded = decode_example(encode_example(original))
     assert decoded.encoded == original.encoded  # bytes copied, never re-encoded
     assert decoded.image_format == "jpeg"
@@ -61,7 +61,23 @@ def test_encode_decode_round_trip_keeps_every_field():
     assert decoded.difficult.tolist() == [0, 1, 0]
     assert decoded.truncated.tolist() == [1, 0, 0]
     assert decoded.view == ["Frontal", "Left", "Unspecified"]
+    assert decoded.is_crowd.tolist() == [0, 0, 1]
     assert decoded.decode_image().shape == (30, 43, 3)
+    # The API's key (object_detection/core/standard_fields.py: object_is_crowd).
+    import tensorflow as tf
+    feature = tf.train.Example.FromString(encode_example(original)).features.feature
+    assert list(feature["image/object/is_crowd"].int64_list.value) == [0, 0, 1]
+    # Records without the flags (most sources) read as not crowd.
+    assert decode_example(encode_example(annotation(3, 3))).is_crowd.tolist() == [0, 0, 0]
+
+
+def test_crowd_flags_of_the_wrong_length_are_an_error():
+    import tensorflow as tf
+
+    proto = tf.train.Example.FromString(encode_example(annotation(0, 2)))
+    proto.features.feature["image/object/is_crowd"].int64_list.value.extend([1])
+    with pytest.raises(OdflowError, match="r.record: record 2: 2 boxes .*1 image/object/is_crowd"):
+        decode_example(proto.SerializeToString(), "r.record: record 2")
 
 
 def test_layout_uses_the_api_key_names():
@@ -189,7 +205,7 @@ def test_parse_example_tensors_in_a_tf_data_pipeline(tmp_path):
 
     output = tmp_path / "t.record"
     with RecordWriter(output) as writer:
-        writer.write(annotation(0, 2, difficult=[1, 0]))
+        writer.write(annotation(0, 2, difficult=[1, 0], is_crowd=[0, 1]))
         writer.write(annotation(1, 0, fmt="PNG"))
         writer.write(annotation(2, 3))  # no difficult flags in the record
     dataset = tf.data.TFRecordDataset(expand_record_paths(str(output)))
@@ -216,6 +232,9 @@ def test_parse_example_tensors_in_a_tf_data_pipeline(tmp_path):
     assert items[1]["groundtruth_difficult"].shape == (0,)
     assert items[2]["groundtruth_difficult"].tolist() == [0, 0, 0]
     assert items[2]["groundtruth_difficult"].dtype == np.int32
+    assert items[0]["groundtruth_is_crowd"].tolist() == [0, 1]
+    assert items[1]["groundtruth_is_crowd"].shape == (0,)
+    assert items[2]["groundtruth_is_crowd"].tolist() == [0, 0, 0]
 
 
 

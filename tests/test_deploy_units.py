@@ -157,3 +157,39 @@ def test_int8_without_calibration_records_is_an_error(tmp_path, capsys):
         (tmp_path / name).write_text("")
     with pytest.raises(OdflowError, match="--calibration_records"):
         formats.export_tflite(tmp_path, tmp_path / "m.tflite", int8=True)
+
+
+class _OneBoxDetector:
+    """Finds the top-left quarter box of every image with score 0.9 (a stand-in runner)."""
+
+    format = "stand-in"
+
+    def detect(self, image):
+        from odflow.detect.runners import Detections
+        return Detections(np.array([[0.0, 0.0, 0.5, 0.5]], np.float32),
+                          np.array([0.9], np.float32), np.array([1], np.int64))
+
+
+@pytest.mark.parametrize("crowd_flag, expected_ap", [(1, 1.0), (0, 51 / 101)])
+def test_evaluate_model_honours_the_records_crowd_flags(tmp_path, crowd_flag, expected_ap):
+    """A second, undetected box: ignored when flagged crowd (AP 1), else recall stops at 0.5
+    (COCO's 101-point precision is 1 at recalls 0..0.50, 51 points, then 0)."""
+    import io
+
+    from PIL import Image
+
+    from odflow.data.example import ImageAnnotation
+    from odflow.data.records import RecordWriter
+    from odflow.detect.evaluate import evaluate
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buffer, format="PNG")
+    with RecordWriter(tmp_path / "val.record") as writer:
+        writer.write(ImageAnnotation(
+            encoded=buffer.getvalue(), image_format="png", filename="a.png", source_id="a",
+            height=64, width=64, boxes=np.array([[0.0, 0.0, 0.5, 0.5], [0.6, 0.6, 1.0, 1.0]]),
+            class_texts=["face"] * 2, class_ids=[1, 1], is_crowd=[0, crowd_flag]))
+    evaluator = evaluate(_OneBoxDetector(), [str(tmp_path / "val.record")],
+                         [{"id": 1, "name": "face"}])
+    metrics = evaluator.evaluate()
+    assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] == pytest.approx(expected_ap)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from odflow.data.example import ImageAnnotation, encode_example
 from odflow.errors import OdflowError
-from odflow.inputs import BATCH_KEYS, build_dataset
+from odflow.inputs import BATCH_KEYS, EVAL_BATCH_KEYS, build_dataset
 from odflow.protos import pipeline_pb2
 
 TUTORIAL_CONFIG = (Path(__file__).parent / "fixtures" / "reference" / "sample_configs"
@@ -29,6 +29,7 @@ BOXES = [
     [[0.3, 0.1, 0.9, 0.8]],
 ]
 CLASSES = [[], [1], [2, 1, 2], [7, 2], [1]]
+CROWD = [[], [0], [0, 1, 0], [1, 1], [0]]  # image/object/is_crowd
 NUM_CLASSES = 2
 
 
@@ -49,7 +50,7 @@ def _write_records(path, indices):
             writer.write(encode_example(ImageAnnotation(
                 data, "jpeg", f"{i}.jpg", f"id{i}", height, width,
                 np.asarray(BOXES[i], np.float32).reshape(-1, 4),
-                ["thing"] * len(BOXES[i]), CLASSES[i])))
+                ["thing"] * len(BOXES[i]), CLASSES[i], is_crowd=CROWD[i])))
     return encoded
 
 
@@ -100,11 +101,11 @@ def test_eval_batches_have_the_contracts_keys_shapes_and_values(records):
     assert [len(b["source_id"]) for b in batches] == [2, 2, 1]  # last partial batch kept
     index = 0
     for batch in batches:
-        assert set(batch) == set(BATCH_KEYS)
+        assert set(batch) == set(EVAL_BATCH_KEYS)
         assert batch["image"].dtype == tf.float32
         assert batch["groundtruth_boxes"].dtype == tf.float32
         for key in ("true_image_shape", "original_image_shape", "groundtruth_classes",
-                    "num_groundtruth_boxes"):
+                    "num_groundtruth_boxes", "groundtruth_is_crowd"):
             assert batch[key].dtype == tf.int32, key
         for row in range(len(batch["source_id"])):
             i = index
@@ -123,6 +124,10 @@ def test_eval_batches_have_the_contracts_keys_shapes_and_values(records):
             np.testing.assert_array_equal(batch["groundtruth_boxes"][row, n:].numpy(), 0.0)
             np.testing.assert_array_equal(batch["groundtruth_classes"][row, :n].numpy(), classes)
             np.testing.assert_array_equal(batch["groundtruth_classes"][row, n:].numpy(), 0)
+            # The crowd flags stay with their boxes (image 3's class-7 box is dropped).
+            crowd = np.asarray(CROWD[i], np.int32)[np.asarray(CLASSES[i]) <= NUM_CLASSES]
+            np.testing.assert_array_equal(batch["groundtruth_is_crowd"][row, :n].numpy(), crowd)
+            np.testing.assert_array_equal(batch["groundtruth_is_crowd"][row, n:].numpy(), 0)
     assert index == 5
 
 

@@ -87,3 +87,36 @@ def test_eval_config_checks(tmp_path):
     cfg.eval_input_reader[0].label_map_path = ""
     with pytest.raises(OdflowError, match="eval_input_reader.label_map_path"):
         evaluation.eval_reader(cfg)
+
+
+def _write_crowd_records(path, crowd_flag):
+    """Two images, each with the box the stand-in model finds and a second, undetected box
+    flagged (or not) as a crowd."""
+    from odflow.data.example import ImageAnnotation
+    from odflow.data.records import RecordWriter
+
+    with RecordWriter(path) as writer:
+        for i in range(2):
+            buffer = io.BytesIO()
+            Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(buffer, format="JPEG")
+            writer.write(ImageAnnotation(
+                encoded=buffer.getvalue(), image_format="jpeg", filename=f"{i}.jpg",
+                source_id=f"crowd{i}", height=96, width=96,
+                boxes=np.array([BOX, [0.0, 0.0, 0.2, 0.2]]), class_texts=["thing"] * 2,
+                class_ids=[1, 1], is_crowd=[0, crowd_flag]))
+
+
+@pytest.mark.parametrize("crowd_flag, expected_ap", [
+    # Crowd: the undetected box is ignored, every real box is found at precision 1.
+    (1, 1.0),
+    # Not crowd: recall reaches 0.5 at precision 1 and no further; COCO's 101-point
+    # interpolated precision is 1 at recalls 0, 0.01, ..., 0.50 (51 points), then 0.
+    (0, 51 / 101),
+])
+def test_crowd_flags_in_the_records_reach_the_coco_evaluation(tmp_path, crowd_flag, expected_ap):
+    _write_crowd_records(tmp_path / "val.record", crowd_flag)
+    cfg = make_config(tmp_path, num_train=1)
+    coco = evaluation.Evaluator(PerfectModel(), cfg).run()
+    metrics = coco.evaluate()
+    assert metrics["DetectionBoxes_Precision/mAP@.50IOU"] == pytest.approx(expected_ap)
+    assert metrics["DetectionBoxes_Recall/AR@100"] == pytest.approx(1.0 if crowd_flag else 0.5)

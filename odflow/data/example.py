@@ -34,6 +34,7 @@ YMAX = "image/object/bbox/ymax"
 CLASS_TEXT = "image/object/class/text"
 CLASS_LABEL = "image/object/class/label"
 DIFFICULT = "image/object/difficult"
+IS_CROWD = "image/object/is_crowd"
 TRUNCATED = "image/object/truncated"
 VIEW = "image/object/view"
 
@@ -50,7 +51,9 @@ class ImageAnnotation:
     """What a converter knows about one image, before it becomes a record.
 
     ``boxes`` are ``[ymin, xmin, ymax, xmax]`` normalised to [0, 1] (the project's convention);
-    ``difficult``/``truncated``/``view`` are ``None`` when the source does not say.
+    ``difficult``/``is_crowd``/``truncated``/``view`` are ``None`` when the source does not
+    say.  ``is_crowd`` marks a box around a group (COCO's ``iscrowd``): COCO evaluation neither
+    counts it as missed nor a detection on it as false.
     """
 
     encoded: bytes
@@ -65,12 +68,13 @@ class ImageAnnotation:
     difficult: Sequence[int] | None = None
     truncated: Sequence[int] | None = None
     view: Sequence[str] | None = None
+    is_crowd: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         self.boxes = np.asarray(self.boxes, np.float32).reshape(-1, 4)
         n = len(self.boxes)
         lengths = {"class_texts": len(self.class_texts), "class_ids": len(self.class_ids)}
-        for name in ("difficult", "truncated", "view"):
+        for name in ("difficult", "truncated", "view", "is_crowd"):
             values = getattr(self, name)
             if values is not None:
                 lengths[name] = len(values)
@@ -96,6 +100,7 @@ class DecodedExample:
     difficult: np.ndarray        # int32 [N], 0 where the record has none
     truncated: np.ndarray | None
     view: list[str] | None
+    is_crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # int32 [N]
 
     @property
     def num_boxes(self) -> int:
@@ -226,6 +231,8 @@ def encode_example(annotation: ImageAnnotation) -> bytes:
     feature[CLASS_LABEL].int64_list.value.extend(int(i) for i in annotation.class_ids)
     if annotation.difficult is not None:
         feature[DIFFICULT].int64_list.value.extend(int(v) for v in annotation.difficult)
+    if annotation.is_crowd is not None:
+        feature[IS_CROWD].int64_list.value.extend(int(v) for v in annotation.is_crowd)
     if annotation.truncated is not None:
         feature[TRUNCATED].int64_list.value.extend(int(v) for v in annotation.truncated)
     if annotation.view is not None:
@@ -275,6 +282,11 @@ def decode_example(serialized: bytes, source: str = "record") -> DecodedExample:
     difficult_values = _values(fmap, DIFFICULT)
     difficult = (np.asarray(difficult_values, np.int32) if difficult_values
                  else np.zeros(n, np.int32))
+    crowd_values = _values(fmap, IS_CROWD)
+    is_crowd = (np.asarray(crowd_values, np.int32) if crowd_values else np.zeros(n, np.int32))
+    if len(difficult) != n or len(is_crowd) != n:
+        raise OdflowError(f"{source}: {n} boxes but {len(difficult)} {DIFFICULT} and "
+                          f"{len(is_crowd)} {IS_CROWD} flags")
     truncated_values = _values(fmap, TRUNCATED)
     view_values = _values(fmap, VIEW)
     return DecodedExample(
@@ -292,4 +304,5 @@ def decode_example(serialized: bytes, source: str = "record") -> DecodedExample:
         truncated=(np.asarray(truncated_values, np.int32)
                    if truncated_values is not None else None),
         view=[v.decode() for v in view_values] if view_values is not None else None,
+        is_crowd=is_crowd,
     )

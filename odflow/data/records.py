@@ -269,8 +269,8 @@ def parse_example_tensors(serialized) -> dict:
 
     Returns ``image`` uint8 [H, W, 3], ``source_id``/``filename`` string, ``height``/``width``
     int32 (of the decoded image), ``groundtruth_boxes`` float32 [N, 4] (ymin, xmin, ymax, xmax),
-    ``groundtruth_classes`` int32 [N] and ``groundtruth_difficult`` int32 [N] (0 where the record
-    has no difficult flags).
+    ``groundtruth_classes`` int32 [N], ``groundtruth_difficult`` and ``groundtruth_is_crowd``
+    int32 [N] (0 where the record has no such flags).
     """
     import tensorflow as tf
 
@@ -284,6 +284,7 @@ def parse_example_tensors(serialized) -> dict:
         ex.XMAX: tf.io.VarLenFeature(tf.float32),
         ex.CLASS_LABEL: tf.io.VarLenFeature(tf.int64),
         ex.DIFFICULT: tf.io.VarLenFeature(tf.int64),
+        ex.IS_CROWD: tf.io.VarLenFeature(tf.int64),
     }
     parsed = tf.io.parse_single_example(serialized, spec)
     image = tf.io.decode_image(parsed[ex.ENCODED], channels=3, expand_animations=False)
@@ -297,10 +298,12 @@ def parse_example_tensors(serialized) -> dict:
     boxes = tf.reshape(boxes, [-1, 4])
     classes = tf.cast(dense(ex.CLASS_LABEL), tf.int32)
     num_boxes = tf.shape(boxes)[0]
-    difficult = tf.cast(dense(ex.DIFFICULT), tf.int32)
-    # Absent flags (most sources) become zeros; the pad/slice keeps [N] without a tf.cond.
-    difficult = tf.pad(difficult, [[0, tf.maximum(num_boxes - tf.size(difficult), 0)]])
-    difficult = difficult[:num_boxes]
+
+    def flags(key: str):
+        # Absent flags (most sources) become zeros; the pad/slice keeps [N] without a tf.cond.
+        values = tf.cast(dense(key), tf.int32)
+        return tf.pad(values, [[0, tf.maximum(num_boxes - tf.size(values), 0)]])[:num_boxes]
+
     shape = tf.shape(image)
     return {
         "image": image,
@@ -310,5 +313,6 @@ def parse_example_tensors(serialized) -> dict:
         "width": tf.cast(shape[1], tf.int32),
         "groundtruth_boxes": boxes,
         "groundtruth_classes": classes,
-        "groundtruth_difficult": difficult,
+        "groundtruth_difficult": flags(ex.DIFFICULT),
+        "groundtruth_is_crowd": flags(ex.IS_CROWD),
     }

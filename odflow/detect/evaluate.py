@@ -43,7 +43,8 @@ def evaluate(detector, record_paths: list[str], categories: list[dict], *,
         height, width = image.shape[:2]
         key = example.source_id or f"image-{index}"
         scale = np.array([height, width, height, width], np.float64)
-        evaluator.add_groundtruth(key, example.boxes * scale, example.classes)
+        evaluator.add_groundtruth(key, example.boxes * scale, example.classes,
+                                  is_crowd=example.is_crowd)
         detections = detector.detect(image)
         evaluator.add_detections(key, detections.boxes * scale, detections.scores,
                                  detections.classes)

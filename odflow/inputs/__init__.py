@@ -7,12 +7,13 @@
 
 from odflow.inputs.augment import SUPPORTED as SUPPORTED_AUGMENTATIONS
 from odflow.inputs.augment import build_augmenter
-from odflow.inputs.pipeline import BATCH_KEYS, build_dataset, check_input_reader
+from odflow.inputs.pipeline import BATCH_KEYS, EVAL_BATCH_KEYS, build_dataset, check_input_reader
 from odflow.inputs.resize import FixedShapeResizer, build_resizer
 from odflow.inputs.sample import Sample
 
 __all__ = [
            "BATCH_KEYS",
+           "EVAL_BATCH_KEYS",
            "SUPPORTED_AUGMENTATIONS",
            "FixedShapeResizer",
            "Sample",

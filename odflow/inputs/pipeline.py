@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: Keys of a batch (the contract in docs/architecture.md).
 BATCH_KEYS = ("image", "true_image_shape", "original_image_shape", "groundtruth_boxes",
               "groundtruth_classes", "num_groundtruth_boxes", "source_id")
+#: Evaluation batches also carry the crowd flags, for the COCO evaluator (training has no use
+#: for them, and its augmentations would have to keep them aligned with the boxes they crop).
+EVAL_BATCH_KEYS = BATCH_KEYS + ("groundtruth_is_crowd",)
 
 # InputReader options that would change what the model sees; odflow does not implement them.
 _UNSUPPORTED_FLAGS = ("load_instance_masks", "load_multiclass_scores", "load_context_features",
@@ -173,7 +176,8 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
                   start: int = 0,
                   drop_remainder: bool | None = None,
                   field: str | None = None) -> tf.data.Dataset:
-    """Batches of resized images and padded boxes (keys ``BATCH_KEYS``).
+    """Batches of resized images and padded boxes (keys ``BATCH_KEYS``; ``EVAL_BATCH_KEYS``
+    when not training).
 
     Training repeats for ``num_epochs`` (0: forever), shuffles, augments and, by default,
     drops the last partial batch (``input_reader.drop_remainder``).  Evaluation reads every
@@ -225,7 +229,7 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
             sample = augment(sample, tf.random.experimental.stateless_fold_in(base_seed, index))
         resized, true_shape = resizer(sample.image)
         num_boxes = tf.minimum(tf.shape(sample.boxes)[0], max_number_of_boxes)
-        return {
+        batch = {
             "image": resized,
             "true_image_shape": true_shape,
             "original_image_shape": original_shape,
@@ -236,6 +240,10 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
             "num_groundtruth_boxes": tf.cast(num_boxes, tf.int32),
             "source_id": example["source_id"],
         }
+        if not is_training:
+            batch["groundtruth_is_crowd"] = _pad_or_clip(
+                tf.boolean_mask(example["groundtruth_is_crowd"], known), max_number_of_boxes)
+        return batch
 
     if is_training:
         dataset = _training_stream(paths, input_reader, seed, start)

@@ -140,13 +140,15 @@ class Evaluator:
             gt_boxes = batch["groundtruth_boxes"].numpy()
             gt_classes = batch["groundtruth_classes"].numpy()
             gt_counts = batch["num_groundtruth_boxes"].numpy()
+            gt_crowd = batch["groundtruth_is_crowd"].numpy()
             source_ids = batch["source_id"].numpy()
             for i in range(len(shapes)):
                 key = _image_key(source_ids[i], index)
                 index += 1
                 scale = np.array([shapes[i][0], shapes[i][1]] * 2, np.float64)
                 n = int(gt_counts[i])
-                evaluator.add_groundtruth(key, gt_boxes[i, :n] * scale, gt_classes[i, :n])
+                evaluator.add_groundtruth(key, gt_boxes[i, :n] * scale, gt_classes[i, :n],
+                                          is_crowd=gt_crowd[i, :n])
                 m = int(detections["num_detections"][i])
                 evaluator.add_detections(
                     key, np.clip(detections["detection_boxes"][i, :m], 0.0, 1.0) * scale,
