@@ -237,6 +237,48 @@ def untracked(value):
     return lambda wildcards, output: value
 
 
+def train_launcher(wildcards, output, resources):
+    """How the job starts training: one process, or one worker per SLURM task.
+
+    A profile gives training N > 1 tasks (resources ``tasks`` = N and ``mpi`` = "srun"; the
+    SLURM executor then leaves the launching to the job's shell instead of wrapping it in
+    ``srun -n1``); each task is one worker of train.strategy multi_worker (``auto`` finds
+    them). ``--label`` prefixes each line of the shared log with its task number. Untracked
+    (takes ``output``): how many workers train a model changes no output, a run resumes
+    across it."""
+    tasks = int(getattr(resources, "tasks", 1) or 1)
+    if tasks <= 1:
+        return ""
+    launcher = getattr(resources, "mpi", None)
+    if launcher != "srun":
+        raise WorkflowError(
+            f"resources tasks={tasks} needs mpi=\"srun\" (got {launcher!r}): odflow "
+            "starts one training worker per "
+            "SLURM task with srun; run it with --profile profiles/slurm and set both, or "
+            "set tasks=1")
+    # The job's shell runs without the allocation's SLURM_* defaults (the executor strips
+    # them), so the step says how many CPUs each worker gets, or it would get one.
+    cpus = getattr(resources, "cpus_per_task", None)
+    cpus = f"--cpus-per-task={cpus} " if cpus else ""
+    return f"srun --ntasks={tasks} {cpus}--kill-on-bad-exit=1 --label "
+
+
+def train_progress(wildcards, output, resources):
+    """The console progress line goes to descriptor 3, which srun does not pass to its
+    tasks: workers started by srun write their progress to the log only."""
+    return "" if train_launcher(wildcards, output, resources) else "--progress_fd 3"
+
+
+def profile_train_resources(run):
+    """The resources the profile sets for rule ``train``, for an experiment's train rule too
+    (``set-resources`` names rules, and experiments' rules are named by the user); a
+    profile entry for ``train__<experiment>`` still takes precedence."""
+    if run == BASE_RUN:
+        return {}
+    chosen = workflow.resource_settings.overwrite_resources.get("train", {})
+    return {name: getattr(value, "raw", value) for name, value in chosen.items()}
+
+
 def directory_of(w, output):
     return os.path.dirname(output[0])
 

@@ -36,6 +36,8 @@ for _run, _settings in RUNS.items():
             keep=untracked(_settings["train"]["keep_checkpoint_max"]),
             log_every=untracked(_settings["train"]["log_every"]),
             strategy=untracked(_settings["train"]["strategy"]),
+            launch=train_launcher,
+            progress=train_progress,
         log:
             of_run(log_path("train"), _run),
         benchmark:
@@ -45,15 +47,16 @@ for _run, _settings in RUNS.items():
             mem_mb=8000,
             runtime=1440,
             gpu=1,
+            **profile_train_resources(_run),
         conda:
             "../envs/odflow.yaml"
         shell:
-            "(python {params.script} --model_dir {params.model_dir}"
+            "({params.launch}python {params.script} --model_dir {params.model_dir}"
             " --pipeline_config_path {input.config}"
             " --eval_every {params.eval_every}"
             " --checkpoint_every_steps {params.checkpoint_every}"
             " --keep_checkpoint_max {params.keep} --seed {params.seed}"
-            " --log_every {params.log_every} --strategy {params.strategy} --progress_fd 3"
+            " --log_every {params.log_every} --strategy {params.strategy} {params.progress}"
             " --metrics_json {output.metrics}"
             " && python {params.history_script} --model_dir {params.model_dir}"
             " --output {output.history}) 3>&2 > {log} 2>&1"

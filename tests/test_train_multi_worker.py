@@ -81,6 +81,65 @@ def test_multi_worker_outside_a_cluster_is_a_clear_error():
     assert "Traceback" not in result.stderr
 
 
+def _model_main_workers(tmp_path: Path, config: Path, model_dir: Path, *extra: str,
+                        envs: list[dict[str, str]] | None = None) -> list[subprocess.Popen]:
+    """``model_main.py`` as two workers on localhost, each with a TMPDIR of its own."""
+    from tests.support.training import MODEL_MAIN
+
+    workers = []
+    for index, env in enumerate(envs or _worker_environments(2)):
+        env["TMPDIR"] = str(tmp_path / f"tmp{index}")
+        Path(env["TMPDIR"]).mkdir(exist_ok=True)
+        workers.append(subprocess.Popen(
+            [sys.executable, str(MODEL_MAIN), "--model_dir", str(model_dir),
+             "--pipeline_config_path", str(config), "--strategy", "multi_worker",
+             "--seed", "1", "--log_every", "1", *extra],
+            cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return workers
+
+
+def test_a_signal_to_one_worker_stops_both_at_the_same_step_and_the_rerun_resumes(tmp_path):
+    """SIGTERM reaches one worker (the non-chief): both must stop after the same step and
+    save together (a worker stopping alone would leave the other hanging in a collective);
+    rerun, the workers resume from that checkpoint and evaluate at the end (the chief alone,
+    on a copy loaded from the checkpoint, which needs no collective)."""
+    import signal
+    import time
+
+    from tests.support.training import write_config
+    from tests.support.tiny_training import latest_step
+
+    config = write_config(tmp_path, batch_size=2, num_steps=1000, augment=False, num_eval=2)
+    model_dir = tmp_path / "ckpt"
+    workers = _model_main_workers(tmp_path, config, model_dir, "--eval_every", "0",
+                                  "--checkpoint_every_steps", "2")
+    deadline = time.monotonic() + 400
+    while not (model_dir / "checkpoint").exists() or (latest_step(model_dir) or 0) < 2:
+        assert time.monotonic() < deadline, "no checkpoint 2"
+        assert all(w.poll() is None for w in workers), workers[0].communicate()[0][-3000:]
+        time.sleep(0.1)
+    workers[1].send_signal(signal.SIGTERM)
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [128 + signal.SIGTERM] * 2, outputs[0][-3000:]
+    stopped = latest_step(model_dir)
+    assert 2 <= stopped < 1000
+    # Both saved the same step: the chief in model_dir, the other one in its scratch folder
+    # (removed at exit); the chief's log names the step it stopped at.
+    assert f"model.ckpt-{stopped}" in outputs[0]
+    assert not (model_dir / "eval_0").exists()
+
+    resumed = _model_main_workers(tmp_path, config, model_dir, "--eval_every", "0",
+                                  "--num_train_steps", str(stopped + 2),
+                                  "--metrics_json", str(tmp_path / "metrics.json"))
+    outputs = [worker.communicate(timeout=400)[0] for worker in resumed]
+    assert [w.returncode for w in resumed] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert f"at step {stopped}" in outputs[0]
+    assert latest_step(model_dir) == stopped + 2
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == stopped + 2
+    assert metrics["num_images"] == 2
+
+
 def test_model_main_with_two_workers_writes_from_the_chief_only(tmp_path):
     """`model_main.py --strategy multi_worker`: both workers finish, one set of checkpoints."""
     from tests.support.training import MODEL_MAIN, write_config

@@ -161,3 +161,43 @@ def test_two_slurm_tasks_train_like_one_worker_with_two_replicas(cluster: SlurmC
     results = read_results(tmp_path / "workers")
     assert sorted(r["chief"] for r in results) == [False, True], workers.stdout[-2000:]
     assert_same_training(results, expected)
+
+
+def test_profile_with_train_tasks_trains_with_two_slurm_workers(cluster: SlurmCluster,
+                                                                tmp_path: Path) -> None:
+    """README, On a cluster: `tasks: 2` and `mpi: "srun"` added to the SLURM profile's train
+    resources make the train job one allocation of two tasks, each a worker of
+    MultiWorkerMirroredStrategy (strategy auto); only the chief writes the checkpoints."""
+    import yaml
+
+    work = tmp_path / "work"
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    profile["set-resources"]["train"].update({"tasks": 2, "mpi": "srun"})
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
+    steps = 6
+    configfile = write_config(work, tiny_config(train={"num_steps": steps,
+                                                       "checkpoint_every_steps": 3}))
+    target = f"ckpt/model.ckpt-{steps}.index"
+    process, output = start_snakemake(work, configfile, "--profile", str(tmp_path / "profile"),
+                                      *FAST_POLLING, target)
+    try:
+        process.wait(timeout=900)
+    finally:
+        if process.poll() is None:
+            interrupt(process)
+    text = output.read_text(errors="replace")
+    assert process.returncode == 0, f"{text[-6000:]}\n{cluster.logs()}"
+    [train_job] = [jobid for jobid, rule in SUBMITTED.findall(text) if rule == "train"]
+    # One allocation of two tasks, the GPU of the profile shared by them.
+    assert job_field(cluster, train_job, "NumTasks") == "2", scontrol(
+        cluster, "show", "job", train_job)
+    train_log = (work / "logs/train.log").read_text(errors="replace")
+    # srun --label: each line names its task; each worker saw the other.
+    assert re.search(r"^0: .*worker 0 of 2 workers", train_log, re.M), train_log[-3000:]
+    assert re.search(r"^1: .*worker 1 of 2 workers", train_log, re.M), train_log[-3000:]
+    assert (work / f"ckpt/model.ckpt-{steps}.index").is_file()
+    assert (work / "eval/metrics.json").is_file()
+    # The second worker's checkpoints went to a scratch folder, not to ckpt/.
+    assert sorted(p.name for p in (work / "ckpt").glob("model.ckpt-*.index")) == [
+        "model.ckpt-3.index", f"model.ckpt-{steps}.index"]

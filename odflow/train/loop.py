@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -317,9 +318,26 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
 def _barrier(placement: Placement) -> None:
     """Wait until every worker got here (one all-reduce); nothing to wait for with one."""
     if placement.num_workers > 1:
-        strategy = placement.strategy
-        strategy.reduce(tf.distribute.ReduceOp.SUM,
-                        strategy.run(lambda: tf.constant(1.0)), axis=None)
+        _agreement(placement.strategy)(True)
+
+
+def _agreement(strategy: tf.distribute.Strategy) -> Callable[..., tuple[bool, ...]]:
+    """``agree(*flags)``: each flag OR-ed over every worker (one small all-reduce).
+
+    Workers must take every branch together: a save reads the batch-norm statistics (a
+    collective), so a save or a stop decided by one worker alone (its clock, its signal)
+    would leave the others waiting in a collective that never pairs up.
+    """
+    @tf.function
+    def total(flags: tf.Tensor) -> tf.Tensor:
+        per_replica = strategy.run(tf.identity, args=(flags,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    def agree(*flags: bool) -> tuple[bool, ...]:
+        values = total(tf.constant([float(flag) for flag in flags], tf.float32)).numpy()
+        return tuple(bool(value > 0) for value in values)
+
+    return agree
 
 
 def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path,
@@ -368,11 +386,22 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
     scratch = None if chief else tempfile.mkdtemp(prefix="odflow-worker-")
     write_dir = model_dir if chief else Path(scratch)
     manager = checkpoints.CheckpointManager(write_dir, options.keep_checkpoint_max)
-    evaluator = (evaluation.Evaluator(model, config, backend=options.eval_backend,
+    eval_copy = None
+    if evaluate_at_end and placement.num_workers > 1:
+        # Reading the training model's batch-norm statistics outside a step is a collective
+        # the other workers would not join: the chief evaluates a plain copy, loaded from the
+        # checkpoint every worker has just helped to save.
+        eval_copy = builder.build_pipeline(config, is_training=False)
+    evaluator = (evaluation.Evaluator(eval_copy or model, config, backend=options.eval_backend,
                                       seed=options.seed) if evaluate_at_end else None)
     writer = SummaryWriter(write_dir)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
-    run.threaded_batches = placement.num_workers == 1
+    run.eval_copy = eval_copy
+    if placement.num_workers > 1:
+        run.agree = _agreement(strategy)
+        # Batches are fetched in the loop's own thread (a background thread would run the
+        # input pipeline's collectives out of step with the other workers').
+        run.threaded_batches = False
     if resume_prefix is not None:  # that step is on disk already
         run.saved_step, run.last_checkpoint = state.step, resume_prefix
     record_files = evaluation.record_paths(config.train_input_reader, "train_input_reader")
@@ -398,6 +427,10 @@ class _Run:
         self.writer = writer
         self.num_steps = num_steps
         self.threaded_batches = True
+        # Several workers: the flags every worker must decide together (see _agreement),
+        # and the plain model the chief evaluates.
+        self.agree: Callable[..., tuple[bool, ...]] | None = None
+        self.eval_copy = None
         self.saved_step: int | None = None
         self.last_checkpoint: str | None = None
         self.metrics: dict[str, float] | None = None
@@ -413,21 +446,28 @@ class _Run:
 
     def evaluate(self, metrics_json: str | None = None,
                  should_stop: Callable[[], bool] | None = None) -> None:
-        """Evaluate the current weights (their averages if eval_config says so), once per step."""
+        """Evaluate the current weights (their averages if eval_config says so), once per step.
+
+        Every worker saves (it is a collective); only the one with an evaluator evaluates.
+        """
         step = self.state.step
+        checkpoint = self.save()
         if self.evaluator is None:
             return
-        checkpoint = self.save()
         if self.evaluated_step == step:  # already done by the periodic evaluation
             if metrics_json and self._coco is not None:
                 evaluation.write_metrics_json(self._coco, metrics_json,
                                               step=step, checkpoint=checkpoint)
             return
-        averages = {}
-        if self.config.eval_config.use_moving_averages and self.state.ema is not None:
-            averages = self.state.ema.shadows
-        with swapped_in(self.state.trainable, averages):
+        use_averages = (self.config.eval_config.use_moving_averages
+                        and self.state.ema is not None)
+        if self.eval_copy is not None:
+            evaluation.load_for_eval(self.eval_copy, checkpoint, use_averages)
             self._coco = self.evaluator.run(should_stop)
+        else:
+            averages = self.state.ema.shadows if use_averages else {}
+            with swapped_in(self.state.trainable, averages):
+                self._coco = self.evaluator.run(should_stop)
         self.metrics = evaluation.report(self._coco, step=step,
                                          model_dir=self.options.model_dir,
                                          metrics_json=metrics_json, checkpoint=checkpoint)
@@ -449,8 +489,13 @@ class _Run:
         first = True
         try:
             with stop_on_signals() as stop:
-                batches = BatchSource(iterator, record_files, lambda: stop.requested,
+                # Several workers poll no signal while fetching: they stop together, after a
+                # step, once they agree (a worker that stopped alone would hang the others).
+                alone = self.agree is None
+                batches = BatchSource(iterator, record_files,
+                                      (lambda: stop.requested) if alone else (lambda: False),
                                       threaded=self.threaded_batches)
+                stopping = False
                 while not self.num_steps or step < self.num_steps:
                     try:
                         batch = batches.next_batch()
@@ -466,6 +511,7 @@ class _Run:
                                     "(train_input_reader.num_epochs)", step)
                         break
                     if batch is None:  # stop requested
+                        stopping = True
                         break
                     if first:
                         self._image_summary(batch, step)
@@ -483,18 +529,24 @@ class _Run:
                     learning_rate = float(learning_rate)
                     if progress.update(step, values, learning_rate):
                         self.writer.scalars({**values, LEARNING_RATE: learning_rate}, step)
-                    if clock.due(step):
+                    save_due, stopping = clock.due(step), stop.requested
+                    if not alone:
+                        save_due, stopping = self.agree(save_due, stopping)
+                    if save_due:
                         self.save()
                         clock.saved()
+                    if stopping:
+                        break
                     if options.eval_every > 0 and step % options.eval_every == 0:
                         try:
                             self.evaluate(should_stop=lambda: stop.requested)
                         except evaluation.EvaluationAborted:
                             log.warning("evaluation at step %d abandoned", step)
-                if stop.requested:
+                if stopping:
                     progress.close()
                     checkpoint = self.save()
-                    raise Interrupted(stop.signum, checkpoint)
+                    # A worker that agreed to another's signal stops as that one does.
+                    raise Interrupted(stop.signum or signal.SIGTERM, checkpoint)
         finally:
             progress.close()
         checkpoint = self.save()

@@ -55,17 +55,27 @@ def _slurm_tasks() -> int:
     return int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")))
 
 
+def _usable_gpus() -> int:
+    """GPUs this process may use (listing them does not start TensorFlow's runtime)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return 0
+    if not shutil.which("nvidia-smi"):  # what the resolver counts GPUs with
+        return 0
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 def _cluster_resolver() -> tf.distribute.cluster_resolver.ClusterResolver:
     """``TF_CONFIG`` when it is set, else the SLURM job's task list."""
     if _tf_config_workers() > 0:
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if _slurm_tasks() > 1:
         port = SLURM_PORT_BASE + int(os.environ.get("SLURM_JOB_ID", "0")) % 1000
-        if shutil.which("nvidia-smi") or "CUDA_VISIBLE_DEVICES" in os.environ:
+        if _usable_gpus() > 0:
             # The resolver gives each task its own GPU(s) (CUDA_VISIBLE_DEVICES).
             return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
-        # A CPU-only node has no nvidia-smi to count GPUs with, and the resolver lists one
-        # worker per GPU "slot" of a node: give it one slot per task, and set no devices.
+        # Without GPUs (none on the node, or hidden with CUDA_VISIBLE_DEVICES="") the
+        # resolver would count 0 GPU "slots" per node and list no worker: give it one slot
+        # per task, and set no devices.
         tasks = _slurm_tasks()
         return tf.distribute.cluster_resolver.SlurmClusterResolver(
             port_base=port, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False)
