@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import ConvUnit
+from odflow.model.layers import ConvUnit, named_variables_of
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,7 @@ class ConvolutionalBoxPredictor(tf.Module):
         return units
 
     def named_variables(self) -> dict[str, tf.Variable]:
-        named: dict[str, tf.Variable] = {}
-        for unit in self.units():
-            named.update(unit.named_variables())
-        return named
+        return named_variables_of(self.units())
 
     def __call__(self, feature_maps: list[tf.Tensor], training: bool = False,
                  batch_norm_training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:

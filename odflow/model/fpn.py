@@ -18,7 +18,7 @@ from typing import Protocol
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import ConvUnit
+from odflow.model.layers import ConvUnit, named_variables_of
 
 
 def nearest_neighbor_upsampling(x: tf.Tensor, scale: int = 2) -> tf.Tensor:
@@ -105,10 +105,7 @@ class FpnFeatureExtractor(tf.Module):
         return self.backbone.units() + self.top_down.units() + self.bottom_up
 
     def named_variables(self) -> dict[str, tf.Variable]:
-        named: dict[str, tf.Variable] = {}
-        for unit in self.units():
-            named.update(unit.named_variables())
-        return named
+        return named_variables_of(self.units())
 
     def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
         endpoints = self.backbone.base_endpoints(images, training)

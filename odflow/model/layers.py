@@ -39,6 +39,15 @@ def _activate(x: tf.Tensor, activation: str) -> tf.Tensor:
     return x
 
 
+def named_variables_of(units) -> dict[str, tf.Variable]:
+    """Every unit's variables by TF1 name: a network's checkpoint view is the union of its
+    layers' (the names, scoped per layer, never collide)."""
+    named: dict[str, tf.Variable] = {}
+    for unit in units:
+        named.update(unit.named_variables())
+    return named
+
+
 class ConvUnit(tf.Module):
     """A conv layer under one TF1 scope name, e.g. ``FeatureExtractor/MobilenetV1/Conv2d_0``.
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from odflow.model.feature_maps import ExtractorOptions, ExtraFeatureMaps
 from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.inverted_residual import ExpandedConv, make_divisible, with_activation
-from odflow.model.layers import ConvUnit
+from odflow.model.layers import ConvUnit, named_variables_of
 from odflow.model.mobilenet_v1 import pad_to_multiple
 
 # Depths of the four extra maps (TF1 feature_map_layout layer_depth [-1, -1, 512, 256, 256, 128]).
@@ -102,10 +102,7 @@ class MobilenetSsdFeatureExtractor(tf.Module):
         return units + self.extras.units()
 
     def named_variables(self) -> dict[str, tf.Variable]:
-        named: dict[str, tf.Variable] = {}
-        for unit in self.units():
-            named.update(unit.named_variables())
-        return named
+        return named_variables_of(self.units())
 
     def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
         x = pad_to_multiple(images, self.options.pad_to_multiple)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from odflow.model.feature_maps import ExtractorOptions, ExtraFeatureMaps
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import ConvUnit
+from odflow.model.layers import ConvUnit, named_variables_of
 
 SCOPE = "FeatureExtractor/MobilenetV1"
 
@@ -75,10 +75,7 @@ class SSDMobileNetV1FeatureExtractor(tf.Module):
         return [unit for _, unit in self.base] + self.extras.units()
 
     def named_variables(self) -> dict[str, tf.Variable]:
-        named: dict[str, tf.Variable] = {}
-        for unit in self.units():
-            named.update(unit.named_variables())
-        return named
+        return named_variables_of(self.units())
 
     def base_endpoints(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         """MobileNet v1's layers by name (``Conv2d_5_pointwise``, ...), as slim's end points;
