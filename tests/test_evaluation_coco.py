@@ -319,41 +319,41 @@ def test_error_messages_name_the_image_the_kind_and_the_values():
     two = np.array([[0.0, 0, 1, 1], [5.0, 0, 1, 1]])
     cases = [
         (lambda: evaluator.add_detections("nope", BOX, np.ones(1), np.ones(1)),
-         "detections for image 'nope' but no groundtruth: add its groundtruth first (an image "
-         "without boxes is added with an empty box array)"),
+         ("detections for image 'nope' but no groundtruth: add its groundtruth first (an image "
+         "without boxes is added with an empty box array)")),
         (lambda: evaluator.add_groundtruth("a", np.zeros((2, 3)), np.ones(2)),
-         "groundtruth boxes of image 'a' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
-         "got [2, 3]"),
+         ("groundtruth boxes of image 'a' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
+         "got [2, 3]")),
         (lambda: evaluator.add_groundtruth("a", two, np.ones(2)),
-         "groundtruth box #1 of image 'a' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
-         "xmin, ymax, xmax)"),
+         ("groundtruth box #1 of image 'a' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
+         "xmin, ymax, xmax)")),
         (lambda: evaluator.add_groundtruth("a", np.array([[0, 0, np.inf, 1]]), np.ones(1)),
          "groundtruth boxes of image 'a' contain NaN or infinite values"),
         (lambda: evaluator.add_groundtruth("a", BOX, np.ones(2)),
          "groundtruths of image 'a': 2 classes for 1 boxes"),
         (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 7, 0), np.arange(7) + 0.5),
-         "groundtruth classes of image 'a' must be whole numbers, got [0.5, 1.5, 2.5, 3.5, "
-         "4.5]..."),
+         ("groundtruth classes of image 'a' must be whole numbers, got [0.5, 1.5, 2.5, 3.5, "
+         "4.5]...")),
         (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 2, 0), np.array([1, 9])),
-         "groundtruth of image 'a' has class id(s) [9] that are not in the label map (ids [1]); "
-         "fix the records or the label map"),
+         ("groundtruth of image 'a' has class id(s) [9] that are not in the label map (ids [1]); "
+         "fix the records or the label map")),
         (lambda: evaluator.add_groundtruth("a", BOX, np.ones(1), np.zeros(3)),
          "groundtruth of image 'a': 3 is_crowd flags for 1 boxes"),
         (lambda: evaluator.add_groundtruth("a", BOX, np.ones(1), np.array([0.5])),
          "groundtruth of image 'a': is_crowd flags must be 0 or 1, got [0.5]"),
-        (evaluator.evaluate, "nothing to evaluate: no images were added (is the eval record "
-         "empty?)"),
+        (evaluator.evaluate, ("nothing to evaluate: no images were added (is the eval record "
+         "empty?)")),
     ]
     for call, expected in cases:
         assert _message(call) == expected
     evaluator.add_groundtruth("b", BOX, np.ones(1))
     for call, expected in [
         (lambda: evaluator.add_detections("b", two, np.ones(2), np.ones(2)),
-         "detection box #1 of image 'b' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
-         "xmin, ymax, xmax)"),
+         ("detection box #1 of image 'b' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
+         "xmin, ymax, xmax)")),
         (lambda: evaluator.add_detections("b", np.zeros((1, 5)), np.ones(1), np.ones(1)),
-         "detection boxes of image 'b' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
-         "got [1, 5]"),
+         ("detection boxes of image 'b' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
+         "got [1, 5]")),
         (lambda: evaluator.add_detections("b", BOX, np.ones(1), np.ones(3)),
          "detections of image 'b': 3 classes for 1 boxes"),
         (lambda: evaluator.add_detections("b", BOX, np.ones(2), np.ones(1)),
