@@ -339,8 +339,9 @@ def test_error_messages_name_the_image_the_kind_and_the_values():
          "fix the records or the label map")),
         (lambda: evaluator.add_groundtruth("a", BOX, np.ones(1), np.zeros(3)),
          "groundtruth of image 'a': 3 is_crowd flags for 1 boxes"),
-        (lambda: evaluator.add_groundtruth("a", BOX, np.ones(1), np.array([0.5])),
-         "groundtruth of image 'a': is_crowd flags must be 0 or 1, got [0.5]"),
+        (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 10, 0), np.ones(10),
+                                           np.array([0, 1, 2, 1, 0, 0.5, 3, 4, 5, 6])),
+         "groundtruth of image 'a': is_crowd flags must be 0 or 1, got [2.0, 0.5, 3.0, 4.0, 5.0]"),
         (evaluator.evaluate, ("nothing to evaluate: no images were added (is the eval record "
          "empty?)")),
     ]

@@ -154,9 +154,10 @@ class CocoEvaluator:
             if len(flags) != len(boxes):
                 raise OdflowError(f"groundtruth of image {key!r}: {len(flags)} is_crowd flags "
                                   f"for {len(boxes)} boxes")
-            if not np.all(np.isin(flags, (0, 1))):
+            bad = flags[~np.isin(flags, (0, 1))]
+            if bad.size:
                 raise OdflowError(f"groundtruth of image {key!r}: is_crowd flags must be 0 or 1, "
-                                  f"got {flags[:5].tolist()}")
+                                  f"got {bad[:5].tolist()}")
             crowd = flags.astype(np.int64)
         self._image_ids[key] = len(self._groundtruth) + 1
         self._groundtruth.append(_Boxes(boxes, labels, crowd))
