@@ -361,6 +361,9 @@ def test_error_messages_name_the_image_the_kind_and_the_values():
          "detections of image 'b': 2 scores for 1 boxes"),
         (lambda: evaluator.add_detections("b", BOX, np.array([np.nan]), np.ones(1)),
          "detections of image 'b' have non-finite scores"),
+        # A missing score (JSON null) is one too.
+        (lambda: evaluator.add_detections("b", BOX, [None], np.ones(1)),
+         "detections of image 'b' have non-finite scores"),
     ]:
         assert _message(call) == expected
 
@@ -370,6 +373,10 @@ def test_category_and_backend_messages(monkeypatch):
         "category #0 must be a dict with an int 'id' and a 'name', got {'id': 'x'}")
     assert _message(lambda: CocoEvaluator([{"id": 2, "name": "a"}, {"id": 2, "name": "b"}])) \
         == "category 'b': id 2 must be >= 1 and unique"
+    largest = 2**63 - 1
+    CocoEvaluator([{"id": largest, "name": "a"}])  # the largest int64 is an id
+    assert _message(lambda: CocoEvaluator([{"id": largest + 1, "name": "a"}])) == (
+        "category 'a': id 9223372036854775808 does not fit in 64 bits (COCO ids are int64)")
     assert _message(lambda: CocoEvaluator([])) == (
         "COCO evaluation needs at least one category (is the label map empty?)")
     assert _message(lambda: _one_class(backend="tf")) == (

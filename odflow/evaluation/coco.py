@@ -350,6 +350,9 @@ def _check_categories(categories: Sequence[dict]) -> list[dict[str, Any]]:
                               f"got {category!r}") from error
         if category_id < 1 or category_id in seen:
             raise OdflowError(f"category {name!r}: id {category_id} must be >= 1 and unique")
+        if category_id > np.iinfo(np.int64).max:
+            raise OdflowError(f"category {name!r}: id {category_id} does not fit in 64 bits "
+                              "(COCO ids are int64)")
         seen.add(category_id)
         checked.append({"id": category_id, "name": name})
     if not checked:
