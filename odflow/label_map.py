@@ -231,6 +231,9 @@ def _read_names_file(path: str) -> list[str]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise OdflowError(f"{path}: cannot read the class names: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise OdflowError(f"{path}: the class names are not UTF-8 text (byte {error.start}); "
+                          "save the file as UTF-8") from error
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -6,12 +6,15 @@ import contextlib
 import io
 import json
 import logging
+import sys
+import types
 
 import numpy as np
 import pytest
 
 from odflow.errors import OdflowError
 from odflow.evaluation import METRIC_KEYS, CocoEvaluator, format_summary
+from odflow.evaluation import coco as coco_module
 from odflow.evaluation.coco import PER_CATEGORY_PREFIX
 
 CATEGORIES = [{"id": 1, "name": "face"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "dog"},
@@ -254,3 +257,202 @@ def test_write_json_and_clear(tmp_path):
     assert evaluator.num_images == 0
     with pytest.raises(OdflowError):
         evaluator.evaluate()
+
+
+# ----------------------------------------------------------------------------- exact contracts
+
+BOX = np.array([[10.0, 10.0, 30.0, 30.0]])
+
+
+def _one_class(**kwargs) -> CocoEvaluator:
+    return CocoEvaluator([{"id": 1, "name": "a"}], **kwargs)
+
+
+def _message(call) -> str:
+    with pytest.raises(OdflowError) as error:
+        call()
+    return str(error.value)
+
+
+def test_default_is_the_twelve_numbers_only():
+    evaluator = _one_class()
+    evaluator.add_groundtruth("x", BOX, np.array([1]))
+    evaluator.add_detections("x", BOX, np.array([0.9]), np.array([1]))
+    assert list(evaluator.evaluate()) == list(METRIC_KEYS)
+
+
+def test_results_follow_images_added_after_an_evaluation_and_clear():
+    """One of two equal boxes found: recall 0.5, precision 1 up to it, so AP = 51 / 101 of the
+    recall thresholds 0, 0.01, ..., 1 (0.505); finding the second too gives 1."""
+    evaluator = _one_class()
+    evaluator.add_groundtruth("x", BOX, np.array([1]))
+    evaluator.add_detections("x", BOX, np.array([0.9]), np.array([1]))
+    assert evaluator.evaluate()["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+    evaluator.add_groundtruth("y", BOX, np.array([1]))
+    assert evaluator.summary_text().splitlines()[0].endswith("] = 0.505")
+    evaluator.add_detections("y", BOX, np.array([0.9]), np.array([1]))
+    assert evaluator.summary_text().splitlines()[0].endswith("] = 1.000")
+    evaluator.clear()
+    assert _message(evaluator.summary_text) == (
+        "nothing to evaluate: no images were added (is the eval record empty?)")
+
+
+def test_repeats_and_unknown_classes_are_logged_with_the_image_and_the_count(caplog):
+    evaluator = _one_class()
+    with caplog.at_level(logging.WARNING):
+        for key in ("x", "y"):
+            evaluator.add_groundtruth(key, BOX, np.array([1]))
+            evaluator.add_detections(key, np.concatenate([BOX, BOX]), np.array([0.9, 0.8]),
+                                     np.array([1, 3]))
+        evaluator.add_groundtruth("x", BOX, np.array([1]))
+        evaluator.add_detections("x", BOX, np.array([0.9]), np.array([1]))
+        evaluator.evaluate()
+    assert caplog.messages == [
+        "groundtruth for image 'x' was already added; ignoring the repeat",
+        "detections for image 'x' were already added; ignoring the repeat",
+        "2 detections had class ids outside the label map and were ignored",
+    ]
+
+
+def test_error_messages_name_the_image_the_kind_and_the_values():
+    evaluator = _one_class()
+    two = np.array([[0.0, 0, 1, 1], [5.0, 0, 1, 1]])
+    cases = [
+        (lambda: evaluator.add_detections("nope", BOX, np.ones(1), np.ones(1)),
+         ("detections for image 'nope' but no groundtruth: add its groundtruth first (an image "
+         "without boxes is added with an empty box array)")),
+        (lambda: evaluator.add_groundtruth("a", np.zeros((2, 3)), np.ones(2)),
+         ("groundtruth boxes of image 'a' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
+         "got [2, 3]")),
+        (lambda: evaluator.add_groundtruth("a", two, np.ones(2)),
+         ("groundtruth box #1 of image 'a' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
+         "xmin, ymax, xmax)")),
+        (lambda: evaluator.add_groundtruth("a", np.array([[0, 0, np.inf, 1]]), np.ones(1)),
+         "groundtruth boxes of image 'a' contain NaN or infinite values"),
+        (lambda: evaluator.add_groundtruth("a", BOX, np.ones(2)),
+         "groundtruths of image 'a': 2 classes for 1 boxes"),
+        (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 7, 0), np.arange(7) + 0.5),
+         ("groundtruth classes of image 'a' must be whole numbers, got [0.5, 1.5, 2.5, 3.5, "
+         "4.5]...")),
+        (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 2, 0), np.array([1, 9])),
+         ("groundtruth of image 'a' has class id(s) [9] that are not in the label map (ids [1]); "
+         "fix the records or the label map")),
+        (lambda: evaluator.add_groundtruth("a", BOX, np.ones(1), np.zeros(3)),
+         "groundtruth of image 'a': 3 is_crowd flags for 1 boxes"),
+        (lambda: evaluator.add_groundtruth("a", np.repeat(BOX, 10, 0), np.ones(10),
+                                           np.array([0, 1, 2, 1, 0, 0.5, 3, 4, 5, 6])),
+         "groundtruth of image 'a': is_crowd flags must be 0 or 1, got [2.0, 0.5, 3.0, 4.0, 5.0]"),
+        (evaluator.evaluate, ("nothing to evaluate: no images were added (is the eval record "
+         "empty?)")),
+    ]
+    for call, expected in cases:
+        assert _message(call) == expected
+    evaluator.add_groundtruth("b", BOX, np.ones(1))
+    for call, expected in [
+        (lambda: evaluator.add_detections("b", two, np.ones(2), np.ones(2)),
+         ("detection box #1 of image 'b' has max < min: [5.0, 0.0, 1.0, 1.0] (expected ymin, "
+         "xmin, ymax, xmax)")),
+        (lambda: evaluator.add_detections("b", np.zeros((1, 5)), np.ones(1), np.ones(1)),
+         ("detection boxes of image 'b' must have shape [N, 4] (ymin, xmin, ymax, xmax), "
+         "got [1, 5]")),
+        (lambda: evaluator.add_detections("b", BOX, np.ones(1), np.ones(3)),
+         "detections of image 'b': 3 classes for 1 boxes"),
+        (lambda: evaluator.add_detections("b", BOX, np.ones(2), np.ones(1)),
+         "detections of image 'b': 2 scores for 1 boxes"),
+        (lambda: evaluator.add_detections("b", BOX, np.array([np.nan]), np.ones(1)),
+         "detections of image 'b' have non-finite scores"),
+        # A missing score (JSON null) is one too.
+        (lambda: evaluator.add_detections("b", BOX, [None], np.ones(1)),
+         "detections of image 'b' have non-finite scores"),
+    ]:
+        assert _message(call) == expected
+
+
+def test_category_and_backend_messages(monkeypatch):
+    assert _message(lambda: CocoEvaluator([{"id": "x"}])) == (
+        "category #0 must be a dict with an int 'id' and a 'name', got {'id': 'x'}")
+    assert _message(lambda: CocoEvaluator([{"id": 2, "name": "a"}, {"id": 2, "name": "b"}])) \
+        == "category 'b': id 2 must be >= 1 and unique"
+    largest = 2**63 - 1
+    CocoEvaluator([{"id": largest, "name": "a"}])  # the largest int64 is an id
+    assert _message(lambda: CocoEvaluator([{"id": largest + 1, "name": "a"}])) == (
+        "category 'a': id 9223372036854775808 does not fit in 64 bits (COCO ids are int64)")
+    assert _message(lambda: CocoEvaluator([])) == (
+        "COCO evaluation needs at least one category (is the label map empty?)")
+    assert _message(lambda: _one_class(backend="tf")) == (
+        "unknown COCO evaluation backend 'tf'; use one of ('faster', 'pycocotools')")
+    evaluator = _one_class(backend="pycocotools")
+    evaluator.add_groundtruth("x", BOX, np.array([1]))
+    monkeypatch.setitem(sys.modules, "pycocotools.coco", None)  # import fails as if missing
+    assert _message(evaluator.evaluate) == (
+        "the pycocotools backend needs pycocotools: pip install pycocotools")
+
+
+def test_image_ids_of_numpy_and_bytes_types_are_plain_keys():
+    """np.int64 / np.str_ ids are the same image as int / str ones and print like them;
+    bytes that are not UTF-8 still make a key (undecodable bytes replaced)."""
+    evaluator = _one_class()
+    evaluator.add_groundtruth(np.int64(7), BOX, np.array([1]))
+    evaluator.add_detections(7, BOX, np.array([0.9]), np.array([1]))
+    evaluator.add_groundtruth(np.str_("s"), BOX, np.array([1]))
+    evaluator.add_detections("s", BOX, np.array([0.9]), np.array([1]))
+    evaluator.add_groundtruth(b"\xffb", BOX, np.array([1]))
+    evaluator.add_detections(np.bytes_(b"\xffb"), BOX, np.array([0.9]), np.array([1]))
+    assert evaluator.num_detections == 3
+    assert evaluator.evaluate()["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+    for key, shown in [(np.int64(8), "8"), (np.str_("t"), "'t'"), (b"\xffc", "'\ufffdc'")]:
+        assert _message(lambda key=key: evaluator.add_detections(
+            key, BOX, np.ones(1), np.ones(1))).startswith(f"detections for image {shown} but")
+    assert _message(lambda: evaluator.add_groundtruth(
+        np.str_("u"), np.zeros((1, 3)), np.ones(1))).startswith(
+        "groundtruth boxes of image 'u' must")
+
+
+def test_batch_shaped_columns_empty_and_degenerate_boxes_are_accepted():
+    """Scores and classes as [1, M] (a batch of one), is_crowd as [N, 1], a negative image
+    given as [] and zero-area boxes are all valid input.  The second detection lies inside
+    the crowd box, so it is ignored rather than a false positive: AP 1."""
+    evaluator = _one_class()
+    gt = np.array([[0.0, 0.0, 40.0, 40.0], [100.0, 100.0, 200.0, 200.0]])
+    evaluator.add_groundtruth("x", gt, np.array([[1, 1]]), is_crowd=np.array([[0], [1]]))
+    dets = np.array([[0.0, 0.0, 40.0, 40.0], [120.0, 120.0, 160.0, 160.0]])
+    evaluator.add_detections("x", dets, np.array([[0.9, 0.8]]), np.array([[1.0, 1.0]]))
+    evaluator.add_groundtruth("negative", [], [])
+    evaluator.add_detections("negative", np.zeros(0), [], [])
+    metrics = evaluator.evaluate()
+    assert metrics["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+    assert metrics["DetectionBoxes_Recall/AR@100"] == pytest.approx(1.0)
+    evaluator.add_groundtruth("flat", np.array([[5.0, 5.0, 5.0, 9.0], [5.0, 5.0, 9.0, 5.0]]),
+                              np.ones(2))
+    evaluator.add_detections("flat", np.array([[5.0, 5.0, 5.0, 9.0]]), np.ones(1), np.ones(1))
+    assert evaluator.num_groundtruth_boxes == 4
+
+
+def test_float16_boxes_are_widened_before_the_area():
+    """A 300 x 300 px box from a mixed-precision model (float16 outputs): its area, 90000,
+    exceeds float16's range (65504), so it must be computed in float64 to be a large box."""
+    evaluator = _one_class()
+    box = np.array([[10.0, 20.0, 310.0, 320.0]], np.float16)
+    evaluator.add_groundtruth("x", box, np.array([1]))
+    evaluator.add_detections("x", box, np.array([0.9], np.float16), np.array([1]))
+    metrics = evaluator.evaluate()
+    assert metrics["DetectionBoxes_Precision/mAP"] == pytest.approx(1.0)
+    assert metrics["DetectionBoxes_Precision/mAP (large)"] == pytest.approx(1.0)
+
+
+def test_evaluate_logs_one_line_and_times_itself(tmp_path, monkeypatch, caplog):
+    """faster-coco-eval's own table stays out of the log; the time is the evaluation's, in
+    seconds, to the millisecond in metrics.json (clock faked: 10.0 s, then 10.12345 s)."""
+    evaluator = _one_class()
+    evaluator.add_groundtruth("x", BOX, np.array([1]))
+    evaluator.add_detections("x", BOX, np.array([0.9]), np.array([1]))
+    clock = iter([10.0, 10.12345])
+    monkeypatch.setattr(coco_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    with caplog.at_level(logging.DEBUG):
+        evaluator.evaluate()
+    assert caplog.messages == ["COCO evaluation (faster) of 1 images took 0.12 s"]
+    path = tmp_path / "metrics.json"
+    evaluator.write_json(path)
+    text = path.read_text()
+    assert text.startswith('{\n  "metrics": {\n    "DetectionBoxes_Precision/mAP": 1.0,\n')
+    assert text.endswith('\n  "elapsed_seconds": 0.123\n}\n')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,174 @@ def test_indented_comments_in_a_names_file_are_skipped(tmp_path: Path) -> None:
     target = tmp_path / "label_map.pbtxt"
     assert label_map.main(["--names-file", str(names), "-o", str(target)]) == 0
     assert label_map.load(target).name_to_id == {"face": 1, "hand": 2}
+
+
+# ----------------------------------------------------------------------------- exact messages
+
+
+def _message(call) -> str:
+    with pytest.raises((OdflowError, KeyError, ValueError)) as error:
+        call()
+    return str(error.value.args[0]) if isinstance(error.value, KeyError) else str(error.value)
+
+
+def test_messages_name_the_source_and_the_fix(tmp_path: Path) -> None:
+    loaded = label_map.parse("item { id: 1 name: 'a' }", "lm.pbtxt")
+    assert _message(lambda: loaded.display_name(7)) == "class id 7 is not in the label map lm.pbtxt"
+    unnamed = label_map.LabelMap(items=loaded.items)
+    assert _message(lambda: unnamed.display_name(7)) == "class id 7 is not in the label map"
+    assert _message(lambda: label_map.parse("", "lm.pbtxt")) == (
+        "lm.pbtxt: the label map has no items; add at least one `item { id: 1 name: '...' }`")
+    assert _message(lambda: label_map.parse("item { id: 0 name: 'background' }", "lm.pbtxt")) \
+        == ("lm.pbtxt: the label map has only the background class; add at least one item "
+            "with id >= 1")
+    # Validated without a source (a proto built in code): the message still says what it is.
+    assert _message(lambda: label_map.from_proto(
+        string_int_label_map_pb2.StringIntLabelMap())).startswith(
+        "label map: the label map has no items")
+    assert _message(lambda: label_map.from_names(["a", "b"], ["A"])) == (
+        "2 class names but 1 display names; give one display name per class name")
+    assert _message(lambda: label_map.from_names(["a", "b", "a"])) == (
+        "class names: item 3 repeats the name 'a' of item 1; names must be unique")
+    assert label_map.from_names(["a"]).path == "class names"
+    assert _message(lambda: label_map.write(tmp_path / "x.pbtxt", loaded, ["A"])) == (
+        "display_names only apply when writing from class names")
+
+
+def test_syntax_error_message_is_protobufs_without_its_position_prefix() -> None:
+    """protobuf says ``2:3 : Message type ...``; we say ``SOURCE:2:3: Message type ...``."""
+    message = _message(lambda: label_map.parse("item {\n  nme: 'a'\n}\n", "lm.pbtxt"))
+    assert re.fullmatch(r'lm\.pbtxt:2:3: Message type "[\w.]+" has no field named "nme"\.',
+                        message), message
+    # Without a source, parse() names the text a string.
+    assert _message(lambda: label_map.parse("item {")) == '<string>:1:6: Expected "}".'
+
+
+def test_list_syntax_items_validate_without_line_numbers() -> None:
+    """``item: [{...}, {...}]`` is one ``item`` token for two items: lines cannot be told, so
+    the message names the item by its number only."""
+    text = "item: [{id: 1 name: 'a'}, {id: 1 name: 'b'}]"
+    assert _message(lambda: label_map.parse(text, "lm.pbtxt")) == (
+        "lm.pbtxt: item 2 ('b') repeats id 1 of item 1; ids must be unique")
+    assert label_map.parse("item: [{id: 2 name: 'b'}, {id: 1 name: 'a'}]").id_to_name == {
+        1: "a", 2: "b"}
+
+
+def test_file_errors_name_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    latin1 = tmp_path / "latin1.pbtxt"
+    latin1.write_bytes("item { id: 1 name: 'café' }".encode("latin-1"))
+    assert _message(lambda: label_map.load(latin1)) == (
+        f"{latin1}: not a label map: not UTF-8 text (byte 23) and not a binary StringIntLabelMap")
+    binary = tmp_path / "broken.pb"
+    binary.write_bytes(b"\x0a\x05\x12")  # item of 5 bytes, cut after 1
+    assert _message(lambda: label_map.load(binary)) == (
+        f"{binary}: not a label map: neither UTF-8 text format nor a binary StringIntLabelMap")
+    duplicate = string_int_label_map_pb2.StringIntLabelMap()
+    duplicate.item.add(id=1, name="a")
+    duplicate.item.add(id=1, name="b")
+    binary.write_bytes(duplicate.SerializeToString())
+    assert _message(lambda: label_map.load(binary)) == (
+        f"{binary}: item 2 ('b') repeats id 1 of item 1; ids must be unique")
+
+    def unreadable(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    assert _message(lambda: label_map.load(latin1)) == (
+        f"{latin1}: cannot read the label map: Permission denied")
+
+
+def test_binary_label_map_keeps_its_path(tmp_path: Path) -> None:
+    proto = string_int_label_map_pb2.StringIntLabelMap()
+    proto.item.add(id=1, name="face")
+    path = tmp_path / "label_map.pb"
+    path.write_bytes(proto.SerializeToString())
+    assert label_map.load(path).path == str(path)
+
+
+def test_names_file_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """Under the C locale Python's default text encoding is ASCII; a names file is UTF-8."""
+    import locale
+
+    names = tmp_path / "classes.txt"
+    names.write_text("café\nhand\n", encoding="utf-8")
+    target = tmp_path / "label_map.pbtxt"
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert label_map.run(["--names-file", str(names), "-o", str(target)]) == 0
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+    assert label_map.load(target).name_to_id == {"café": 1, "hand": 2}
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("face\ncafé\n".encode("latin-1"))
+    assert _message(lambda: label_map.run(["--names-file", str(latin1), "-o", str(target)])) == (
+        f"{latin1}: the class names are not UTF-8 text (byte 8); save the file as UTF-8")
+    missing = tmp_path / "missing.txt"
+    assert _message(lambda: label_map.run(["--names-file", str(missing), "-o", str(target)])) \
+        == f"{missing}: cannot read the class names: No such file or directory"
+
+
+# ----------------------------------------------------------------------------- CLI contract
+
+
+def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    """The usage line shows the one-of source group (required: parentheses) and each
+    option's placeholder; each option has its one-line help."""
+    with pytest.raises(SystemExit) as done:
+        label_map.main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith(
+        "usage: python -m odflow.label_map [-h] (--names NAME [NAME ...] | --names-file FILE | "
+        "--check PBTXT) [--display-names NAME [NAME ...]] [--output PBTXT] "
+        "[--log-file LOG_FILE] Write a label_map.pbtxt (ids 1..N in the order given), or check "
+        "one.")
+    for option, help_text in [
+        ("--names NAME [NAME ...]", "class names, in id order"),
+        ("--names-file FILE", "a text file with one class name per line (# comments allowed)"),
+        ("--check PBTXT", "validate an existing label map and print its classes"),
+        ("--display-names NAME [NAME ...]", "optional display names, one per class name"),
+        ("--log-file LOG_FILE", "also log to this file"),
+    ]:
+        assert f"{option} {help_text}" in text, option
+    # How "--output, -o" is laid out differs between Python versions; its usage is above.
+    assert "-o PBTXT the label map to write" in text
+
+
+def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, expected in [
+        ([], "error: one of the arguments --names --names-file --check is required"),
+        (["--names", "a"], "error: --output is required when writing a label map"),
+    ]:
+        with pytest.raises(SystemExit) as usage:
+            label_map.main(argv)
+        assert usage.value.code == 2
+        assert capsys.readouterr().err.rstrip().endswith(expected)
+
+
+def test_cli_check_prints_each_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "label_map.pbtxt"
+    target.write_text("item { id: 2 name: 'hand' }\nitem { id: 1 name: 'face' "
+                      "display_name: 'Face' }\n")
+    assert label_map.main(["--check", str(target)]) == 0
+    assert capsys.readouterr().out == (
+        f"1\tface (Face)\n2\thand\n{target}: 2 items, num_classes 2\n")
+
+
+def test_cli_writes_display_names_and_logs_to_the_log_file(tmp_path: Path) -> None:
+    import logging
+
+    target = tmp_path / "label_map.pbtxt"
+    log_file = tmp_path / "label_map.log"
+    try:
+        assert label_map.main(["--names", "face", "hand", "--display-names", "Face", "Hand",
+                               "-o", str(target), "--log-file", str(log_file)]) == 0
+    finally:
+        for handler in list(logging.root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                logging.root.removeHandler(handler)
+                handler.close()
+    assert [item.display_name for item in label_map.load(target).items] == ["Face", "Hand"]
+    assert log_file.read_text().rstrip().endswith(
+        f"INFO odflow.label_map: wrote {target} (2 classes)")

@@ -315,3 +315,95 @@ def test_builder_messages_and_dispatch():
     config.multiscale_anchor_generator.aspect_ratios.append(1.0)
     assert isinstance(anchors_mod.build_anchor_generator(config),
                       anchors_mod.MultiscaleAnchorGenerator)
+
+
+def test_tile_anchors_takes_python_ints_as_numbers():
+    """Sizes, strides and offsets typed as ints (valid where floats are expected) give float
+    anchors: scale 2, ratio 4 -> h = 2 / sqrt 4 = 1, w = 2 sqrt 4 = 4; grid 1 x 2 with stride
+    (3, 5) and offset (1, 2) -> centres (1, 2) and (1, 7)."""
+    boxes = anchors_mod.tile_anchors(1, 2, [2], [4], (1, 1), (3, 5), (1, 2)).numpy()
+    assert boxes.dtype == np.float32
+    np.testing.assert_allclose(boxes, [_corners(1, 2, 1, 4), _corners(1, 7, 1, 4)], atol=1e-6)
+
+
+def test_ssd_messages_name_the_field_and_the_fix():
+    def message(call):
+        with pytest.raises((OdflowError, ValueError)) as error:
+            call()
+        return str(error.value)
+
+    assert message(lambda: anchors_mod.SsdAnchorGenerator(
+        num_layers=2, anchor_offsets=[(1, 1)])) == (
+        "ssd_anchor_generator anchor_offsets has 1 entries but num_layers is 2; give one per layer")
+    assert message(lambda: anchors_mod.SsdAnchorGenerator(
+        num_layers=1, aspect_ratios=[], reduce_boxes_in_lowest_layer=False,
+        interpolated_scale_aspect_ratio=0.0)) == (
+        "ssd_anchor_generator gives layer 0 no anchors: set aspect_ratios or a positive "
+        "interpolated_scale_aspect_ratio")
+    assert message(lambda: anchors_mod.SsdAnchorGenerator.from_config(
+        pipeline_pb2.AnchorGenerator(
+            multiscale_anchor_generator=pipeline_pb2.MultiscaleAnchorGenerator()))) == (
+        "anchor_generator: expected ssd_anchor_generator")
+    assert message(lambda: anchors_mod.SsdAnchorGenerator.from_config(
+        pipeline_pb2.SsdAnchorGenerator(num_layers=1, height_stride=[8], width_stride=[]))) == (
+        "ssd_anchor_generator.height_stride and width_stride must have the same length")
+    assert message(lambda: anchors_mod.SsdAnchorGenerator.from_config(
+        pipeline_pb2.SsdAnchorGenerator(num_layers=1, height_offset=[8], width_offset=[]))) == (
+        "ssd_anchor_generator.height_offset and width_offset must have the same length")
+    assert message(lambda: anchors_mod.SsdAnchorGenerator(num_layers=6).generate([(3, 3)])) == (
+        "ssd_anchor_generator describes 6 anchor layers but the feature extractor gives 1 "
+        "feature maps; set its num_layers (or list lengths) to 1")
+    strided = anchors_mod.SsdAnchorGenerator(num_layers=1, anchor_strides=[(8, 8)])
+    for size in ((40, 1), (1, 40)):
+        assert message(lambda size=size: strided.generate([(1, 1)], *size)) == (
+            "anchor strides are in pixels: pass im_height and im_width")
+
+
+def test_ssd_from_an_anchor_generator_message_reads_its_scales():
+    """The AnchorGenerator wrapper is unwrapped; min and max scale (not the defaults 0.2 and
+    0.95) give the layer scales 0.3, 0.4, 0.5 (linear over three layers)."""
+    config = pipeline_pb2.AnchorGenerator(ssd_anchor_generator=pipeline_pb2.SsdAnchorGenerator(
+        num_layers=3, min_scale=0.3, max_scale=0.5, aspect_ratios=[2.0],
+        interpolated_scale_aspect_ratio=0.0, reduce_boxes_in_lowest_layer=False))
+    gen = anchors_mod.SsdAnchorGenerator.from_config(config)
+    assert gen.box_specs == [[(pytest.approx(0.3), 2.0)], [(pytest.approx(0.4), 2.0)],
+                             [(pytest.approx(0.5), 2.0)]]
+
+
+def test_multiscale_messages_octaves_from_config_and_offsets_along_x():
+    with pytest.raises(OdflowError) as error:
+        anchors_mod.MultiscaleAnchorGenerator(scales_per_octave=0)
+    assert str(error.value) == (
+        "multiscale_anchor_generator needs scales_per_octave >= 1 and aspect_ratios")
+    config = pipeline_pb2.MultiscaleAnchorGenerator(
+        min_level=2, max_level=2, anchor_scale=1.0, aspect_ratios=[1.0], scales_per_octave=3,
+        normalize_coordinates=True)
+    gen = anchors_mod.MultiscaleAnchorGenerator.from_config(config)
+    assert gen.num_anchors_per_location() == [3]
+    assert gen.scales == pytest.approx([1.0, 2 ** (1 / 3), 2 ** (2 / 3)])
+    # One side given, the other left at 1: normalising is impossible.
+    for size in ((10, 1), (1, 16)):
+        with pytest.raises(ValueError) as error:
+            gen.generate([(1, 1)], *size)
+        assert str(error.value) == "normalize_coordinates needs im_height and im_width"
+    # Image 16 x 10, level 2 (stride 4, base 4 px): 4 divides 16 but not 10, so the centres
+    # are offset by 2 along y and by 0 along x: (2, 0) and (2, 4).
+    pixels = anchors_mod.MultiscaleAnchorGenerator(
+        min_level=2, max_level=2, anchor_scale=1.0, aspect_ratios=[1.0], scales_per_octave=1,
+        normalize_coordinates=False).generate([(1, 2)], 16, 10).numpy()
+    np.testing.assert_allclose(pixels, [_corners(2, 0, 4, 4), _corners(2, 4, 4, 4)], atol=1e-6)
+
+
+def test_flexible_grid_needs_both_image_sides_to_normalise():
+    with pytest.raises(OdflowError) as error:
+        anchors_mod.FlexibleGridAnchorGenerator.from_config(
+            pipeline_pb2.FlexibleGridAnchorGenerator())
+    assert str(error.value) == "flexible_grid_anchor_generator needs at least one anchor_grid"
+    flex = anchors_mod.FlexibleGridAnchorGenerator([[4.0]], [[1.0]], [(2, 2)], [(1, 1)])
+    for kwargs in ({"im_height": 20}, {"im_width": 40}, {"im_height": 20, "im_width": 1},
+                   {"im_height": 1, "im_width": 40}):
+        with pytest.raises(ValueError) as error:
+            flex.generate([(1, 1)], **kwargs)
+        assert str(error.value) == "normalize_coordinates needs im_height and im_width"
+    np.testing.assert_allclose(flex.generate([(1, 1)], 20, 40).numpy(),
+                               [[-1 / 20, -1 / 40, 3 / 20, 3 / 40]], atol=1e-6)

@@ -150,10 +150,15 @@ class CocoEvaluator:
         if is_crowd is None:
             crowd = np.zeros(len(boxes), dtype=np.int64)
         else:
-            crowd = np.asarray(is_crowd).reshape(-1).astype(np.int64)
-            if len(crowd) != len(boxes):
-                raise OdflowError(f"groundtruth of image {key!r}: {len(crowd)} is_crowd flags "
+            flags = np.asarray(is_crowd).reshape(-1)
+            if len(flags) != len(boxes):
+                raise OdflowError(f"groundtruth of image {key!r}: {len(flags)} is_crowd flags "
                                   f"for {len(boxes)} boxes")
+            bad = flags[~np.isin(flags, (0, 1))]
+            if bad.size:
+                raise OdflowError(f"groundtruth of image {key!r}: is_crowd flags must be 0 or 1, "
+                                  f"got {bad[:5].tolist()}")
+            crowd = flags.astype(np.int64)
         self._image_ids[key] = len(self._groundtruth) + 1
         self._groundtruth.append(_Boxes(boxes, labels, crowd))
         self._metrics = None
@@ -199,7 +204,7 @@ class CocoEvaluator:
         gt_dataset = self._groundtruth_dataset()
         dt_dataset = self._detection_dataset()
         stats, precision = _RUNNERS[self.backend](gt_dataset, dt_dataset)
-        metrics = {key: float(value) for key, value in zip(METRIC_KEYS, stats[:12])}
+        metrics = {key: float(value) for key, value in zip(METRIC_KEYS, stats)}
         if self.include_per_category:
             metrics.update(self._per_category_ap(precision))
         self._elapsed_seconds = time.perf_counter() - start
@@ -243,9 +248,8 @@ class CocoEvaluator:
         return {"images": images, "categories": self._categories, "annotations": annotations}
 
     def _detection_dataset(self) -> dict[str, Any]:
-        annotations = _annotations(sorted(self._detections.items()), "score")
-        return {"images": [{"id": coco_id} for coco_id in range(1, len(self._groundtruth) + 1)],
-                "categories": self._categories, "annotations": annotations}
+        """Only the boxes: both COCO APIs take the image ids and categories from the groundtruth."""
+        return {"annotations": _annotations(sorted(self._detections.items()), "score")}
 
     def _per_category_ap(self, precision: np.ndarray) -> dict[str, float]:
         """AP@[.5:.95], all areas, 100 detections per category; -1 for a class without boxes.
@@ -302,8 +306,7 @@ def _run_faster(gt_dataset: dict, dt_dataset: dict) -> tuple[np.ndarray, np.ndar
     evaluation.evaluate()
     evaluation.accumulate()
     evaluation.summarize()
-    return np.asarray(evaluation.stats[:12], dtype=np.float64), np.asarray(
-        evaluation.eval["precision"])
+    return np.asarray(evaluation.stats), np.asarray(evaluation.eval["precision"])
 
 
 def _run_pycocotools(gt_dataset: dict, dt_dataset: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +324,7 @@ def _run_pycocotools(gt_dataset: dict, dt_dataset: dict) -> tuple[np.ndarray, np
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return np.asarray(evaluation.stats[:12], dtype=np.float64), np.asarray(
-        evaluation.eval["precision"])
+    return np.asarray(evaluation.stats), np.asarray(evaluation.eval["precision"])
 
 
 def _build_coco(coco: Any, dataset: dict) -> Any:
@@ -348,6 +350,9 @@ def _check_categories(categories: Sequence[dict]) -> list[dict[str, Any]]:
                               f"got {category!r}") from error
         if category_id < 1 or category_id in seen:
             raise OdflowError(f"category {name!r}: id {category_id} must be >= 1 and unique")
+        if category_id > np.iinfo(np.int64).max:
+            raise OdflowError(f"category {name!r}: id {category_id} does not fit in 64 bits "
+                              "(COCO ids are int64)")
         seen.add(category_id)
         checked.append({"id": category_id, "name": name})
     if not checked:
@@ -356,14 +361,12 @@ def _check_categories(categories: Sequence[dict]) -> list[dict[str, Any]]:
 
 
 def _image_key(image_id: ImageId) -> ImageId:
-    if isinstance(image_id, bytes):
+    if isinstance(image_id, bytes):  # np.bytes_ too: it subclasses bytes
         return image_id.decode("utf-8", errors="replace")
     if isinstance(image_id, np.integer):
         return int(image_id)
     if isinstance(image_id, np.str_):
         return str(image_id)
-    if isinstance(image_id, np.bytes_):
-        return bytes(image_id).decode("utf-8", errors="replace")
     return image_id
 
 
