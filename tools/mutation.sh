@@ -60,7 +60,7 @@ ORDER=(box_coder anchors matcher target_assigner hard_example_miner losses postp
 # See "Two passes" above: one-thread TensorFlow pools so big eager ops do not hang in forks.
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 # Pass 1's timeout: (sum of the mutant's tests' clean durations + 1 s) x this, wall clock.
-FORK_TIMEOUT_MULTIPLIER="${FORK_TIMEOUT_MULTIPLIER:-3.0}"
+FORK_TIMEOUT_MULTIPLIER="${FORK_TIMEOUT_MULTIPLIER:-2.0}"
 
 command -v mutmut >/dev/null || { echo "mutmut is not installed: pip install -e '.[mutation]'" >&2; exit 2; }
 modules=("$@")
