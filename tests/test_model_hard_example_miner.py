@@ -224,3 +224,25 @@ def test_builder_reads_every_field():
     with pytest.raises(OdflowError, match="^loss.hard_example_miner.min_negatives_per_image must "
                        "not be negative$"):
         build_hard_example_miner(pipeline_pb2.HardExampleMiner(min_negatives_per_image=-1))
+
+
+def test_float64_inputs_are_read_as_float32():
+    """Numpy float64 losses and boxes (what numpy code hands over) give the float32 result of
+    the hand-worked case above."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=None, iou_threshold=0.7, loss_type="both",
+                             cls_weight=0.5, loc_weight=2.0, max_negatives_per_positive=2,
+                             min_negatives_per_image=1)
+    loc_sum, cls_sum = miner(loc[None].astype(np.float64), cls[None].astype(np.float64),
+                             boxes[None].astype(np.float64), match[None].astype(np.int64))
+    assert cls_sum.dtype == tf.float32 and loc_sum.dtype == tf.float32
+    assert float(cls_sum) == pytest.approx(6.6, rel=1e-6)
+    assert float(loc_sum) == pytest.approx(1.5, rel=1e-6)
+
+
+def test_builder_names_an_unknown_loss_type():
+    class FutureConfig:  # a LossType enum value odflow does not know
+        loss_type, iou_threshold, min_negatives_per_image = 3, 0.5, 0
+
+    with pytest.raises(OdflowError, match="^loss.hard_example_miner.loss_type 3 is unknown$"):
+        build_hard_example_miner(FutureConfig())
