@@ -98,6 +98,7 @@ TOML
   # run TensorFlow yet (slower, but tf.function works there), with mutmut's default 15x
   # timeout: a timeout then means the mutant really hangs.
   timeouts=$(awk -F': ' '$2 == "timeout" {print $1}' "$out/$module.results" | tr -d ' ')
+  pass1_seconds=$(( $(date +%s) - start ))
   if [ -n "$timeouts" ]; then
     echo "   pass 2 (forkserver): $(echo "$timeouts" | wc -l) timed-out mutants"
     sed -i -e 's/^process_isolation = "fork"$/process_isolation = "forkserver"/' \
@@ -118,7 +119,7 @@ for line in open(sys.argv[1]):
         print(get_diff_for_mutant(name, path=find_mutant(name).path))
 PY
   )
-  echo "{\"module\": \"$module\", \"source\": \"$source_file\", \"tests\": \"$tests\", \"seconds\": $(( $(date +%s) - start ))}" >"$out/$module.json"
+  echo "{\"module\": \"$module\", \"source\": \"$source_file\", \"tests\": \"$tests\", \"seconds\": $(( $(date +%s) - start )), \"pass1_seconds\": $pass1_seconds, \"pass2_mutants\": $(echo -n "$timeouts" | grep -c . || true)}" >"$out/$module.json"
   { grep -c ": killed" "$out/$module.results" || true; } | xargs echo "   killed:"
   wc -l <"$out/$module.results" | xargs echo "   mutants:"
   rm -rf "$work"
