@@ -246,3 +246,38 @@ def test_builder_names_an_unknown_loss_type():
 
     with pytest.raises(OdflowError, match="^loss.hard_example_miner.loss_type 3 is unknown$"):
         build_hard_example_miner(FutureConfig())
+
+
+@pytest.mark.parametrize("loss_type, expected", [
+    ("both", (1.5, 1.5)), ("cls", (0.0, 2.0)), ("loc", (2.0, 0.0))])
+def test_each_loss_type_ranks_by_its_own_loss(loss_type, expected):
+    """Three disjoint anchors, cap 1: cls [2, 0, 1.5], loc [0, 2, 1.5], weights 1 and 1.
+    The hardest is a0 by cls, a1 by loc, a2 by cls + loc (2, 2, 3)."""
+    miner = HardExampleMiner(num_hard_examples=1, iou_threshold=0.5, loss_type=loss_type,
+                             cls_weight=1.0, loc_weight=1.0)
+    loc_sum, cls_sum = miner(np.array([[0.0, 2.0, 1.5]]), np.array([[2.0, 0.0, 1.5]]),
+                             _disjoint_boxes(3)[None], np.full([1, 3], -1))
+    assert (float(loc_sum), float(cls_sum)) == expected
+
+
+def test_loc_ranking_with_a_cap_of_two():
+    """The hand case by loc alone: a2 (1), a5 (0.5) first; by the default weighted sum
+    (0.05 cls + 0.06 loc) it would be a0, a3."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=2, iou_threshold=0.7, loss_type="loc")
+    _, cls_sum = miner(loc[None], cls[None], boxes[None], match[None])
+    assert float(cls_sum) == pytest.approx(0.1 + 0.5, rel=1e-6)
+
+
+def test_float64_boxes_are_compared_in_float32():
+    """Box b = [0, 0, 1, 0.5 + 1e-12] inside a = [0, 0, 1, 1]: IoU just above 0.5 in float64,
+    exactly 0.5 in float32, where the NMS kernel (and the model's float32 boxes) work, so b
+    is not suppressed at threshold 0.5."""
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5 + 1e-12]], np.float64)
+    scores = np.array([2.0, 1.0], np.float32)
+    kernel = tf.image.non_max_suppression(boxes.astype(np.float32), scores, 2, 0.5).numpy()
+    assert kernel.tolist() == [0, 1]
+    miner = HardExampleMiner(num_hard_examples=None, iou_threshold=0.5, loss_type="cls")
+    _, cls_sum = miner(np.zeros([1, 2], np.float32), scores[None], boxes[None],
+                       np.full([1, 2], -1))
+    assert float(cls_sum) == 3.0
