@@ -281,3 +281,90 @@ def test_float64_boxes_are_compared_in_float32():
     _, cls_sum = miner(np.zeros([1, 2], np.float32), scores[None], boxes[None],
                        np.full([1, 2], -1))
     assert float(cls_sum) == 3.0
+
+
+def test_defaults_are_the_api_defaults_and_bad_loss_type():
+    miner = HardExampleMiner()
+    assert (miner.num_hard_examples, miner.iou_threshold, miner.loss_type) == (64, 0.7, "both")
+    assert (miner.cls_weight, miner.loc_weight) == (0.05, 0.06)
+    assert (miner.max_negatives_per_positive, miner.min_negatives_per_image) == (None, 0)
+    assert miner.summary() == {}  # nothing mined yet
+    with pytest.raises(ValueError, match=r"^loss_type must be one of \('both', 'cls', 'loc'\), "
+                       r"got 'class'$"):
+        HardExampleMiner(loss_type="class")
+
+
+def _ranked_case(match, max_negatives_per_positive, num_hard_examples=None, boxes=None):
+    """len(match) disjoint anchors (or ``boxes``) ranked in index order by cls loss n - i,
+    mined at IoU 0.5 -> (kept cls loss sum, kept positives, kept non-positives, losses, boxes).
+    100 anchors with few positives: the prefix holds ~70 of them, so these cases exercise what
+    happens at and beyond it."""
+    match = np.asarray(match, np.int32)
+    n = len(match)
+    boxes = _disjoint_boxes(n) if boxes is None else boxes
+    losses = (n - np.arange(n)).astype(np.float32)
+    miner = HardExampleMiner(num_hard_examples, 0.5, "cls", 1.0, 1.0,
+                             max_negatives_per_positive, 0)
+    _, cls_sum = miner(np.zeros([1, n], np.float32), losses[None], boxes[None], match[None])
+    stats = miner.summary()
+    return (float(cls_sum), float(stats["Loss/HardExampleMiner/NumPositives"]),
+            float(stats["Loss/HardExampleMiner/NumNegatives"]), losses, boxes)
+
+
+def test_quota_not_filled_by_non_negatives_within_the_prefix():
+    """2 positives (matched to row 1), 65 ignored, 33 negatives, ratio 0.5: quota 1.  The
+    running count of unmatched anchors stays 0 over the ignored ones, so all 67 and the
+    first negative (a67) are kept; positives or ignored anchors do not fill the quota."""
+    match = [1, 1] + [-2] * 65 + [-1] * 33
+    cls_sum, positives, negatives, losses, boxes = _ranked_case(match, 0.5)
+    assert (positives, negatives) == (2.0, 66.0)
+    assert cls_sum == pytest.approx(losses[:68].sum())
+    reference = _reference_mask(boxes, losses, np.array(match), 100, 0.5, 0.5, 0)
+    assert cls_sum == pytest.approx(float((losses * reference).sum()))
+
+
+def test_quota_filled_exactly_keeps_later_ignored_anchors():
+    """1 positive, ratio 3: a1-a3 fill the quota exactly; the ignored a4-a69 rank before any
+    further negative, so they stay (the API); a70 (4th negative) and later are dropped."""
+    match = [0] + [-1] * 3 + [-2] * 66 + [-1] * 30
+    cls_sum, positives, negatives, losses, _ = _ranked_case(match, 3)
+    assert (positives, negatives) == (1.0, 69.0)
+    assert cls_sum == pytest.approx(losses[:70].sum())
+
+
+def test_late_positive_with_an_empty_box_is_kept():
+    """A positive ranked 70th behind 69 negatives, its predicted box empty (zero height): an
+    empty box never overlaps, so NMS keeps it and it counts (3 negatives with it)."""
+    match = [-1] * 69 + [0] + [-1] * 30
+    boxes = _disjoint_boxes(100)
+    boxes[69] = [0.5, 69.0, 0.5, 69.9]
+    cls_sum, positives, negatives, losses, _ = _ranked_case(match, 3, boxes=boxes)
+    assert (positives, negatives) == (1.0, 3.0)
+    assert cls_sum == pytest.approx(losses[[0, 1, 2, 69]].sum())
+
+
+def test_cap_applies_before_late_positives():
+    """Cap 3 of 100 anchors: only a0-a2 (negatives) can be selected; the positive a80 is
+    beyond the cap, so with no positive the quota is 0 and nothing is kept."""
+    match = [-1] * 80 + [0] + [-1] * 19
+    cls_sum, positives, negatives, _, _ = _ranked_case(match, 1, num_hard_examples=3)
+    assert (cls_sum, positives, negatives) == (0.0, 0.0, 0.0)
+
+
+def test_greedy_nms_long_chain():
+    """Unit boxes 0.3 apart: each overlaps its neighbour (IoU 0.7 / 1.3 = 0.54 > 0.5) but not
+    the next one (0.4 / 1.6 = 0.25): greedy NMS keeps every other box, a chain of 20
+    suppressions that needs one fixed-point step per box."""
+    x = 0.3 * np.arange(20, dtype=np.float32)
+    boxes = np.stack([np.zeros(20), x, np.ones(20), x + 1], axis=-1).astype(np.float32)
+    keep = greedy_nms_keep(tf.constant(boxes), 0.5).numpy()
+    assert keep.tolist() == [True, False] * 10
+    scores = np.linspace(1, 0, 20).astype(np.float32)
+    assert sorted(tf.image.non_max_suppression(boxes, scores, 20, 0.5).numpy()) == list(
+        range(0, 20, 2))
+
+
+def test_greedy_nms_traces_with_an_unknown_box_axis():
+    """Only traced (graph built, not run): the coordinate axis may be unknown statically."""
+    traced = tf.function(greedy_nms_keep).get_concrete_function(tf.TensorSpec([5, None]), 0.5)
+    assert traced.structured_outputs.shape.as_list() == [5]
