@@ -312,3 +312,25 @@ def test_build_losses_refuses_focal_with_miner_in_full():
                        r"weighted_sigmoid_focal \(focal loss already down-weights easy "
                        r"negatives\); remove one of them$"):
         losses.build_losses(config)
+
+
+def test_hard_bootstrap_threshold_is_strict():
+    """At logit 0 (p = 0.5 exactly) the hard bootstrap's prediction is 0: [p > 0.5].  CE is
+    ln 2 for any label there, but its gradient is p - label: with target 0 and alpha 0.5 the
+    label is 0.5 * 0 + 0.5 * 0 = 0, so the gradient is 0.5 (weight 1)."""
+    logits = tf.Variable([[[0.0]]])
+    with tf.GradientTape() as tape:
+        loss = losses.BootstrappedSigmoidClassificationLoss(0.5, True)(logits, [[[0.0]]],
+                                                                       [[1.0]])
+    assert float(loss[0, 0]) == pytest.approx(np.log(2.0))
+    assert float(tape.gradient(loss, logits)[0, 0, 0]) == pytest.approx(0.5)
+
+
+def test_iou_losses_multiply_by_the_weights():
+    pred = np.array([[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]], np.float32)
+    target = np.array([[[0.0, 0.0, 1.0, 0.5], [0.0, 2.0, 1.0, 3.0]]], np.float32)
+    weights = np.array([[2.0, 0.5]], np.float32)
+    iou = losses.WeightedIOULocalizationLoss()(pred, target, weights).numpy()
+    np.testing.assert_allclose(iou, [[2 * 0.5, 0.5 * 1.0]], atol=1e-6)
+    giou = losses.WeightedGIOULocalizationLoss()(pred, target, weights).numpy()
+    np.testing.assert_allclose(giou, [[2 * 0.5, 0.5 * 4.0 / 3.0]], atol=1e-6)
