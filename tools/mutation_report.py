@@ -165,7 +165,7 @@ def render(modules: dict[str, ModuleResult | None], kept: str) -> str:
     rows, details, overall = [], [], Counter()
     for name, module in modules.items():
         if module is None:
-            rows.append(f"| {name} | not run |" + " |" * 9)
+            rows.append(f"| {name} | not run |" + " |" * 8)
             continue
         counts = module.counts
         overall.update(counts)
