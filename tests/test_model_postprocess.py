@@ -151,7 +151,7 @@ def test_window_as_one_box_and_absolute_frame():
     boxes in image coordinates (clipped), True expresses them relative to the window."""
     boxes = np.array([[[0.1, 0.1, 0.3, 0.6]], [[0.2, 0.0, 0.4, 0.2]]], np.float32)
     scores = np.array([[[0.9]], [[0.8]]], np.float32)
-    window = [0.0, 0.0, 0.5, 0.5]
+    window = np.array([0.0, 0.0, 0.5, 0.5])  # float64, read as float32
     absolute = batch_multiclass_non_max_suppression(
         boxes, scores, max_per_class=1, max_total=1, clip_window=window,
         change_coordinate_frame=False)
@@ -271,3 +271,29 @@ def test_nms_builder_accepts_the_bounds():
     with pytest.raises(OdflowError, match="^post_processing.batch_non_max_suppression is not "
                        "set$"):
         build_postprocessing(pipeline_pb2.PostProcessing())
+
+
+def test_defaults_are_the_proto_defaults():
+    """score_threshold 0, iou_threshold 0.6, 100 per class, 100 in all, coordinates relative
+    to the window (BatchNonMaxSuppression's defaults).  Two boxes with IoU 2/3 (> 0.6): one
+    is suppressed; a score of 0.001 passes the threshold 0."""
+    boxes = np.array([[[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.75], [0.6, 0.6, 0.8, 0.8]]],
+                     np.float32)
+    scores = np.array([[[0.9], [0.8], [0.001]]], np.float32)
+    out = batch_multiclass_non_max_suppression(boxes, scores, clip_window=[0.0, 0.0, 0.5, 1.0])
+    assert out["detection_scores"].shape == (1, 100)
+    assert out["num_detections"].numpy().tolist() == [1.0]  # the third lies outside the window
+    np.testing.assert_allclose(out["detection_boxes"].numpy()[0, 0], [0.0, 0.0, 1.0, 0.5])
+    out = batch_multiclass_non_max_suppression(boxes, scores)
+    assert out["num_detections"].numpy().tolist() == [2.0]
+    assert out["detection_anchor_indices"].numpy()[0, :2].tolist() == [0, 2]
+
+
+def test_max_per_class_default_caps_one_class_at_100():
+    """101 disjoint boxes of one class, max_total 150: the default per-class cap keeps 100."""
+    x = np.arange(101, dtype=np.float32) / 101
+    boxes = np.stack([np.zeros(101), x, np.full(101, 0.5), x + 0.005], -1)[None]
+    scores = np.linspace(1.0, 0.5, 101, dtype=np.float32)[None, :, None]
+    out = batch_multiclass_non_max_suppression(boxes.astype(np.float32), scores, max_total=150)
+    assert out["num_detections"].numpy().tolist() == [100.0]
+    assert out["detection_anchor_indices"].numpy()[0, :100].tolist() == list(range(100))
