@@ -15,25 +15,26 @@
 # - Two passes per module, because of how TensorFlow behaves in a forked process.  fork() copies
 #   only the calling thread; TensorFlow's thread pools, created when the parent first ran an op,
 #   are gone in the child.  So in a worker forked from a process that has run TensorFlow
-#   (measured with TF 2.21, see the report of issue 14):
-#     * every tf.function call hangs for good (ProcessFunctionLibraryRuntime::RunSync waits for
-#       a closure scheduled on the inter-op pool), with or without the thread settings below;
-#     * an eager op big enough to be split over the intra-op pool (a 300x300 matmul, the miner's
-#       1917x1917 IoU matrix) hangs too, unless that pool has one thread: then the op runs in the
-#       calling thread and returns.
+#   (measured with TF 2.21 on CPU; gdb shows where it waits):
+#     * running any tf.function hangs for good (ProcessFunctionLibraryRuntime::RunSync waits
+#       for a closure scheduled on the inter-op pool), with or without the thread settings
+#       below and even after resetting the eager context; tracing alone is fine;
+#     * an eager op big enough to be split over the intra-op pool (a 300x300 matmul) hangs
+#       too, unless that pool has one thread: then the op runs in the calling thread.
 #   A hung worker uses no CPU, so only mutmut's wall-clock timeout ends it: with the default
-#   15x multiplier that was 30-90 s per hang, which is what made the earlier runs stop early
+#   15x multiplier that was 30-120 s per hang, which is what made the earlier runs stop early
 #   with hundreds of mutants "not checked".  Hence:
 #   1. process_isolation "fork" with one-thread pools (TF_NUM_INTRAOP_THREADS=1 and
 #      TF_NUM_INTEROP_THREADS=1, OMP_NUM_THREADS=1 for any OpenMP code): each worker forks from
-#      the process that already ran the tests once, TensorFlow imported and warm (~0.5 s per
-#      mutant instead of ~6 s), and a short timeout (FORK_TIMEOUT_MULTIPLIER) so a worker that
+#      the process that already ran the tests once, TensorFlow imported and warm (losses.py:
+#      406 mutants in 48 s), and a short timeout (FORK_TIMEOUT_MULTIPLIER) so a worker that
 #      reaches a tf.function test is given up on within seconds.  Killed mutants nearly always
 #      fail an eager test before that.
 #   2. The timed-out mutants again under process_isolation "forkserver": each worker forks from
 #      a server that has imported pytest and the tests but never ran a TensorFlow op, so it
 #      starts its own thread pools and tf.function works; with mutmut's default 15x timeout, a
-#      timeout there means the mutant really hangs (e.g. an endless while_loop).
+#      timeout there means the mutant really hangs (e.g. an endless while_loop).  Each such
+#      worker starts TensorFlow afresh (~10 s per mutant of the miner), hence only these.
 #   One thread per pool also keeps a run from competing with other work for more than one core.
 # Results: $MUTATION_OUT (default build/mutation)/<module>.{log,results,survivors.diff,json};
 # `python tools/mutation_report.py` turns them into benchmarks/mutation.md.
