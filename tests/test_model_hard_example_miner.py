@@ -368,3 +368,18 @@ def test_greedy_nms_traces_with_an_unknown_box_axis():
     """Only traced (graph built, not run): the coordinate axis may be unknown statically."""
     traced = tf.function(greedy_nms_keep).get_concrete_function(tf.TensorSpec([5, None]), 0.5)
     assert traced.structured_outputs.shape.as_list() == [5]
+
+
+@pytest.mark.parametrize("num_hard_examples", [None, 64])
+def test_traces_with_an_unknown_anchor_count(num_hard_examples):
+    """Only traced (graph built, not run): a tf.function over any anchor count, with or
+    without a cap."""
+    miner = HardExampleMiner(num_hard_examples, 0.7, "cls", max_negatives_per_positive=3)
+
+    def mine(loc, cls, boxes, match):
+        return miner.mine(loc, cls, boxes, match).classification_loss
+
+    losses = tf.TensorSpec([None, None])
+    traced = tf.function(mine).get_concrete_function(
+        losses, losses, tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None], tf.int32))
+    assert traced.structured_outputs.shape.as_list() == []
