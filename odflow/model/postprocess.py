@@ -98,7 +98,7 @@ def batch_multiclass_non_max_suppression(
 
     if use_class_agnostic_nms:
         nms_scores = tf.reduce_max(scores, axis=2)[..., None]  # [B, A, 1]
-        agnostic_classes = tf.argmax(scores, axis=2, output_type=tf.int32)  # [B, A]
+        agnostic_classes = tf.argmax(scores, axis=2)  # [B, A], cast to float32 below
         per_set = max_total
     else:
         nms_scores = scores
