@@ -1,8 +1,8 @@
 """Each loss on tiny tensors against a numpy formula; builder errors."""
 
 import numpy as np
-import tensorflow as tf
 import pytest
+import tensorflow as tf
 
 from odflow.errors import OdflowError
 from odflow.model import losses

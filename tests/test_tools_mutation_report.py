@@ -95,7 +95,7 @@ def test_stale_or_malformed_list_names_file_and_line(tmp_path, line, message):
 def test_duplicate_line_and_cli_exit(tmp_path):
     results, output, equivalents = _write_run(tmp_path, f"{M}6: a\n{M}6: b\n")
     run = subprocess.run([sys.executable, str(TOOL), str(results), str(output), str(equivalents)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert run.returncode == 2
     assert "matcher.txt, line 2" in run.stderr and "listed twice" in run.stderr
     assert "Traceback" not in run.stderr

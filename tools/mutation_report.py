@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from odflow.errors import OdflowError  # noqa: E402
-from odflow.utils.atomic import atomic_write_text  # noqa: E402
-from odflow.utils.cli import run_cli  # noqa: E402
+from odflow.errors import OdflowError
+from odflow.utils.atomic import atomic_write_text
+from odflow.utils.cli import run_cli
 
 MARKER = "<!-- survivors explained by hand below; kept on regeneration -->"
 ORDER = ["box_coder", "anchors", "matcher", "target_assigner", "hard_example_miner", "losses",
@@ -187,8 +187,8 @@ def render(modules: dict[str, ModuleResult | None], kept: str) -> str:
         "selected test runs the mutated function.  Score = killed / mutants (timeouts are not",
         "counted as killed); accounted = (killed + equivalent) / mutants.",
         "",
-        "| module | mutants | killed | survived | no tests | timeout | equivalent | score "
-        "| accounted | time |",
+        ("| module | mutants | killed | survived | no tests | timeout | equivalent | score "
+         "| accounted | time |"),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         table_row("**all run**", overall, ""),
