@@ -224,3 +224,162 @@ def test_builder_reads_every_field():
     with pytest.raises(OdflowError, match="^loss.hard_example_miner.min_negatives_per_image must "
                        "not be negative$"):
         build_hard_example_miner(pipeline_pb2.HardExampleMiner(min_negatives_per_image=-1))
+
+
+def test_float64_inputs_are_read_as_float32():
+    """Numpy float64 losses and boxes (what numpy code hands over) give the float32 result of
+    the hand-worked case above."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=None, iou_threshold=0.7, loss_type="both",
+                             cls_weight=0.5, loc_weight=2.0, max_negatives_per_positive=2,
+                             min_negatives_per_image=1)
+    loc_sum, cls_sum = miner(loc[None].astype(np.float64), cls[None].astype(np.float64),
+                             boxes[None].astype(np.float64), match[None].astype(np.int64))
+    assert cls_sum.dtype == tf.float32 and loc_sum.dtype == tf.float32
+    assert float(cls_sum) == pytest.approx(6.6, rel=1e-6)
+    assert float(loc_sum) == pytest.approx(1.5, rel=1e-6)
+
+
+def test_builder_names_an_unknown_loss_type():
+    class FutureConfig:  # a LossType enum value odflow does not know
+        loss_type, iou_threshold, min_negatives_per_image = 3, 0.5, 0
+
+    with pytest.raises(OdflowError, match="^loss.hard_example_miner.loss_type 3 is unknown$"):
+        build_hard_example_miner(FutureConfig())
+
+
+@pytest.mark.parametrize("loss_type, expected", [
+    ("both", (1.5, 1.5)), ("cls", (0.0, 2.0)), ("loc", (2.0, 0.0))])
+def test_each_loss_type_ranks_by_its_own_loss(loss_type, expected):
+    """Three disjoint anchors, cap 1: cls [2, 0, 1.5], loc [0, 2, 1.5], weights 1 and 1.
+    The hardest is a0 by cls, a1 by loc, a2 by cls + loc (2, 2, 3)."""
+    miner = HardExampleMiner(num_hard_examples=1, iou_threshold=0.5, loss_type=loss_type,
+                             cls_weight=1.0, loc_weight=1.0)
+    loc_sum, cls_sum = miner(np.array([[0.0, 2.0, 1.5]]), np.array([[2.0, 0.0, 1.5]]),
+                             _disjoint_boxes(3)[None], np.full([1, 3], -1))
+    assert (float(loc_sum), float(cls_sum)) == expected
+
+
+def test_loc_ranking_with_a_cap_of_two():
+    """The hand case by loc alone: a2 (1), a5 (0.5) first; by the default weighted sum
+    (0.05 cls + 0.06 loc) it would be a0, a3."""
+    boxes, cls, loc, match = _hand_case()
+    miner = HardExampleMiner(num_hard_examples=2, iou_threshold=0.7, loss_type="loc")
+    _, cls_sum = miner(loc[None], cls[None], boxes[None], match[None])
+    assert float(cls_sum) == pytest.approx(0.1 + 0.5, rel=1e-6)
+
+
+def test_float64_boxes_are_compared_in_float32():
+    """Box b = [0, 0, 1, 0.5 + 1e-12] inside a = [0, 0, 1, 1]: IoU just above 0.5 in float64,
+    exactly 0.5 in float32, where the NMS kernel (and the model's float32 boxes) work, so b
+    is not suppressed at threshold 0.5."""
+    boxes = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.5 + 1e-12]], np.float64)
+    scores = np.array([2.0, 1.0], np.float32)
+    kernel = tf.image.non_max_suppression(boxes.astype(np.float32), scores, 2, 0.5).numpy()
+    assert kernel.tolist() == [0, 1]
+    miner = HardExampleMiner(num_hard_examples=None, iou_threshold=0.5, loss_type="cls")
+    _, cls_sum = miner(np.zeros([1, 2], np.float32), scores[None], boxes[None],
+                       np.full([1, 2], -1))
+    assert float(cls_sum) == 3.0
+
+
+def test_defaults_are_the_api_defaults_and_bad_loss_type():
+    miner = HardExampleMiner()
+    assert (miner.num_hard_examples, miner.iou_threshold, miner.loss_type) == (64, 0.7, "both")
+    assert (miner.cls_weight, miner.loc_weight) == (0.05, 0.06)
+    assert (miner.max_negatives_per_positive, miner.min_negatives_per_image) == (None, 0)
+    assert miner.summary() == {}  # nothing mined yet
+    with pytest.raises(ValueError, match=r"^loss_type must be one of \('both', 'cls', 'loc'\), "
+                       r"got 'class'$"):
+        HardExampleMiner(loss_type="class")
+
+
+def _ranked_case(match, max_negatives_per_positive, num_hard_examples=None, boxes=None):
+    """len(match) disjoint anchors (or ``boxes``) ranked in index order by cls loss n - i,
+    mined at IoU 0.5 -> (kept cls loss sum, kept positives, kept non-positives, losses, boxes).
+    100 anchors with few positives: the prefix holds ~70 of them, so these cases exercise what
+    happens at and beyond it."""
+    match = np.asarray(match, np.int32)
+    n = len(match)
+    boxes = _disjoint_boxes(n) if boxes is None else boxes
+    losses = (n - np.arange(n)).astype(np.float32)
+    miner = HardExampleMiner(num_hard_examples, 0.5, "cls", 1.0, 1.0,
+                             max_negatives_per_positive, 0)
+    _, cls_sum = miner(np.zeros([1, n], np.float32), losses[None], boxes[None], match[None])
+    stats = miner.summary()
+    return (float(cls_sum), float(stats["Loss/HardExampleMiner/NumPositives"]),
+            float(stats["Loss/HardExampleMiner/NumNegatives"]), losses, boxes)
+
+
+def test_quota_not_filled_by_non_negatives_within_the_prefix():
+    """2 positives (matched to row 1), 65 ignored, 33 negatives, ratio 0.5: quota 1.  The
+    running count of unmatched anchors stays 0 over the ignored ones, so all 67 and the
+    first negative (a67) are kept; positives or ignored anchors do not fill the quota."""
+    match = [1, 1] + [-2] * 65 + [-1] * 33
+    cls_sum, positives, negatives, losses, boxes = _ranked_case(match, 0.5)
+    assert (positives, negatives) == (2.0, 66.0)
+    assert cls_sum == pytest.approx(losses[:68].sum())
+    reference = _reference_mask(boxes, losses, np.array(match), 100, 0.5, 0.5, 0)
+    assert cls_sum == pytest.approx(float((losses * reference).sum()))
+
+
+def test_quota_filled_exactly_keeps_later_ignored_anchors():
+    """1 positive, ratio 3: a1-a3 fill the quota exactly; the ignored a4-a69 rank before any
+    further negative, so they stay (the API); a70 (4th negative) and later are dropped."""
+    match = [0] + [-1] * 3 + [-2] * 66 + [-1] * 30
+    cls_sum, positives, negatives, losses, _ = _ranked_case(match, 3)
+    assert (positives, negatives) == (1.0, 69.0)
+    assert cls_sum == pytest.approx(losses[:70].sum())
+
+
+def test_late_positive_with_an_empty_box_is_kept():
+    """A positive ranked 70th behind 69 negatives, its predicted box empty (zero height): an
+    empty box never overlaps, so NMS keeps it and it counts (3 negatives with it)."""
+    match = [-1] * 69 + [0] + [-1] * 30
+    boxes = _disjoint_boxes(100)
+    boxes[69] = [0.5, 69.0, 0.5, 69.9]
+    cls_sum, positives, negatives, losses, _ = _ranked_case(match, 3, boxes=boxes)
+    assert (positives, negatives) == (1.0, 3.0)
+    assert cls_sum == pytest.approx(losses[[0, 1, 2, 69]].sum())
+
+
+def test_cap_applies_before_late_positives():
+    """Cap 3 of 100 anchors: only a0-a2 (negatives) can be selected; the positive a80 is
+    beyond the cap, so with no positive the quota is 0 and nothing is kept."""
+    match = [-1] * 80 + [0] + [-1] * 19
+    cls_sum, positives, negatives, _, _ = _ranked_case(match, 1, num_hard_examples=3)
+    assert (cls_sum, positives, negatives) == (0.0, 0.0, 0.0)
+
+
+def test_greedy_nms_long_chain():
+    """Unit boxes 0.3 apart: each overlaps its neighbour (IoU 0.7 / 1.3 = 0.54 > 0.5) but not
+    the next one (0.4 / 1.6 = 0.25): greedy NMS keeps every other box, a chain of 20
+    suppressions that needs one fixed-point step per box."""
+    x = 0.3 * np.arange(20, dtype=np.float32)
+    boxes = np.stack([np.zeros(20), x, np.ones(20), x + 1], axis=-1).astype(np.float32)
+    keep = greedy_nms_keep(tf.constant(boxes), 0.5).numpy()
+    assert keep.tolist() == [True, False] * 10
+    scores = np.linspace(1, 0, 20).astype(np.float32)
+    assert sorted(tf.image.non_max_suppression(boxes, scores, 20, 0.5).numpy()) == list(
+        range(0, 20, 2))
+
+
+def test_greedy_nms_traces_with_an_unknown_box_axis():
+    """Only traced (graph built, not run): the coordinate axis may be unknown statically."""
+    traced = tf.function(greedy_nms_keep).get_concrete_function(tf.TensorSpec([5, None]), 0.5)
+    assert traced.structured_outputs.shape.as_list() == [5]
+
+
+@pytest.mark.parametrize("num_hard_examples", [None, 64])
+def test_traces_with_an_unknown_anchor_count(num_hard_examples):
+    """Only traced (graph built, not run): a tf.function over any anchor count, with or
+    without a cap."""
+    miner = HardExampleMiner(num_hard_examples, 0.7, "cls", max_negatives_per_positive=3)
+
+    def mine(loc, cls, boxes, match):
+        return miner.mine(loc, cls, boxes, match).classification_loss
+
+    losses = tf.TensorSpec([None, None])
+    traced = tf.function(mine).get_concrete_function(
+        losses, losses, tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None], tf.int32))
+    assert traced.structured_outputs.shape.as_list() == []

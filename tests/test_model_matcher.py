@@ -89,3 +89,62 @@ def test_from_config_reads_every_field():
     with pytest.raises(OdflowError, match="matcher: nothing is set; odflow supports "
                        "argmax_matcher"):
         ArgMaxMatcher.from_config(pipeline_pb2.Matcher())
+
+
+def test_defaults_are_the_proto_defaults():
+    """Without arguments: matched 0.5, unmatched = matched (no ignored band), negatives below,
+    no forced matches (the ArgMaxMatcher proto's defaults)."""
+    matcher = ArgMaxMatcher()
+    assert (matcher.matched_threshold, matcher.unmatched_threshold) == (0.5, 0.5)
+    assert matcher.negatives_lower_than_unmatched and not matcher.force_match_for_each_row
+    # SIM's column maxima 0.8, 0.45, 0.55, 0.2, 0.0: matched iff >= 0.5, else negative.
+    assert matcher.match(SIM).numpy().tolist() == [0, -1, 1, -1, -1]
+    assert ArgMaxMatcher(0.6).unmatched_threshold == 0.6
+
+
+def test_unmatched_threshold_itself_is_in_the_ignored_band():
+    """The API: negative iff sim < unmatched_threshold, ignored iff unmatched <= sim < matched
+    (0.25 and 0.75 are exact in float32)."""
+    sim = np.array([[0.25, 0.2499, 0.75, 0.7499]], np.float32)
+    assert ArgMaxMatcher(0.75, 0.25).match(sim).numpy().tolist() == [-2, -1, 0, -2]
+    flipped = ArgMaxMatcher(0.75, 0.25, negatives_lower_than_unmatched=False)
+    assert flipped.match(sim).numpy().tolist() == [-1, -2, 0, -1]
+
+
+def test_constructor_errors_say_what_is_wrong():
+    with pytest.raises(OdflowError, match=r"^argmax_matcher: unmatched_threshold needs a "
+                       r"matched_threshold \(ignore_thresholds is set\)$"):
+        ArgMaxMatcher(None, 0.3)
+    with pytest.raises(OdflowError, match="^argmax_matcher: unmatched_threshold 0.6 must not "
+                       "exceed matched_threshold 0.5$"):
+        ArgMaxMatcher(0.5, 0.6)
+    with pytest.raises(OdflowError, match="^argmax_matcher: with negatives_lower_than_unmatched "
+                       "false the negatives lie between the thresholds, so unmatched_threshold "
+                       "must be below matched_threshold$"):
+        ArgMaxMatcher(0.5, negatives_lower_than_unmatched=False)
+
+
+def test_plain_python_and_numpy_inputs():
+    """Integer similarities (a python list) are read as floats; a numpy 0/1 array is a
+    valid_rows mask."""
+    sim = [[1, 0, 0], [0, 2, 0]]
+    assert ArgMaxMatcher(0.5).match(sim).numpy().tolist() == [0, 1, -1]
+    valid = np.array([0, 1])
+    assert ArgMaxMatcher(0.5).match(sim, valid).numpy().tolist() == [-1, 1, -1]
+
+
+def test_batch_without_valid_rows_and_with_an_empty_image():
+    """A [B, N, M] batch with valid_rows omitted (all valid); an all-padding image is
+    unmatched even without thresholds, whatever the other images hold."""
+    sim = np.array([[[0.9, 0.1], [0.2, 0.3], [0.0, 0.8]],
+                    [[0.1, 0.6], [0.7, 0.2], [0.3, 0.1]]], np.float32)
+    assert ArgMaxMatcher(0.5).match(sim).numpy().tolist() == [[0, 2], [1, 0]]
+    no_thresholds = ArgMaxMatcher(None)
+    valid = np.array([[True, False, True], [False, False, False]])
+    assert no_thresholds.match(sim, valid).numpy().tolist() == [[0, 2], [-1, -1]]
+
+
+def test_batch_with_no_groundtruth_rows():
+    out = ArgMaxMatcher(0.5).match(np.zeros([2, 0, 3], np.float32))
+    assert out.numpy().tolist() == [[-1, -1, -1], [-1, -1, -1]]
+    assert out.dtype == tf.int32

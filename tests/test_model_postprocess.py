@@ -126,3 +126,174 @@ def test_clip_before_nms_as_the_2018_zoo_graphs():
         clip_before_nms=True)
     assert capped["num_detections"].numpy().tolist() == [2.0]
     np.testing.assert_allclose(capped["detection_scores"].numpy()[0], [0.95, 0.9, 0.0])
+
+
+def test_soft_nms_decays_overlapping_scores():
+    """soft_nms_sigma > 0: Gaussian soft-NMS (Bodla et al., as tf.image's kernel): a box
+    overlapping a kept one with IoU u keeps score * exp(-u**2 / (2 sigma)) instead of being
+    dropped.  Boxes 0 and 1: IoU 0.5 exactly (1 x 2 and 1 x 1 inside it)."""
+    boxes = np.array([[[0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 1.0, 0.25], [0.0, 0.75, 1.0, 1.0]]],
+                     np.float32)
+    scores = np.array([[[0.9], [0.8], [0.3]]], np.float32)
+    out = batch_multiclass_non_max_suppression(boxes, scores, iou_threshold=1.0,
+                                               max_per_class=3, max_total=3, soft_nms_sigma=0.5)
+    decayed = 0.8 * np.exp(-0.25 / (2 * 0.5))
+    np.testing.assert_allclose(out["detection_scores"].numpy()[0], [0.9, decayed, 0.3],
+                               rtol=1e-5)
+    assert out["detection_anchor_indices"].numpy()[0].tolist() == [0, 1, 2]
+    hard = batch_multiclass_non_max_suppression(boxes, scores, iou_threshold=0.4,
+                                                max_per_class=3, max_total=3)
+    assert hard["num_detections"].numpy().tolist() == [2.0]
+
+
+def test_window_as_one_box_and_absolute_frame():
+    """A [4] clip window applies to every image; change_coordinate_frame False keeps the
+    boxes in image coordinates (clipped), True expresses them relative to the window."""
+    boxes = np.array([[[0.1, 0.1, 0.3, 0.6]], [[0.2, 0.0, 0.4, 0.2]]], np.float32)
+    scores = np.array([[[0.9]], [[0.8]]], np.float32)
+    window = np.array([0.0, 0.0, 0.5, 0.5])  # float64, read as float32
+    absolute = batch_multiclass_non_max_suppression(
+        boxes, scores, max_per_class=1, max_total=1, clip_window=window,
+        change_coordinate_frame=False)
+    np.testing.assert_allclose(absolute["detection_boxes"].numpy()[:, 0],
+                               [[0.1, 0.1, 0.3, 0.5], [0.2, 0.0, 0.4, 0.2]], atol=1e-6)
+    relative = batch_multiclass_non_max_suppression(
+        boxes, scores, max_per_class=1, max_total=1, clip_window=window)
+    np.testing.assert_allclose(relative["detection_boxes"].numpy()[:, 0],
+                               [[0.2, 0.2, 0.6, 1.0], [0.4, 0.0, 0.8, 0.4]], atol=1e-6)
+
+
+def test_class_agnostic_keeps_up_to_max_total_not_max_per_class():
+    """Class-agnostic NMS is one box set per image, capped by max_total (the API)."""
+    out = batch_multiclass_non_max_suppression(
+        BOXES, SCORES, score_threshold=0.15, iou_threshold=0.5, max_per_class=1, max_total=4,
+        use_class_agnostic_nms=True)
+    assert out["num_detections"].numpy().tolist() == [3.0]
+    assert out["detection_anchor_indices"].numpy()[0, :3].tolist() == [2, 0, 3]
+
+
+def test_two_dimensional_additional_field_and_int_inputs():
+    """A [B, A] additional field comes back [B, max_total], zero past num_detections."""
+    ids = np.array([[10, 11, 12, 13, 14]], np.int32)
+    out = batch_multiclass_non_max_suppression(
+        BOXES.astype(np.float64), SCORES.astype(np.float64), score_threshold=0.15,
+        iou_threshold=0.5, max_per_class=10, max_total=6, additional_fields={"ids": ids})
+    assert out["ids"].numpy().tolist() == [[12, 10, 11, 13, 12, 0]]
+    assert out["detection_scores"].dtype == tf.float32
+
+
+def test_unknown_anchor_count_and_class_axis():
+    """Graph construction only (nothing runs): the anchor axis may be unknown, the class axis
+    may not."""
+    with tf.Graph().as_default():
+        boxes = tf.compat.v1.placeholder(tf.float32, [None, None, 4])
+        out = batch_multiclass_non_max_suppression(
+            boxes, tf.compat.v1.placeholder(tf.float32, [None, None, 2]), 0.15, 0.5, 10, 6)
+        assert out["detection_boxes"].shape.as_list() == [None, 6, 4]
+        with pytest.raises(ValueError, match="^the class axis of scores must have a static "
+                           "size$"):
+            batch_multiclass_non_max_suppression(
+                boxes, tf.compat.v1.placeholder(tf.float32, [None, None, None]))
+
+
+def test_identity_converter_and_converter_errors():
+    config = pipeline_pb2.PostProcessing(logit_scale=4.0)  # IDENTITY is the default
+    np.testing.assert_allclose(build_score_converter(config)(np.array([[2.0, -8.0]])).numpy(),
+                               [[0.5, -2.0]])
+    default = build_score_converter(pipeline_pb2.PostProcessing(
+        score_converter=pipeline_pb2.PostProcessing.SIGMOID))
+    assert float(default(np.zeros([1, 1]))[0, 0]) == 0.5
+    for bad in (0.0, -1.0):
+        with pytest.raises(OdflowError, match=f"^post_processing.logit_scale must be positive, "
+                           f"got {bad}$"):
+            build_score_converter(pipeline_pb2.PostProcessing(logit_scale=bad))
+    config.calibration_config.sigmoid_calibration.SetInParent()
+    with pytest.raises(OdflowError, match="^post_processing.calibration_config is set but odflow "
+                       "does not implement score calibration; remove it$"):
+        build_score_converter(config)
+
+    class FutureConfig:  # a converter enum value odflow does not know
+        score_converter, logit_scale = 3, 1.0
+
+        def HasField(self, name):
+            return False
+
+    with pytest.raises(OdflowError, match="^post_processing.score_converter 3 is unknown$"):
+        build_score_converter(FutureConfig())
+
+
+def test_nms_builder_reads_every_field():
+    config = pipeline_pb2.BatchNonMaxSuppression(
+        score_threshold=0.25, iou_threshold=0.75, max_detections_per_class=7,
+        max_total_detections=9, change_coordinate_frame=False, use_class_agnostic_nms=True,
+        soft_nms_sigma=0.5, use_static_shapes=True, use_cpu_nms=True)
+    nms, _ = build_postprocessing(pipeline_pb2.PostProcessing(batch_non_max_suppression=config))
+    assert nms.func is batch_multiclass_non_max_suppression
+    assert nms.keywords == {
+        "score_threshold": 0.25, "iou_threshold": 0.75, "max_per_class": 7, "max_total": 9,
+        "change_coordinate_frame": False, "use_class_agnostic_nms": True, "soft_nms_sigma": 0.5,
+        "clip_before_nms": True}
+    defaults, _ = build_postprocessing(pipeline_pb2.PostProcessing(
+        batch_non_max_suppression={}))
+    assert defaults.keywords["change_coordinate_frame"] is True
+    assert defaults.keywords["use_class_agnostic_nms"] is False
+
+
+WHERE = "^post_processing.batch_non_max_suppression"
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"use_partitioned_nms": True}, WHERE + ".use_partitioned_nms is set but odflow does not "
+     "implement it; remove it$"),
+    ({"use_hard_nms": True}, WHERE + ".use_hard_nms is set"),
+    ({"max_classes_per_detection": 2}, WHERE + ".max_classes_per_detection: odflow supports "
+     "only 1$"),
+    ({"iou_threshold": -0.5}, WHERE + r".iou_threshold must lie in \[0, 1\], got -0.5$"),
+    ({"iou_threshold": 1.5}, WHERE + r".iou_threshold must lie in \[0, 1\], got 1.5$"),
+    ({"max_detections_per_class": 0}, WHERE + ": max_detections_per_class and "
+     "max_total_detections must be >= 1$"),
+    ({"max_total_detections": 0}, WHERE + ": max_detections_per_class and "),
+    ({"soft_nms_sigma": -0.5}, WHERE + ".soft_nms_sigma must not be negative$"),
+])
+def test_nms_builder_errors(fields, message):
+    config = pipeline_pb2.PostProcessing(
+        batch_non_max_suppression=pipeline_pb2.BatchNonMaxSuppression(**fields))
+    with pytest.raises(OdflowError, match=message):
+        build_postprocessing(config)
+
+
+def test_nms_builder_accepts_the_bounds():
+    for iou, count in ((0.0, 1), (1.0, 1)):
+        config = pipeline_pb2.PostProcessing(batch_non_max_suppression={
+            "iou_threshold": iou, "max_detections_per_class": count,
+            "max_total_detections": count})
+        assert build_postprocessing(config)[0].keywords["iou_threshold"] == iou
+    with pytest.raises(OdflowError, match="^post_processing.batch_non_max_suppression is not "
+                       "set$"):
+        build_postprocessing(pipeline_pb2.PostProcessing())
+
+
+def test_defaults_are_the_proto_defaults():
+    """score_threshold 0, iou_threshold 0.6, 100 per class, 100 in all, coordinates relative
+    to the window (BatchNonMaxSuppression's defaults).  Two boxes with IoU 2/3 (> 0.6): one
+    is suppressed; a score of 0.001 passes the threshold 0."""
+    boxes = np.array([[[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.75], [0.6, 0.6, 0.8, 0.8]]],
+                     np.float32)
+    scores = np.array([[[0.9], [0.8], [0.001]]], np.float32)
+    out = batch_multiclass_non_max_suppression(boxes, scores, clip_window=[0.0, 0.0, 0.5, 1.0])
+    assert out["detection_scores"].shape == (1, 100)
+    assert out["num_detections"].numpy().tolist() == [1.0]  # the third lies outside the window
+    np.testing.assert_allclose(out["detection_boxes"].numpy()[0, 0], [0.0, 0.0, 1.0, 0.5])
+    out = batch_multiclass_non_max_suppression(boxes, scores)
+    assert out["num_detections"].numpy().tolist() == [2.0]
+    assert out["detection_anchor_indices"].numpy()[0, :2].tolist() == [0, 2]
+
+
+def test_max_per_class_default_caps_one_class_at_100():
+    """101 disjoint boxes of one class, max_total 150: the default per-class cap keeps 100."""
+    x = np.arange(101, dtype=np.float32) / 101
+    boxes = np.stack([np.zeros(101), x, np.full(101, 0.5), x + 0.005], -1)[None]
+    scores = np.linspace(1.0, 0.5, 101, dtype=np.float32)[None, :, None]
+    out = batch_multiclass_non_max_suppression(boxes.astype(np.float32), scores, max_total=150)
+    assert out["num_detections"].numpy().tolist() == [100.0]
+    assert out["detection_anchor_indices"].numpy()[0, :100].tolist() == list(range(100))

@@ -12,10 +12,30 @@
 # - Each module runs only its own fast test files: a mutant in box_coder.py is judged by the
 #   box coder's tests, not by whatever else happens to execute it, which is what the score claims.
 # - Under `nice -n 19` with one worker: it is meant to run beside other work, not to be quick.
-# - process_isolation "fork": each mutant's worker forks from the process that already ran the
-#   tests once, so TensorFlow is imported and warm (~0.5 s per mutant instead of ~6 s with
-#   "forkserver").  A fork can now and then hang inside TensorFlow's thread pools; mutmut's
-#   timeout ends it, and the timed-out mutants run again under "forkserver" (below).
+# - Two passes per module, because of how TensorFlow behaves in a forked process.  fork() copies
+#   only the calling thread; TensorFlow's thread pools, created when the parent first ran an op,
+#   are gone in the child.  So in a worker forked from a process that has run TensorFlow
+#   (measured with TF 2.21 on CPU; gdb shows where it waits):
+#     * running any tf.function hangs for good (ProcessFunctionLibraryRuntime::RunSync waits
+#       for a closure scheduled on the inter-op pool), with or without the thread settings
+#       below and even after resetting the eager context; tracing alone is fine;
+#     * an eager op big enough to be split over the intra-op pool (a 300x300 matmul) hangs
+#       too, unless that pool has one thread: then the op runs in the calling thread.
+#   A hung worker uses no CPU, so only mutmut's wall-clock timeout ends it: with the default
+#   15x multiplier that was 30-120 s per hang, which is what made the earlier runs stop early
+#   with hundreds of mutants "not checked".  Hence:
+#   1. process_isolation "fork" with one-thread pools (TF_NUM_INTRAOP_THREADS=1 and
+#      TF_NUM_INTEROP_THREADS=1, OMP_NUM_THREADS=1 for any OpenMP code): each worker forks from
+#      the process that already ran the tests once, TensorFlow imported and warm (losses.py:
+#      406 mutants in 48 s), and a short timeout (FORK_TIMEOUT_MULTIPLIER) so a worker that
+#      reaches a tf.function test is given up on within seconds.  Killed mutants nearly always
+#      fail an eager test before that.
+#   2. The timed-out mutants again under process_isolation "forkserver": each worker forks from
+#      a server that has imported pytest and the tests but never ran a TensorFlow op, so it
+#      starts its own thread pools and tf.function works; with mutmut's default 15x timeout, a
+#      timeout there means the mutant really hangs (e.g. an endless while_loop).  Each such
+#      worker starts TensorFlow afresh (~10 s per mutant of the miner), hence only these.
+#   One thread per pool also keeps a run from competing with other work for more than one core.
 # Results: $MUTATION_OUT (default build/mutation)/<module>.{log,results,survivors.diff,json};
 # `python tools/mutation_report.py` turns them into benchmarks/mutation.md.
 set -euo pipefail
@@ -37,6 +57,11 @@ declare -A MODULES=(
   [label_map]="odflow/label_map.py|tests/test_label_map.py"
 )
 ORDER=(box_coder anchors matcher target_assigner hard_example_miner losses postprocess coco label_map)
+
+# See "Two passes" above: one-thread TensorFlow pools so big eager ops do not hang in forks.
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
+# Pass 1's timeout: (sum of the mutant's tests' clean durations + 1 s) x this, wall clock.
+FORK_TIMEOUT_MULTIPLIER="${FORK_TIMEOUT_MULTIPLIER:-2.0}"
 
 command -v mutmut >/dev/null || { echo "mutmut is not installed: pip install -e '.[mutation]'" >&2; exit 2; }
 modules=("$@")
@@ -62,21 +87,23 @@ pytest_add_cli_args_test_selection = [${test_list%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
 process_isolation = "fork"
 use_git_change_detection = false
-# mutmut's default 15x the clean run.  A "timeout" is not counted as killed: on this
-# machine some are load, some a forked worker stuck in TensorFlow's thread pools.
-timeout_multiplier = 15.0
+# Pass 1 (fork): short, a worker that reaches a tf.function test hangs (see tools/mutation.sh).
+timeout_multiplier = $FORK_TIMEOUT_MULTIPLIER
 TOML
   echo "== $module: mutating $source_file, judged by $tests (log: $out/$module.log)"
   start=$(date +%s)
   (cd "$work" && nice -n 19 mutmut run --max-children 1 >"$out/$module.log" 2>&1) || {
     echo "mutmut failed on $module; see $out/$module.log" >&2; exit 1; }
   (cd "$work" && mutmut results --all true >"$out/$module.results" 2>&1)
-  # Timed-out mutants again, each in a worker forked from a process that has not run
-  # TensorFlow yet (slower, but a fork cannot hang in its thread pools): a timeout then
-  # means the mutant really hangs.
+  # Pass 2: the timed-out mutants again, each in a worker forked from a process that has not
+  # run TensorFlow yet (slower, but tf.function works there), with mutmut's default 15x
+  # timeout: a timeout then means the mutant really hangs.
   timeouts=$(awk -F': ' '$2 == "timeout" {print $1}' "$out/$module.results" | tr -d ' ')
+  pass1_seconds=$(( $(date +%s) - start ))
   if [ -n "$timeouts" ]; then
-    sed -i 's/^process_isolation = "fork"$/process_isolation = "forkserver"/' "$work/pyproject.toml"
+    echo "   pass 2 (forkserver): $(echo "$timeouts" | wc -l) timed-out mutants"
+    sed -i -e 's/^process_isolation = "fork"$/process_isolation = "forkserver"/' \
+      -e "s/^timeout_multiplier = $FORK_TIMEOUT_MULTIPLIER\$/timeout_multiplier = 15.0/" "$work/pyproject.toml"
     # shellcheck disable=SC2086  # one argument per mutant name
     (cd "$work" && nice -n 19 mutmut run --max-children 1 $timeouts >>"$out/$module.log" 2>&1) || {
       echo "mutmut failed re-running timeouts of $module; see $out/$module.log" >&2; exit 1; }
@@ -93,7 +120,7 @@ for line in open(sys.argv[1]):
         print(get_diff_for_mutant(name, path=find_mutant(name).path))
 PY
   )
-  echo "{\"module\": \"$module\", \"source\": \"$source_file\", \"tests\": \"$tests\", \"seconds\": $(( $(date +%s) - start ))}" >"$out/$module.json"
+  echo "{\"module\": \"$module\", \"source\": \"$source_file\", \"tests\": \"$tests\", \"seconds\": $(( $(date +%s) - start )), \"pass1_seconds\": $pass1_seconds, \"pass2_mutants\": $(echo -n "$timeouts" | grep -c . || true)}" >"$out/$module.json"
   { grep -c ": killed" "$out/$module.results" || true; } | xargs echo "   killed:"
   wc -l <"$out/$module.results" | xargs echo "   mutants:"
   rm -rf "$work"

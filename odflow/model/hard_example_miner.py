@@ -109,7 +109,7 @@ class HardExampleMiner:
         match = tf.cast(match, tf.int32)
         # Everything below works in descending-loss order (ties: lower anchor index first, as
         # the NMS kernel breaks them), then the kept mask is scattered back to anchor order.
-        order = tf.argsort(ranking, axis=1, direction="DESCENDING", stable=True)
+        order = tf.argsort(ranking, direction="DESCENDING", stable=True)  # per image
         sorted_boxes = tf.gather(decoded_boxes, order, batch_dims=1)
         sorted_match = tf.gather(match, order, batch_dims=1)
         keep = tf.map_fn(
@@ -119,7 +119,7 @@ class HardExampleMiner:
         )
         keep = tf.ensure_shape(keep, ranking.shape)
         selected_mask = tf.gather(
-            tf.cast(keep, tf.float32), tf.argsort(order, axis=1), batch_dims=1
+            tf.cast(keep, tf.float32), tf.argsort(order), batch_dims=1
         )
         positives = tf.cast(match >= 0, tf.float32) * selected_mask
         num_positives = tf.reduce_sum(positives, axis=1)

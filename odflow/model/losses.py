@@ -29,7 +29,7 @@ def _tensors(*values) -> tuple[tf.Tensor, ...]:
 
 
 def _class_weights(weights: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    weights = tf.convert_to_tensor(weights, tf.float32)
+    """Per-anchor ``[B, A]`` weights (float32 tensors, see ``_tensors``) broadcast over classes."""
     if weights.shape.rank == like.shape.rank - 1:
         weights = weights[..., None]
     return weights

@@ -109,7 +109,7 @@ class ArgMaxMatcher:
             return tf.where(any_valid, matches, UNMATCHED)
 
         return tf.cond(
-            num_rows > 0, matched, lambda: tf.fill(col_shape, tf.constant(UNMATCHED, tf.int32))
+            num_rows > 0, matched, lambda: tf.fill(col_shape, UNMATCHED)  # int32, as matched()
         )
 
     @staticmethod

@@ -81,7 +81,7 @@ def batch_multiclass_non_max_suppression(
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     scores = tf.convert_to_tensor(scores, tf.float32)
     batch = tf.shape(boxes)[0]
-    num_anchors = boxes.shape[1] if boxes.shape[1] is not None else tf.shape(boxes)[1]
+    num_anchors = boxes.shape[1]  # None when known only at run time
     num_classes = scores.shape[2]
     if num_classes is None:
         raise ValueError("the class axis of scores must have a static size")
@@ -98,12 +98,12 @@ def batch_multiclass_non_max_suppression(
 
     if use_class_agnostic_nms:
         nms_scores = tf.reduce_max(scores, axis=2)[..., None]  # [B, A, 1]
-        agnostic_classes = tf.argmax(scores, axis=2, output_type=tf.int32)  # [B, A]
+        agnostic_classes = tf.argmax(scores, axis=2)  # [B, A], cast to float32 below
         per_set = max_total
     else:
         nms_scores = scores
         per_set = max_per_class
-    if isinstance(num_anchors, int):
+    if num_anchors is not None:
         per_set = min(per_set, num_anchors)
     num_sets = nms_scores.shape[2]
 
