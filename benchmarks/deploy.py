@@ -30,18 +30,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from odflow import config as config_lib  # noqa: E402
-from odflow.data import synthetic  # noqa: E402
-from odflow.detect.runners import (  # noqa: E402
+from odflow import config as config_lib
+from odflow.data import synthetic
+from odflow.detect.runners import (
     FrozenGraphDetector,
     OnnxDetector,
     SavedModelDetector,
     TFLiteDetector,
 )
-from odflow.export import formats  # noqa: E402
-from odflow.export.exporter import export_model  # noqa: E402
+from odflow.export import formats
+from odflow.export.exporter import export_model
 
 FIXTURE = REPO / "tests" / "fixtures" / "demo_model"
 FILES = {"frozen_graph": "frozen_inference_graph.pb", "saved_model": "saved_model",

@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
-
-from model_step import gradient_step, ssd_losses, time_steps  # noqa: E402
+from model_step import gradient_step, ssd_losses, time_steps
 
 from odflow.model import builder
 from odflow.protos import pipeline_pb2

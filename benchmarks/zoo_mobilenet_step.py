@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import tensorflow as tf
-
-from model_step import gradient_step, ssd_losses, time_steps  # noqa: E402
+from model_step import gradient_step, ssd_losses, time_steps
 
 from odflow import config as config_lib
 from odflow.model import builder

@@ -12,6 +12,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from odflow.utils.tf_startup import quiet_tensorflow_startup  # noqa: E402
+from odflow.utils.tf_startup import quiet_tensorflow_startup
 
 quiet_tensorflow_startup()

@@ -44,9 +44,8 @@ def test_a_level_the_user_set_is_kept():
 
 
 def test_stderr_is_restored_after_an_error(capfd):
-    with pytest.raises(RuntimeError):
-        with stderr_silenced():
-            os.write(2, b"hidden\n")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), stderr_silenced():
+        os.write(2, b"hidden\n")
+        raise RuntimeError("boom")
     os.write(2, b"visible\n")
     assert capfd.readouterr().err == "visible\n"

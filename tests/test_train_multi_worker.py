@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.training import REPO, subprocess_env
 from tests.support.multi_worker import (
     PROGRAM,
     assert_same_training,
@@ -24,6 +23,7 @@ from tests.support.multi_worker import (
     make_inputs,
     read_results,
 )
+from tests.support.training import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +106,8 @@ def test_a_signal_to_one_worker_stops_both_at_the_same_step_and_the_rerun_resume
     import signal
     import time
 
-    from tests.support.training import write_config
     from tests.support.tiny_training import latest_step
+    from tests.support.training import write_config
 
     config = write_config(tmp_path, batch_size=2, num_steps=1000, augment=False, num_eval=2)
     model_dir = tmp_path / "ckpt"

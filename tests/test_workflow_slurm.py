@@ -134,13 +134,13 @@ def test_two_slurm_tasks_train_like_one_worker_with_two_replicas(cluster: SlurmC
     and they train as one process with two replicas on the same global batch."""
     import sys
 
-    from tests.support.training import subprocess_env
     from tests.support.multi_worker import (
         PROGRAM,
         assert_same_training,
         make_inputs,
         read_results,
     )
+    from tests.support.training import subprocess_env
 
     inputs = [str(path) for path in make_inputs(tmp_path)]
     (tmp_path / "reference").mkdir()
@@ -194,8 +194,8 @@ def test_profile_with_train_tasks_trains_with_two_slurm_workers(cluster: SlurmCl
         cluster, "show", "job", train_job)
     train_log = (work / "logs/train.log").read_text(errors="replace")
     # srun --label: each line names its task; each worker saw the other.
-    assert re.search(r"^0: .*worker 0 of 2 workers", train_log, re.M), train_log[-3000:]
-    assert re.search(r"^1: .*worker 1 of 2 workers", train_log, re.M), train_log[-3000:]
+    assert re.search(r"^0: .*worker 0 of 2 workers", train_log, re.MULTILINE), train_log[-3000:]
+    assert re.search(r"^1: .*worker 1 of 2 workers", train_log, re.MULTILINE), train_log[-3000:]
     assert (work / f"ckpt/model.ckpt-{steps}.index").is_file()
     assert (work / "eval/metrics.json").is_file()
     # The second worker's checkpoints went to a scratch folder, not to ckpt/.

@@ -27,9 +27,8 @@ log = logging.getLogger(__name__)
 def evaluate(detector, record_paths: list[str], categories: list[dict], *,
              backend: str = "faster"):
     """The filled ``CocoEvaluator`` for ``detector`` on every image of the records."""
-    from tqdm import tqdm
-
     import tensorflow as tf
+    from tqdm import tqdm
 
     from odflow.data.records import count_examples, iter_examples
     from odflow.errors import OdflowError

@@ -31,7 +31,7 @@ class ExtractorOptions:
     pad_to_multiple: int = 1
 
     @classmethod
-    def from_proto(cls, fe) -> "ExtractorOptions":
+    def from_proto(cls, fe) -> ExtractorOptions:
         """From an ``SsdFeatureExtractor`` message."""
         return cls(depth_multiplier=fe.depth_multiplier, min_depth=fe.min_depth,
                    use_explicit_padding=fe.use_explicit_padding,

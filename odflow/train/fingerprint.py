@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from odflow.errors import OdflowError
 from odflow.config.schedule import without_length
+from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -101,7 +101,7 @@ def make_strategy(kind: str = "auto") -> Placement:
         task_type, task_id = resolver.task_type, resolver.task_id
         chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and
                                          "chief" not in resolver.cluster_spec().as_dict())
-        workers = strategy.extended._num_workers  # noqa: SLF001 - no public accessor in TF
+        workers = strategy.extended._num_workers  # private: TF has no public accessor
         log.info("multi-worker training: %s %s of %d workers, %d replicas in sync", task_type,
                  task_id, workers, strategy.num_replicas_in_sync)
         return Placement(strategy, "multi_worker", chief, workers)

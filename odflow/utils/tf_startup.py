@@ -45,10 +45,10 @@ class _QuietLoader(importlib.abc.Loader):
     def __init__(self, loader: importlib.abc.Loader) -> None:
         self._loader = loader
 
-    def create_module(self, spec):  # noqa: ANN001, ANN201 - the importlib protocol
+    def create_module(self, spec):
         return self._loader.create_module(spec)
 
-    def exec_module(self, module) -> None:  # noqa: ANN001
+    def exec_module(self, module) -> None:
         with stderr_silenced():
             self._loader.exec_module(module)
 
@@ -56,7 +56,7 @@ class _QuietLoader(importlib.abc.Loader):
 class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` as usual, then runs its import with stderr silenced."""
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
+    def find_spec(self, fullname, path, target=None):
         if fullname != "tensorflow":
             return None
         sys.meta_path.remove(self)  # one import only; later ones are cached
