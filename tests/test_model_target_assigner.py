@@ -184,3 +184,43 @@ def test_default_matcher_is_the_zoo_one():
     assert (matcher.matched_threshold, matcher.unmatched_threshold,
             matcher.negatives_lower_than_unmatched, matcher.force_match_for_each_row) == (
         0.5, 0.5, True, True)
+
+
+def test_float64_inputs_give_the_float32_targets():
+    """numpy's default float64 for anchors, boxes and the unmatched label is read as float32:
+    the targets equal those of float32 inputs, in float32."""
+    gt_boxes, gt_classes, num = _inputs()
+    label = np.array([1.0, 0, 0, 0])  # float64
+    want = batch_assign_targets(ANCHORS, gt_boxes, gt_classes, num, 3,
+                                unmatched_class_label=label.astype(np.float32))
+    got = batch_assign_targets(ANCHORS.astype(np.float64), gt_boxes.astype(np.float64),
+                               gt_classes, num, 3, unmatched_class_label=label)
+    for key, value in got.items():
+        assert value.dtype == want[key].dtype, key
+        np.testing.assert_array_equal(value.numpy(), want[key].numpy(), err_msg=key)
+    assert got["cls_targets"].dtype == tf.float32
+
+
+def test_float64_anchors_alone_are_read_as_float32():
+    gt_boxes, gt_classes, num = _inputs()
+    got = batch_assign_targets(ANCHORS.astype(np.float64), gt_boxes, gt_classes, num, 3)
+    assert got["reg_targets"].dtype == tf.float32
+    assert got["match"].numpy().tolist() == [[0, 1, -1, -1], [0, -1, -1, -1]]
+
+
+def test_float64_boxes_alone_are_read_as_float32():
+    gt_boxes, gt_classes, num = _inputs()
+    got = batch_assign_targets(ANCHORS, gt_boxes.astype(np.float64), gt_classes, num, 3)
+    assert got["reg_targets"].dtype == tf.float32
+    assert got["match"].numpy().tolist() == [[0, 1, -1, -1], [0, -1, -1, -1]]
+
+
+def test_negative_class_weight_message():
+    ssd = pipeline_pb2.Ssd()
+    ssd.similarity_calculator.iou_similarity.SetInParent()
+    ssd.matcher.argmax_matcher.SetInParent()
+    ssd.box_coder.faster_rcnn_box_coder.SetInParent()
+    ssd.negative_class_weight = -1.0
+    with pytest.raises(OdflowError) as error:
+        build_target_assigner(ssd)
+    assert str(error.value) == "model.ssd.negative_class_weight must not be negative"
