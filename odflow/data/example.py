@@ -100,7 +100,7 @@ class DecodedExample:
     difficult: np.ndarray        # int32 [N], 0 where the record has none
     truncated: np.ndarray | None
     view: list[str] | None
-    is_crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # int32 [N]
+    is_crowd: np.ndarray         # int32 [N], 0 where the record has none
 
     @property
     def num_boxes(self) -> int:

@@ -90,12 +90,18 @@ def check_input_reader(reader: pipeline_pb2.InputReader, field: str, is_training
                               "shuffle is true")
 
 
-def _base_seed(seed: int | None) -> tf.Tensor:
-    """The augmentations' stateless seed: from ``seed``, or fresh entropy when there is none."""
+# Both base seeds come from one ``seed``; the salts keep the augmentations' seeds apart from
+# the epochs' shuffle seeds.
+_AUGMENT_SALT = 0x0DF10
+_SHUFFLE_SALT = 0x5EED
+
+
+def _base_seed(seed: int | None, salt: int) -> tf.Tensor:
+    """A stateless seed pair: ``(seed, salt)``, or fresh entropy when there is no seed."""
     if seed is None:
         high, low = (int.from_bytes(os.urandom(7), "little") for _ in range(2))
         return tf.constant([high, low], tf.int64)
-    return tf.constant([int(seed), 0x0DF10], tf.int64)
+    return tf.constant([int(seed), salt], tf.int64)
 
 
 def _read_records(paths: list[str], reader: pipeline_pb2.InputReader) -> tf.data.Dataset:
@@ -123,8 +129,7 @@ def _training_stream(paths: list[str], reader: pipeline_pb2.InputReader, seed: i
     (every epoch still gets a different order).
     """
     deterministic = seed is not None or not reader.shuffle
-    base = tf.constant([int(seed), 0x5EED] if seed is not None else
-                       [int.from_bytes(os.urandom(7), "little"), 0x5EED], tf.int64)
+    base = _base_seed(seed, _SHUFFLE_SALT)
     cycle_length = min(reader.num_readers, len(paths))
     parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": deterministic}
 
@@ -213,7 +218,7 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
         drop_remainder = input_reader.drop_remainder if is_training else False
 
     paths = records.expand_record_paths(list(input_reader.tf_record_input_reader.input_path))
-    base_seed = _base_seed(seed) if augment is not None else None
+    base_seed = _base_seed(seed, _AUGMENT_SALT) if augment is not None else None
 
     # Plain TF ops only (tf.cond where needed): autograph would spend seconds converting it.
     @tf.autograph.experimental.do_not_convert
