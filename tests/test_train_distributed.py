@@ -28,11 +28,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, "tests")
-from tests.support.training import make_config
+from tests.support.training import make_config, train_on_fixed_batch
 from odflow.inputs import build_dataset
-from odflow.model import builder
-from odflow.train.state import TrainingState
-from odflow.train.step import build_train_step
 
 cfg = make_config(Path(sys.argv[1]), batch_size=4, augment=False)
 single = next(iter(build_dataset(cfg.train_input_reader, model_config=cfg.model, batch_size=1,
@@ -42,20 +39,7 @@ strategies = [("one", tf.distribute.get_strategy(), 2),
               ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), 4)]
 for name, strategy, copies in strategies:
     batch = {k: tf.concat([v] * copies, 0) for k, v in single.items()}
-    tf.keras.utils.set_random_seed(1)
-    with strategy.scope():
-        state = TrainingState(builder.build(cfg.model, is_training=True),
-                              cfg.train_config.optimizer, cfg.train_config)
-    step = build_train_step(state, strategy)
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    if strategy.num_replicas_in_sync > 1:
-        data = strategy.experimental_distribute_dataset(data)
-    batches = iter(data)
-    losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(2)]
-    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
-               if k.startswith("BoxPredictor_0/")}
-    out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses,
-                 "weights": weights, "step": state.step}
+    out[name] = train_on_fixed_batch(cfg, strategy, batch, steps=2)
 print("RESULT" + json.dumps(out))
 """
 
@@ -113,11 +97,8 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, "tests")
-from tests.support.training import make_config
+from tests.support.training import make_config, train_on_fixed_batch
 from odflow.inputs import build_dataset
-from odflow.model import builder
-from odflow.train.state import TrainingState
-from odflow.train.step import build_train_step
 
 cfg = make_config(Path(sys.argv[1]), batch_size=2, augment=False, optimizer="momentum")
 pair = next(iter(build_dataset(cfg.train_input_reader, model_config=cfg.model, batch_size=2,
@@ -128,19 +109,8 @@ runs = [("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), pair),
         ("image0", tf.distribute.get_strategy(), {k: v[:1] for k, v in pair.items()}),
         ("image1", tf.distribute.get_strategy(), {k: v[1:] for k, v in pair.items()})]
 for name, strategy, batch in runs:
-    tf.keras.utils.set_random_seed(1)
-    with strategy.scope():
-        state = TrainingState(builder.build(cfg.model, is_training=True),
-                              cfg.train_config.optimizer, cfg.train_config)
-    step = build_train_step(state, strategy)
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    if strategy.num_replicas_in_sync > 1:
-        data = strategy.experimental_distribute_dataset(data)
-    losses = {k: float(v) for k, v in step(next(iter(data)))[0].items()}
-    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
-               if k.startswith(prefixes)}
-    out[name] = {"replicas": strategy.num_replicas_in_sync, "losses": losses,
-                 "weights": weights, "step": state.step,
+    result = train_on_fixed_batch(cfg, strategy, batch, steps=1, prefixes=prefixes)
+    out[name] = {**result, "losses": result["losses"][0],
                  "source_ids": [s.decode() for s in batch["source_id"].numpy().tolist()]}
 print("RESULT" + json.dumps(out))
 """

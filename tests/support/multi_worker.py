@@ -29,28 +29,12 @@ if mode == "mirrored":
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 placement = make_strategy(mode)
 from odflow import config as config_lib
-from odflow.model import builder
-from odflow.train.state import TrainingState
-from odflow.train.step import build_train_step
+from tests.support.training import train_on_fixed_batch
 cfg = config_lib.load(config_path)
-strategy = placement.strategy
 batch = {k: tf.constant(v) for k, v in np.load(batch_path).items()}
-tf.keras.utils.set_random_seed(1)
-with strategy.scope():
-    state = TrainingState(builder.build(cfg.model, is_training=True),
-                          cfg.train_config.optimizer, cfg.train_config)
-step = build_train_step(state, strategy)
-data = tf.data.Dataset.from_tensors(batch).repeat()
-options = tf.data.Options()
-options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-batches = iter(strategy.experimental_distribute_dataset(data.with_options(options)))
-losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(%d)]
-weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
-           if k.startswith("BoxPredictor_0/")}
+trained = train_on_fixed_batch(cfg, placement.strategy, batch, steps=%d)
 result = Path(result_dir) / f"result-{os.getpid()}.json"
-result.with_suffix(".tmp").write_text(json.dumps(
-    {"losses": losses, "weights": weights, "chief": placement.is_chief,
-     "replicas": strategy.num_replicas_in_sync}))
+result.with_suffix(".tmp").write_text(json.dumps({**trained, "chief": placement.is_chief}))
 result.with_suffix(".tmp").rename(result)
 """ % STEPS
 

@@ -122,6 +122,40 @@ def write_config(tmp: Path, name: str = "pipeline.config", **kwargs) -> Path:
     return path
 
 
+def train_on_fixed_batch(cfg, strategy, batch: dict, steps: int,
+                         prefixes: tuple[str, ...] = ("BoxPredictor_0/",)) -> dict:
+    """Train ``steps`` steps from seed 1 on ``batch`` (repeated) under ``strategy``, the global
+    batch split across its replicas (DATA sharding over workers, as the training loop does).
+
+    Returns each step's losses, the weights whose names start with ``prefixes`` (as lists),
+    the step and the replica count: what the strategy-equivalence tests compare.  Runs in
+    the subprocesses those tests start (devices must be set up before TensorFlow starts).
+    """
+    import tensorflow as tf
+
+    from odflow.model import builder
+    from odflow.train.state import TrainingState
+    from odflow.train.step import build_train_step
+
+    tf.keras.utils.set_random_seed(1)
+    with strategy.scope():
+        state = TrainingState(builder.build(cfg.model, is_training=True),
+                              cfg.train_config.optimizer, cfg.train_config)
+    step = build_train_step(state, strategy)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    if strategy.num_replicas_in_sync > 1:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
+        data = strategy.experimental_distribute_dataset(data.with_options(options))
+    batches = iter(data)
+    losses = [{k: float(v) for k, v in step(next(batches))[0].items()} for _ in range(steps)]
+    weights = {k: v.numpy().tolist() for k, v in state.named_tensors().items()
+               if k.startswith(prefixes)}
+    return {"losses": losses, "weights": weights, "step": int(state.step),
+            "replicas": strategy.num_replicas_in_sync}
+
+
 def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
