@@ -542,7 +542,8 @@ class _Run:
                             self.evaluate(should_stop=lambda: stop.requested)
                         except evaluation.EvaluationAborted:
                             log.warning("evaluation at step %d abandoned", step)
-                if stopping:
+                # Alone, a signal during the last step's evaluation stops the run too.
+                if stopping or (alone and stop.requested):
                     progress.close()
                     checkpoint = self.save()
                     # A worker that agreed to another's signal stops as that one does.
