@@ -252,10 +252,9 @@ def train_launcher(wildcards, output, resources):
     launcher = getattr(resources, "mpi", None)
     if launcher != "srun":
         raise WorkflowError(
-            f"resources tasks={tasks} needs mpi=\"srun\" (got {launcher!r}): odflow "
-            "starts one training worker per "
-            "SLURM task with srun; run it with --profile profiles/slurm and set both, or "
-            "set tasks=1")
+            f"resources tasks={tasks} needs mpi=\"srun\" (got {launcher!r}): odflow starts "
+            "one training worker per SLURM task with srun; run it with --profile "
+            "profiles/slurm and set both, or set tasks=1")
     # The job's shell runs without the allocation's SLURM_* defaults (the executor strips
     # them), so the step says how many CPUs each worker gets, or it would get one.
     cpus = getattr(resources, "cpus_per_task", None)
