@@ -112,20 +112,13 @@ def _read_records(paths: list[str], reader: pipeline_pb2.InputReader) -> tf.data
     return dataset
 
 
-def examples_per_epoch(paths: list[str], reader: pipeline_pb2.InputReader) -> int:
-    """How many records one training epoch yields (after ``sample_1_of_n_examples``)."""
-    count = int(tf.data.TFRecordDataset(paths).reduce(tf.constant(0, tf.int64),
-                                                      lambda total, _: total + 1))
-    return -(-count // max(1, reader.sample_1_of_n_examples))
-
-
 def _training_stream(paths: list[str], reader: pipeline_pb2.InputReader, seed: int | None,
                      start: int) -> tf.data.Dataset:
     """``(position, record)`` pairs of the shuffled, repeated stream, from position ``start``.
 
     Epoch ``e`` shuffles the file names and the records with seeds folded from the base seed
     and ``e``, so it is the same in every run with that seed, and position ``start`` lies in
-    epoch ``start // examples_per_epoch``.  Without a seed the base seed is fresh entropy
+    epoch ``start // (records per epoch)``.  Without a seed the base seed is fresh entropy
     (every epoch still gets a different order).
     """
     deterministic = seed is not None or not reader.shuffle
@@ -150,9 +143,8 @@ def _training_stream(paths: list[str], reader: pipeline_pb2.InputReader, seed: i
 
     first_epoch, offset = 0, 0
     if start > 0:
-        per_epoch = examples_per_epoch(paths, reader)
-        if per_epoch == 0:
-            raise OdflowError(f"train_input_reader: {', '.join(paths)} hold no records")
+        # Records one epoch yields (every n-th with sample_1_of_n_examples); none is an error.
+        per_epoch = -(-records.count_examples(paths) // reader.sample_1_of_n_examples)
         first_epoch, offset = divmod(start, per_epoch)
         log.info("continuing the training stream at example %d (epoch %d, %d into it)",
                  start, first_epoch, offset)
