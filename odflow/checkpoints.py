@@ -111,7 +111,6 @@ def no_space_error(prefix: str | os.PathLike, error: BaseException) -> OdflowErr
     """The message for a save that ran out of disk space."""
     detail = error.message if isinstance(error, tf.errors.OpError) else error
     return OdflowError(f"no space left on device while saving {prefix}; free space and rerun "
-                       f"(the previous checkpoint is kept, and a rerun resumes from it). "
                        f"[{str(detail).strip()}]")
 
 
