@@ -94,16 +94,18 @@ def step_of(prefix: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
-#: errno values of a full disk or an exhausted quota; TF maps both to RESOURCE_EXHAUSTED.
+#: errno values of a full disk or an exhausted quota.
 _NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 def is_no_space(error: BaseException) -> bool:
-    """Whether ``error`` is a full disk (or quota) while writing: TF's or the OS's."""
-    if isinstance(error, tf.errors.ResourceExhaustedError):
-        return True
+    """Whether ``error`` is a full disk (or quota) while writing: TF's or the OS's.
+
+    TF turns ENOSPC into a ``ResourceExhaustedError`` whose message ends in strerror's text;
+    the same class also means out of memory ("OOM when allocating"), hence the text test.
+    """
     if isinstance(error, tf.errors.OpError):
-        return "No space left on device" in error.message
+        return any(os.strerror(code) in error.message for code in _NO_SPACE_ERRNOS)
     return isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS
 
 

@@ -67,6 +67,19 @@ def test_full_disk_in_the_bundle_write(tmp_path: Path, monkeypatch: pytest.Monke
     one_checkpoint_left(model_dir, TENSORS)
 
 
+def test_out_of_memory_is_not_called_a_full_disk(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """TF raises the same class for memory; that error stays TF's own."""
+
+    def save(**kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(tf.raw_ops, "SaveV2", save)
+    with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):
+        ck.CheckpointManager(tmp_path).save(TENSORS, 1)
+    assert os.listdir(tmp_path) == []
+
+
 def test_full_disk_in_the_state_file_write(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     model_dir = tmp_path / "ckpt"
