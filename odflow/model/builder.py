@@ -106,6 +106,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
         non_max_suppression=non_max_suppression,
         is_training=is_training,
         freeze_batchnorm=config.freeze_batchnorm,
+        feature_extractor_type=config.feature_extractor.type,
     )
 
 
