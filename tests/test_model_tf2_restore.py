@@ -38,10 +38,9 @@ def _model(*overrides: str):
 
 
 @pytest.fixture(scope="module")
-def source():
+def source(tmp_path_factory):
     """A 90-class model and its checkpoints in both layouts."""
-    import tempfile
-    folder = tempfile.mkdtemp(prefix="tf2ckpt")
+    folder = tmp_path_factory.mktemp("tf2ckpt")
     model = _model()
     detection = write_v2(model, f"{folder}/detection/ckpt-0")
     classification = write_v2(model, f"{folder}/classification/ckpt-1", layout="classification")
@@ -63,8 +62,8 @@ def test_written_checkpoint_has_the_tf2_api_keys(source):
     for key, (shape, _) in expected.items():
         suffix = "" if key == "_CHECKPOINTABLE_OBJECT_GRAPH" else KEY_SUFFIX
         assert written[key + suffix] == shape, key
-    backbone = [k for k in tf.train.list_variables(classification)]
-    assert len([k for k, _ in backbone if k.startswith("feature_extractor/")]) == BACKBONE
+    backbone = [k for k, _ in tf.train.list_variables(classification)]
+    assert len([k for k in backbone if k.startswith("feature_extractor/")]) == BACKBONE
 
 
 def test_full_restores_everything(source):
