@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import tensorflow as tf
 
+from odflow.errors import OdflowError
 from odflow.model import builder
 from odflow.model import hyperparams as hp
 from odflow.model.tf2_checkpoint import key_mapping
@@ -88,3 +89,19 @@ def test_one_class_changes_only_the_class_head(name):
         assert variable.shape.as_list() == shape, key
     levels = 6 if "ssd_mobilenet_v2_320x320" in name else 1  # one head per level, or shared
     assert len(changed) == 2 * levels  # kernel (or pointwise kernel) and bias
+
+
+@pytest.mark.parametrize("name, change, message", [
+    ("ssd_resnet50_v1_fpn_640x640_coco17_tpu-8",
+     "ssd { feature_extractor { depth_multiplier: 0.5 } }",
+     "feature_extractor.depth_multiplier: ssd_resnet50_v1_fpn_keras supports only 1.0"),
+    ("ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8",
+     "ssd { feature_extractor { use_explicit_padding: true } }",
+     "feature_extractor.use_explicit_padding is not supported for ssd_mobilenet_v2_fpn_keras"),
+    ("ssd_mobilenet_v1_fpn_640x640_coco17_tpu-8",
+     "ssd { feature_extractor { use_depthwise: true } }",
+     "feature_extractor.use_depthwise is not supported for ssd_mobilenet_v1_fpn_keras"),
+])
+def test_unsupported_options_name_the_field(name, change, message):
+    with pytest.raises(OdflowError, match=message):
+        _build(name, change)

@@ -141,3 +141,38 @@ def test_nothing_restored_is_an_error(tmp_path):
     prefix = tf.train.Checkpoint(model=other).write(str(tmp_path / "other"))
     with pytest.raises(OdflowError, match="nothing restored"):
         restore_v2(_model(), prefix, "full")
+
+
+def _train_config(prefix, version: str, checkpoint_type: str = "detection"):
+    from google.protobuf import text_format
+
+    from odflow.protos import pipeline_pb2
+    return text_format.Parse(
+        f'fine_tune_checkpoint: "{prefix}" fine_tune_checkpoint_type: "{checkpoint_type}" '
+        f"fine_tune_checkpoint_version: {version}", pipeline_pb2.TrainConfig())
+
+
+def test_training_checks_the_version_before_building_the_model(source):
+    from odflow.train import loop
+    _, detection, _ = source
+    accepted = _train_config(detection, "V2")  # V2 is accepted (it used to be refused)
+    accepted.optimizer.adam_optimizer.learning_rate.constant_learning_rate.learning_rate = 0.1
+    loop.check_train_config(accepted)
+    loop._check_fine_tune(_train_config(detection, "V2"))
+    with pytest.raises(OdflowError, match="train_config.fine_tune_checkpoint_version: V2"):
+        loop._check_fine_tune(_train_config(detection, "V1"))
+
+
+def test_training_restores_a_v2_checkpoint(source, caplog):
+    from types import SimpleNamespace
+
+    from odflow.train import loop
+    model, detection, _ = source
+    target = _model("ssd { num_classes: 1 }")
+    with caplog.at_level("INFO"):
+        loop._restore_fine_tune(SimpleNamespace(model=target), _train_config(detection, "V2"))
+    assert f"restored {BACKBONE + FEATURE_EXTRACTOR} of {BACKBONE + FEATURE_EXTRACTOR} " \
+           "variables" in caplog.text
+    key = "model/_feature_extractor/classification_backbone/layer_with_weights-0/kernel"
+    np.testing.assert_array_equal(key_mapping(target).variables[key].numpy(),
+                                  key_mapping(model).variables[key].numpy())

@@ -329,16 +329,22 @@ def restore_for_version(model, path: str | os.PathLike, checkpoint_type: str, ve
     from odflow.model.restore import restore_fine_tune_checkpoint
 
     prefix = checkpoints.find_checkpoint(path, what="train_config.fine_tune_checkpoint")
-    object_based = is_object_based(prefix)
+    check_version(prefix, version)
     if version == 2:
-        if not object_based:
-            raise OdflowError(
-                f"{VERSION_FIELD} is V2 but {prefix} is a name-based (TF1) checkpoint; set "
-                f"{VERSION_FIELD}: V1 (or remove it)")
         return restore_v2(model, prefix, checkpoint_type)
-    if object_based:
+    return restore_fine_tune_checkpoint(model, prefix, checkpoint_type,
+                                        load_all_detection_checkpoint_vars)
+
+
+def check_version(prefix: str | os.PathLike, version: int) -> None:
+    """An ``OdflowError`` naming ``fine_tune_checkpoint_version`` when the checkpoint at
+    ``prefix`` is not of the kind it says (V2: object-based; V1 or unset (0): name-based)."""
+    object_based = is_object_based(prefix)
+    if version == 2 and not object_based:
+        raise OdflowError(
+            f"{VERSION_FIELD} is V2 but {prefix} is a name-based (TF1) checkpoint; set "
+            f"{VERSION_FIELD}: V1 (or remove it)")
+    if version != 2 and object_based:
         raise OdflowError(
             f"{prefix} is an object-based (TF2) checkpoint (a TF2 zoo tarball's "
             f"checkpoint/ckpt-0) but {VERSION_FIELD} is V1 or unset; set {VERSION_FIELD}: V2")
-    return restore_fine_tune_checkpoint(model, prefix, checkpoint_type,
-                                        load_all_detection_checkpoint_vars)
