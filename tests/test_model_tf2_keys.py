@@ -15,8 +15,8 @@ from odflow.model import hyperparams as hp
 from odflow.model.tf2_checkpoint import key_mapping
 from tests.support import tf2_zoo
 
-# ResNet-101/152 take a few seconds each to build even so.  The one-class
-# check runs once per key list (the 1024x1024 and FPNLite 640 configs share theirs).
+# ResNet-101/152 take a few seconds each to build even so.  The one-class check (which covers
+# the keys too) runs once per key list (the 1024x1024 and FPNLite 640 configs share theirs).
 _SLOW = {name for name in tf2_zoo.CONFIGS if "resnet101" in name or "resnet152" in name
          or "1024x1024" in name}
 
@@ -26,7 +26,6 @@ def _params(names):
             for name in names]
 
 
-PARAMS = _params(tf2_zoo.CONFIGS)
 ONE_PER_KEY_LIST = _params(name for name, listed in tf2_zoo.CONFIGS.items() if name == listed)
 CLASS_HEAD = "model/_box_predictor/_prediction_heads/class_predictions_with_background/"
 
@@ -53,7 +52,8 @@ def _build(name: str, *overrides: str):
     return builder.build(tf2_zoo.pipeline(name, *overrides).model, is_training=False)
 
 
-@pytest.mark.parametrize("name", PARAMS)
+@pytest.mark.slow  # 1-6 s each
+@pytest.mark.parametrize("name", list(tf2_zoo.CONFIGS))
 def test_key_mapping_covers_the_key_list(name):
     expected = tf2_zoo.keys(name)
     for key in tf2_zoo.BOOKKEEPING:
