@@ -99,9 +99,6 @@ def check_train_config(train_config) -> None:
         if getattr(train_config, field):
             raise OdflowError(f"train_config.{field}: {what} is not supported by odflow; "
                               "remove it")
-    if train_config.fine_tune_checkpoint_version == 2:  # V2: TF2 object-based checkpoints
-        raise OdflowError("train_config.fine_tune_checkpoint_version: only V1 (name-based "
-                          "checkpoints like the zoo's) is supported; remove it")
     if not train_config.HasField("optimizer"):
         raise OdflowError("train_config.optimizer is not set; set rms_prop_optimizer, "
                           "momentum_optimizer or adam_optimizer")
@@ -174,11 +171,13 @@ def _restore_fine_tune(state: TrainingState, train_config) -> None:
     if not checkpoint_type:
         checkpoint_type = "detection" if train_config.from_detection_checkpoint \
             else "classification"
-    from odflow.model.restore import restore_fine_tune_checkpoint
+    from odflow.model.tf2_checkpoint import restore_for_version
     log.info("fine-tuning from %s (fine_tune_checkpoint_type %s)", path, checkpoint_type)
-    # Logs its report (restored/skipped counts) and fails when nothing restores.
-    restore_fine_tune_checkpoint(state.model, path, checkpoint_type,
-                                 train_config.load_all_detection_checkpoint_vars)
+    # V2: the TF2 object-based reader, V1/unset: the name-based one.  Logs its report
+    # (restored/skipped counts) and fails when nothing restores.
+    restore_for_version(state.model, path, checkpoint_type,
+                        train_config.fine_tune_checkpoint_version,
+                        train_config.load_all_detection_checkpoint_vars)
 
 
 def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy, start: int):
@@ -224,9 +223,11 @@ def _check_fine_tune(train_config) -> None:
     if not train_config.fine_tune_checkpoint:
         return
     try:
-        checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
+        prefix = checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
     except OdflowError as error:
         raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
+    from odflow.model.tf2_checkpoint import check_version
+    check_version(prefix, train_config.fine_tune_checkpoint_version)
 
 
 def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
