@@ -6,11 +6,12 @@ box: ``class cx cy w h``, the centre and size normalised to [0, 1].  An image wi
 file, or with an empty one, is a negative.
 
 ``data.yaml`` gives ``train`` and ``val`` (a folder of images, or a list of folders) relative
-to a dataset root, and ``names`` (a list, or a dict ``{0: name}``).  Where the root is follows
-Ultralytics' ``check_det_dataset``: ``path`` if the file sets it (relative to the yaml's
-folder), else the yaml's folder; and a ``../``-prefixed entry that does not exist there is
-tried without it.  Roboflow's exports need that last rule: their ``data.yaml`` sits in the
-dataset root and says ``train: ../train/images``.  Which candidate was used is logged.
+to a dataset root, and ``names`` (a list, or a dict ``{0: name}``).  An entry is looked for
+as Ultralytics' ``check_det_dataset`` does: against ``path`` if the file sets it (relative to
+the yaml's folder), then against the yaml's folder, then its parent; a ``../``-prefixed entry
+found nowhere is tried again without the ``../``.  Roboflow's exports need that last rule:
+their ``data.yaml`` sits in the dataset root and says ``train: ../train/images``.  Which
+candidate was used is logged.
 
 Without a yaml (``--images`` folders), class id ``i`` is ``classes[i]`` of the label map.
 """
@@ -77,23 +78,26 @@ def _names(raw, where: str) -> list[str]:
 
 
 def _resolve(entry: str, root: Path | None, yaml_dir: Path, where: str) -> Path:
-    """The folder a ``train``/``val`` entry means (see the module docstring); logs which."""
-    bases = [root] if root is not None else [yaml_dir]
-    candidates = [base / entry for base in bases]
-    if entry.startswith("../"):
-        candidates += [base / entry[3:] for base in bases]
+    """The folder a ``train``/``val`` entry means (see the module docstring); logs which.
+
+    Candidates in order: against ``path`` (when the yaml sets it), against the yaml's folder,
+    then its parent; for a ``../`` entry, each of those again without the ``../``.
+    """
     if Path(entry).is_absolute():
         candidates = [Path(entry)]
+    else:
+        bases = [b for b in (root, yaml_dir, yaml_dir.parent) if b is not None]
+        candidates = [base / entry for base in bases]
+        if entry.startswith("../"):
+            candidates += [base / entry[3:] for base in bases]
     for candidate in candidates:
         if candidate.exists():
-            if candidate != candidates[0]:
-                log.info("%s: %r is not %s; using %s (Ultralytics' rule for a ../ path)",
-                         where, entry, candidates[0], candidate)
-            else:
-                log.info("%s: %r resolved to %s", where, entry, candidate)
             if candidate.suffix == ".txt":
                 raise OdflowError(f"{where}: {entry!r} is a list file ({candidate}); odflow "
                                   "reads folders of images: give the folder instead")
+            log.info("%s: %r resolved to %s%s", where, entry, candidate,
+                     "" if candidate == candidates[0] else
+                     f" (not found at {candidates[0]}; Ultralytics' rules for relative paths)")
             return candidate
     tried = ", ".join(str(c) for c in candidates)
     raise OdflowError(f"{where}: {entry!r} not found (tried {tried}); set 'path' in the yaml to "
