@@ -281,3 +281,23 @@ def yolo_split_folders(data_yaml: str | os.PathLike | None, images: list[str], s
                           "beside a labels/ folder)")
     return [Path(i) for i in images], None
 
+
+
+def label_folder(image_folder: Path) -> Path:
+    """The labels folder of an images folder (``train/images`` -> ``train/labels``)."""
+    return label_path(image_folder / "_").parent
+
+
+def split_inputs(data_yaml: str, images: str, split: str) -> dict[str, str | list[str]]:
+    """What the records rule of a YOLO split reads, for Snakemake to watch: the yaml, the
+    image folders it names (or ``images``), and those folders' label folders that exist (a
+    split without one is all negatives)."""
+    folders, _ = yolo_split_folders(data_yaml, [images] if images else [], split)
+    labels = [label_folder(folder) for folder in folders]
+    inputs: dict[str, str | list[str]] = {
+        "images": [str(f) for f in folders],
+        "labels": [str(f) for f in labels if f.is_dir()],
+    }
+    if data_yaml:
+        inputs["data"] = data_yaml
+    return inputs
