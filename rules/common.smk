@@ -82,6 +82,11 @@ LABEL_MAP = "{run}datasets/label_map.pbtxt"
 PIPELINE_CONFIG = "{run}ckpt/{config_name}.config"
 TRAINED_CHECKPOINT = "{run}ckpt/model.ckpt-{steps}"
 METRICS = "{run}eval/metrics.json"
+# The final and the best evaluation of training (odflow.train.best); eval/metrics.json is the
+# one export.checkpoint exports. The best checkpoint is linked to ckpt/best/model.ckpt.
+METRICS_LAST = "{run}eval/metrics_last.json"
+METRICS_BEST = "{run}eval/metrics_best.json"
+BEST_CHECKPOINT = "{run}ckpt/best/model.ckpt"
 METRICS_TABLE = "{run}eval/metrics.html"
 HISTORY = "{run}ckpt/history.json"
 EXPORTED_MODEL = [
@@ -109,6 +114,13 @@ def run_pipeline_config(run):
 def run_trained_checkpoint(run):
     """A run's final checkpoint index, ckpt/model.ckpt-<num_steps>.index."""
     return of_run(TRAINED_CHECKPOINT, run, steps=RUNS[run]["train"]["num_steps"]) + ".index"
+
+
+def exported_checkpoint(wildcards):
+    """The index of the checkpoint export.checkpoint names: the final or the best one."""
+    if run_config(wildcards)["export"]["checkpoint"] == "best":
+        return of_run(BEST_CHECKPOINT, wildcards.run) + ".index"
+    return trained_checkpoint(wildcards)
 
 
 def pipeline_config(wildcards):

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 SCHEMA = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
 RECORDS = ["datasets/train.record", "datasets/val.record"]
 
-AFTER_TRAIN = {"train", "metrics_table", "export", "plots", "all"}
+AFTER_TRAIN = {"train", "metrics", "metrics_table", "export", "plots", "all"}
 AFTER_CONFIG = {"pipeline_config"} | AFTER_TRAIN
 MODEL_CHAIN = {"extract_model", "fine_tune_checkpoint"} | AFTER_CONFIG
 
