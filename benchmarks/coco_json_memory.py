@@ -109,15 +109,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=150)
     parser.add_argument("--workdir", default="/tmp/odflow-bench")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the generated file, and reuse one already there")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "instances_bench.json"
     start = time.perf_counter()
-    images, annotations = write_instances(path, args.megabytes)
+    if not (args.keep and path.is_file()):
+        images, annotations = write_instances(path, args.megabytes)
+        print(f"wrote {path}: {images:,} images, {annotations:,} annotations "
+              f"({time.perf_counter() - start:.1f} s)")
     size_mb = path.stat().st_size / 2**20
-    print(f"wrote {path}: {size_mb:.1f} MiB, {images:,} images, {annotations:,} annotations "
-          f"({time.perf_counter() - start:.1f} s)")
+    print(f"{path}: {size_mb:.1f} MiB")
     print("| reader | file MiB | peak RSS growth MiB | x file size | seconds | boxes |")
     print("|---|---|---|---|---|---|")
     for method in ("odflow", "json.load"):
@@ -125,7 +129,8 @@ def main() -> None:
         growth = result["peak"] - result["base"]
         print(f"| {method} | {size_mb:.1f} | {growth:.0f} | {growth / size_mb:.2f} | "
               f"{result['seconds']:.1f} | {result['boxes']:,} |")
-    os.remove(path)
+    if not args.keep:
+        os.remove(path)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,8 @@ def test_structure_errors(tmp_path):
     folder, label_map = images_and_label_map(tmp_path)
     cases = {"[]": "the file is a JSON list", '{"images": {}, "annotations": [], '
              '"categories": []}': "'images' must be a list",
-             '{"images": []}': "no 'annotations', 'categories' list"}
+             '{"images": []}': "no 'annotations' list",
+             '{"images": [], "annotations": [], "categories": 3}': "'categories' must be a list"}
     for text, expected in cases.items():
         path = tmp_path / "x.json"
         path.write_text(text)
