@@ -117,10 +117,11 @@ def test_folders_without_yaml_use_the_label_maps_order(tmp_path):
     ("0 0.5 0.5 0.2", r"a\.txt:2: expected 'class cx cy w h' \(5 numbers\), found 4"),
     ("0 0.1 0.1 0.2 0.1 0.2 0.2", r"a\.txt:2: .*found 7 fields \(a segmentation polygon\?\)"),
     ("0 0.5 x 0.2 0.2", r"a\.txt:2: not a number"),
+    ("nan 0.5 0.5 0.2 0.2", r"a\.txt:2: not a number"),
     ("2 0.5 0.5 0.2 0.2", r"a\.txt:2: class 2 is not a class id 0\.\.1"),
     ("0.5 0.5 0.5 0.2 0.2", r"a\.txt:2: class 0\.5 is not a class id"),
     ("0 50 25 20 10", r"a\.txt:2: cx cy w h = 50 25 20 10 are not normalised"),
-], ids=["four-fields", "polygon", "text", "class-range", "class-fraction", "pixels"])
+], ids=["four-fields", "polygon", "text", "nan", "class-range", "class-fraction", "pixels"])
 def test_bad_label_line_names_file_and_line(tmp_path, line, expected):
     images = dataset(tmp_path / "ds")
     label = tmp_path / "ds" / "labels" / "train" / "a.txt"

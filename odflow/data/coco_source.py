@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -89,13 +90,14 @@ def _describe(value: Any) -> str:
 
 def _integer(value: Any, where: str) -> int:
     """An integer (``3`` or ``3.0``); booleans and other values are an error at ``where``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value != int(value)):
         raise OdflowError(f"{where}: expected an integer, found {_describe(value)}")
     return int(value)
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise OdflowError(f"{where}: expected a number, found {_describe(value)}")
     return float(value)
 

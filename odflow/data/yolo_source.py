@@ -19,6 +19,7 @@ Without a yaml (``--images`` folders), class id ``i`` is ``classes[i]`` of the l
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,9 @@ def parse_label_file(path: Path, num_classes: int, names: list[str]
         try:
             values = [float(f) for f in fields]
         except ValueError:
-            raise OdflowError(f"{where}: not a number in {line.strip()!r}") from None
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):
+            raise OdflowError(f"{where}: not a number in {line.strip()!r}")
         cls = values[0]
         if cls != int(cls) or not 0 <= cls < num_classes:
             raise OdflowError(f"{where}: class {fields[0]} is not a class id 0..{num_classes - 1} "
