@@ -279,7 +279,8 @@ def read_coco(path: str | os.PathLike, bad: BadInput) -> CocoDataset:
                 bad(error, MALFORMED)
                 continue
             pending.setdefault(image_id, []).append((index, box))
-    for image_id, boxes in pending.items():
+    for image_id in list(pending):  # emptied as it goes: the boxes are held once, not twice
+        boxes = pending.pop(image_id)
         image = by_id.get(image_id)
         if image is None:
             index = boxes[0][0]
