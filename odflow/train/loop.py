@@ -31,8 +31,8 @@ from odflow import config as config_lib
 from odflow.errors import OdflowError
 from odflow.train import evaluate as evaluation
 from odflow.train import fingerprint, workdir
-from odflow.train.best import BestCheckpoint
 from odflow.train.batches import BatchSource, check_not_empty, first_line
+from odflow.train.best import BestCheckpoint
 from odflow.train.ema import swapped_in
 from odflow.train.progress import ConsoleLine, Progress
 from odflow.train.signals import Interrupted, stop_on_signals
