@@ -100,16 +100,17 @@ def test_choose_metrics_names_the_exported_step(tmp_path):
 
 @pytest.mark.slow
 def test_training_keeps_and_publishes_the_best_evaluation(tmp_path, monkeypatch):
-    """3 steps, evaluated at 1, 2 and 3 scoring 0.2, 0.5, 0.3, one checkpoint kept: the best
-    (step 2) is published for export; metrics.json with export.checkpoint best says 2."""
+    """2 steps, evaluated at 1 and 2 scoring 0.5 and 0.3, one checkpoint kept: the best
+    (step 1, pruned from ckpt/) is published for export; metrics.json with
+    export.checkpoint best says step 1."""
     from odflow.evaluation import coco
     from odflow.train.loop import TrainOptions, train
     from tests.support.training import write_config
 
-    scores = iter([0.2, 0.5, 0.3])
+    scores = iter([0.5, 0.3])
     monkeypatch.setitem(coco._RUNNERS, "faster",
                         lambda gt, dt: (np.full(12, next(scores)), None))
-    config = write_config(tmp_path, num_steps=3, num_train=2, num_eval=1, size=64,
+    config = write_config(tmp_path, num_steps=2, num_train=2, num_eval=1, size=64,
                           augment=False)
     model_dir = tmp_path / "ckpt"
     train(TrainOptions(model_dir=str(model_dir), pipeline_config_path=str(config),
@@ -117,11 +118,12 @@ def test_training_keeps_and_publishes_the_best_evaluation(tmp_path, monkeypatch)
                        keep_checkpoint_max=1, seed=1, show_progress_bar=False,
                        metrics_json=str(tmp_path / "last.json"),
                        best_metrics_json=str(tmp_path / "best.json")))
-    assert ck.checkpoints_in(model_dir) == ["model.ckpt-3"]
-    assert global_step(model_dir / "best/model.ckpt") == 2
+    assert ck.checkpoints_in(model_dir) == ["model.ckpt-2"]
+    assert global_step(model_dir / "best/model.ckpt") == 1
     last = json.loads((tmp_path / "last.json").read_text())
-    assert last["global_step"] == 3 and last["metrics"][MAP] == pytest.approx(0.3)
+    assert last["global_step"] == 2 and last["metrics"][MAP] == pytest.approx(0.3)
     chosen = choose_metrics(tmp_path / "last.json", tmp_path / "best.json", "best",
                             tmp_path / "metrics.json")
-    assert chosen["exported"]["global_step"] == 2
+    assert chosen["exported"] == {"checkpoint": "best", "global_step": 1, "last_step": 2,
+                                  "best_step": 1, "best_mAP": pytest.approx(0.5)}
     assert chosen["metrics"][MAP] == pytest.approx(0.5)
