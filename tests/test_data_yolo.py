@@ -179,5 +179,9 @@ def test_yaml_errors(tmp_path):
 def test_other_image_types_are_reported(tmp_path):
     images = dataset(tmp_path / "ds")
     (images / "d.bmp").write_bytes(b"BM")
-    with pytest.raises(OdflowError, match=r"1 image\(s\) neither JPEG nor PNG"):
+    with pytest.raises(OdflowError, match=r"d\.bmp: neither JPEG nor PNG \(1 such image"):
         convert_yolo([images], tmp_path / "o.record", label_map_path=label_map_file(tmp_path))
+    summary = convert_yolo([images], tmp_path / "o.record", skip_bad=True,
+                           label_map_path=label_map_file(tmp_path))
+    assert summary.images == 3
+    assert summary.to_dict()["dropped_images"] == {"image neither JPEG nor PNG": 1}

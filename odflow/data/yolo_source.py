@@ -153,17 +153,18 @@ def label_path(image: Path) -> Path:
                       "found (YOLO datasets keep images under images/ and labels under labels/)")
 
 
-def find_images(folder: Path) -> list[Path]:
-    """The JPEG and PNG files under ``folder``, sorted; other image types are reported."""
+def find_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """``(JPEG and PNG files, other image files)`` under ``folder``, sorted.
+
+    Records hold JPEG or PNG; the other types Ultralytics reads are returned so that the
+    caller reports them (an error, or counted and skipped), never left out unsaid.
+    """
     if not folder.is_dir():
         raise OdflowError(f"{folder}: image folder not found")
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     others = [p for p in files if p.suffix.lower() in OTHER_IMAGE_SUFFIXES]
-    if others:
-        raise OdflowError(f"{folder}: {len(others)} image(s) neither JPEG nor PNG (first: "
-                          f"{others[0]}); records hold JPEG or PNG: convert them first")
-    return images
+    return images, others
 
 
 def parse_label_file(path: Path, num_classes: int, names: list[str]
@@ -218,9 +219,15 @@ def convert_yolo(image_folders: list[str | os.PathLike], output_path: str | os.P
     if names is None:
         names = [item.name for item in sorted(label_map.items, key=lambda item: item.id)]
     folders = [Path(f) for f in image_folders]
-    images = [image for folder in folders for image in find_images(folder)]
+    found = [find_images(folder) for folder in folders]
+    images = [image for listed, _ in found for image in listed]
+    others = [other for _, unlisted in found for other in unlisted]
     summary = DatasetSummary()
     bad = BadInput(summary, skip_bad)
+    for other in others:
+        bad(f"{other}: neither JPEG nor PNG ({len(others)} such image(s) in "
+            f"{', '.join(map(str, folders))}); records hold JPEG or PNG: convert them first",
+            "image neither JPEG nor PNG")
     labelled: list[tuple[Path, list]] = []
     for image in images:
         try:
