@@ -1,8 +1,9 @@
 """The experiments' comparison: ``runs/summary.csv``, ``runs/summary.md``, a report page and
 ``plots/runs_mAP.png``.
 
-One row per run (the base and each ``runs/<name>/``): the twelve COCO metrics of its final
-checkpoint, the steps trained, the train job's time (Snakemake's benchmark of the train rule),
+One row per run (the base and each ``runs/<name>/``): the twelve COCO metrics of its exported
+checkpoint (the final or the best one, ``export.checkpoint``), the steps trained, which step
+was exported, the train job's time (Snakemake's benchmark of the train rule),
 training images/s, the frozen graph's size and the settings that differ from the base; rows
 sorted by mAP, best first.  Everything is read from files the workflow declares.
 """
@@ -47,6 +48,7 @@ class RunRow:
     model_bytes: int
     differences: dict[str, Any] = field(default_factory=dict)
     map_curve: list[tuple[int, float]] = field(default_factory=list)
+    exported: str = ""  # "step 400 (best)": the checkpoint the export holds (export.checkpoint)
 
 
 def benchmark_seconds(path: str | os.PathLike) -> float:
@@ -75,10 +77,13 @@ def read_run(label: str, metrics: str, history: str, benchmark: str, model: str,
     """One run's row from its declared files."""
     payload = json.loads(Path(metrics).read_text())
     loaded = history_file.load(history)
+    exported = payload.get("exported") or {}  # eval/metrics.json of odflow.train.best
+    step = int(payload.get("global_step", 0))
     return RunRow(
         label=label,
         metrics=load_metrics(metrics),
-        steps=int(payload.get("global_step", 0)),
+        steps=int(exported.get("last_step", step)),
+        exported=f"step {step} ({exported.get('checkpoint', 'last')})",
         train_seconds=benchmark_seconds(benchmark),
         images_per_second=images_per_second(loaded["train"], batch_size),
         model_bytes=Path(model).stat().st_size,
@@ -100,8 +105,8 @@ def _fixed(value: float | None, digits: int) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-COLUMNS = ["run", *METRIC_KEYS, "steps", "train_seconds", "images_per_second", "model_bytes",
-           "differences"]
+COLUMNS = ["run", *METRIC_KEYS, "steps", "exported", "train_seconds", "images_per_second",
+           "model_bytes", "differences"]
 
 
 def csv_text(rows: Sequence[RunRow]) -> str:
@@ -110,7 +115,7 @@ def csv_text(rows: Sequence[RunRow]) -> str:
     writer.writerow(COLUMNS)
     for row in rows:
         writer.writerow([row.label, *(f"{row.metrics.get(key, -1.0):.6f}" for key in METRIC_KEYS),
-                         row.steps, f"{row.train_seconds:.1f}",
+                         row.steps, row.exported, f"{row.train_seconds:.1f}",
                          _fixed(row.images_per_second, 2), row.model_bytes,
                          _differences_text(row)])
     return buffer.getvalue()
@@ -121,13 +126,14 @@ def _metric(value: float) -> str:
 
 
 def markdown_text(rows: Sequence[RunRow]) -> str:
-    header = ["run", *(key.split("/", 1)[1] for key in METRIC_KEYS), "steps", "train time (s)",
-              "images/s", "model (MB)", "differs from base"]
+    header = ["run", *(key.split("/", 1)[1] for key in METRIC_KEYS), "steps", "exported",
+              "train time (s)", "images/s", "model (MB)", "differs from base"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         # COCO's -1 (no ground truth of that size) shows as a dash, as in the report
         cells = [row.label, *(_metric(row.metrics.get(key, -1.0)) for key in METRIC_KEYS),
-                 str(row.steps), f"{row.train_seconds:.1f}", _fixed(row.images_per_second, 1),
+                 str(row.steps), row.exported, f"{row.train_seconds:.1f}",
+                 _fixed(row.images_per_second, 1),
                  f"{row.model_bytes / 1e6:.2f}", _differences_text(row).replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -139,12 +145,13 @@ def html_text(rows: Sequence[RunRow]) -> str:
                               "Experiments: COCO box metrics by run (best mAP first)")
     body = "\n".join(
         f"<tr><th>{html.escape(row.label)}</th><td class=\"value\">{row.steps}</td>"
+        f"<td>{html.escape(row.exported)}</td>"
         f"<td class=\"value\">{row.train_seconds:.1f}</td>"
         f"<td class=\"value\">{_fixed(row.images_per_second, 1)}</td>"
         f"<td class=\"value\">{row.model_bytes / 1e6:.2f}</td>"
         f"<td>{html.escape(_differences_text(row))}</td></tr>" for row in rows)
     extra = ("<h2>Runs</h2>\n<table class=\"metrics\" id=\"runs\">\n<tr><th></th><th>steps</th>"
-             "<th>train time (s)</th><th>images/s</th><th>model (MB)</th>"
+             "<th>exported</th><th>train time (s)</th><th>images/s</th><th>model (MB)</th>"
              f"<th>differs from base</th></tr>\n{body}\n</table>\n")
     return page.replace("</body>", extra + "</body>")
 

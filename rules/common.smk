@@ -5,6 +5,8 @@ import json
 import re
 import shlex
 
+from odflow.data.yolo_source import split_inputs as yolo_split_inputs
+from odflow.errors import OdflowError
 from odflow.workflow.fingerprint import folder_digest
 
 # -- runs: the base ("" prefix) and each experiment (runs/<name>/), see odflow/experiments.py.
@@ -80,6 +82,11 @@ LABEL_MAP = "{run}datasets/label_map.pbtxt"
 PIPELINE_CONFIG = "{run}ckpt/{config_name}.config"
 TRAINED_CHECKPOINT = "{run}ckpt/model.ckpt-{steps}"
 METRICS = "{run}eval/metrics.json"
+# The final and the best evaluation of training (odflow.train.best); eval/metrics.json is the
+# one export.checkpoint exports. The best checkpoint is linked to ckpt/best/model.ckpt.
+METRICS_LAST = "{run}eval/metrics_last.json"
+METRICS_BEST = "{run}eval/metrics_best.json"
+BEST_CHECKPOINT = "{run}ckpt/best/model.ckpt"
 METRICS_TABLE = "{run}eval/metrics.html"
 HISTORY = "{run}ckpt/history.json"
 EXPORTED_MODEL = [
@@ -107,6 +114,13 @@ def run_pipeline_config(run):
 def run_trained_checkpoint(run):
     """A run's final checkpoint index, ckpt/model.ckpt-<num_steps>.index."""
     return of_run(TRAINED_CHECKPOINT, run, steps=RUNS[run]["train"]["num_steps"]) + ".index"
+
+
+def exported_checkpoint(wildcards):
+    """The index of the checkpoint export.checkpoint names: the final or the best one."""
+    if run_config(wildcards)["export"]["checkpoint"] == "best":
+        return of_run(BEST_CHECKPOINT, wildcards.run) + ".index"
+    return trained_checkpoint(wildcards)
 
 
 def pipeline_config(wildcards):
@@ -184,6 +198,24 @@ def record_inputs(wildcards):
         settings = dataset[source]
         key = "csv" if source == "csv" else "annotations"
         return {key: settings[f"{split}_{key}"], "images": settings[f"{split}_images"]}
+    if source == "coco":
+        settings = dataset["coco"]
+        json_file = settings[f"{split}_json"]
+        if not json_file:
+            raise WorkflowError(f"dataset.coco.{split}_json is not set: give the {split} "
+                                "split's COCO JSON file (e.g. valid/_annotations.coco.json)")
+        # Roboflow's layout: the images beside the JSON when no folder is set.
+        return {"json": json_file,
+                "images": settings[f"{split}_images"] or os.path.dirname(json_file) or "."}
+    if source == "yolo":
+        settings = dataset["yolo"]
+        if not settings["data"] and not settings[f"{split}_images"]:
+            raise WorkflowError(f"dataset.yolo: set data (an Ultralytics data.yaml) or "
+                                f"{split}_images (a folder of images beside a labels folder)")
+        try:
+            return yolo_split_inputs(settings["data"], settings[f"{split}_images"], split)
+        except OdflowError as error:
+            raise WorkflowError(f"dataset.yolo ({split}): {error}") from None
     return {}
 
 
@@ -207,22 +239,34 @@ def record_arguments(wildcards):
         args += " --drop-invalid" if settings["drop_invalid"] else ""
         args += "" if settings["keep_empty"] else " --drop-empty"
         return f"{args}{common}"
+    if source in ("coco", "yolo"):
+        args = source if source == "coco" else f"yolo --split {split}"
+        if dataset[source]["skip_unknown_classes"]:
+            args += " --skip-unknown-classes"
+        return f"{args}{common}"
     return f"{source}{common}"
 
 
 def record_paths(wildcards, input):
-    """--annotations/--csv/--images options from the records rule's input (record_inputs)."""
-    return " ".join(
-        f"--{name} {shlex.quote(input[name])}"
-        for name in ("annotations", "csv", "images")
-        if name in input.keys()
-    )
+    """--annotations/--csv/--json/--data/--images options from the records rule's input
+    (record_inputs). A YOLO data.yaml names its own folders (they are inputs to be watched)."""
+    names = ("data",) if "data" in input.keys() else ("annotations", "csv", "json", "images")
+    options = []
+    for name in names:
+        if name in input.keys():
+            values = input[name]
+            values = [values] if isinstance(values, str) else list(values)
+            options += [f"--{name} {shlex.quote(value)}" for value in values]
+    return " ".join(options)
 
 
 def record_folders(wildcards):
     """A digest of the files under the split's image and annotation folders: Snakemake sees
     a folder change only when an entry is added or removed, not an image edited in place."""
-    return folder_digest(p for p in record_inputs(wildcards).values() if os.path.isdir(p))
+    paths = []
+    for value in record_inputs(wildcards).values():
+        paths += [value] if isinstance(value, str) else list(value)
+    return folder_digest(p for p in paths if os.path.isdir(p))
 
 
 def script(name):

@@ -1,4 +1,5 @@
-# COCO metrics of the trained checkpoint are written by training (rules/train.smk).
+# COCO metrics of the trained checkpoints are written by training (rules/train.smk); eval/metrics.json,
+# those of the exported one, by rule metrics (rules/export.smk).
 
 # The same COCO metrics for each exported file, run through its runtime (odflow evaluate-model):
 # eval/metrics_frozen_graph.json, metrics_tflite.json, metrics_tflite_int8.json, metrics_onnx.json.

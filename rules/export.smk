@@ -2,15 +2,17 @@
 
 
 rule export:
-    """scripts/export_inference_graph.py on the trained checkpoint."""
+    """scripts/export_inference_graph.py on the checkpoint export.checkpoint names: the
+    final one (last) or the best evaluation's (best, ckpt/best/model.ckpt)."""
     input:
         config=pipeline_config,
-        checkpoint=trained_checkpoint,
+        checkpoint=exported_checkpoint,
         label_map=label_map,
     output:
         EXPORTED_MODEL,
     params:
         script=script("export_inference_graph.py"),
+        choice=setting("export", "checkpoint"),
         checkpoint=checkpoint_prefix,
         input_type=setting("export", "input_type"),
         clip_before_nms=lambda w: str(setting("postprocess", "clip_before_nms")(w)).lower(),
@@ -31,6 +33,32 @@ rule export:
         " --trained_checkpoint_prefix {params.checkpoint}"
         " --output_directory {params.output_dir} --label_map_path {input.label_map}"
         " --clip_before_nms {params.clip_before_nms:q} > {log} 2>&1"
+
+
+rule metrics:
+    """eval/metrics.json: the COCO metrics of the exported checkpoint (the final or the best
+    evaluation, by export.checkpoint), with the step exported and the last and best steps."""
+    input:
+        last=METRICS_LAST,
+        best=METRICS_BEST,
+    output:
+        METRICS,
+    params:
+        script=script("exported_metrics.py"),
+        checkpoint=setting("export", "checkpoint"),
+    log:
+        log_path("metrics"),
+    benchmark:
+        benchmark_path("metrics")
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/odflow.yaml"
+    shell:
+        "python {params.script} --last {input.last} --best {input.best}"
+        " --checkpoint {params.checkpoint:q} --output {output} > {log} 2>&1"
 
 
 # Deployable files made from the export (odflow convert): TFLite float32 and full-integer int8,

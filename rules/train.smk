@@ -12,9 +12,11 @@ for _run, _settings in RUNS.items():
         checkpoints to ckpt/superseded/ and fine-tunes from ckpt/model.ckpt; up to the
         config's num_steps (train.num_steps, written by pipeline_config); Ctrl+C/SIGTERM
         saves a checkpoint. Evaluates every eval_every steps and at the end, writing
-        eval/metrics.json (the twelve COCO numbers of the final checkpoint), then
-        ckpt/history.json: every scalar of the run's TensorBoard events (losses, learning
-        rate, metrics by step), which the plots read."""
+        eval/metrics_last.json (the twelve COCO numbers of the final checkpoint) and
+        eval/metrics_best.json (those of the best evaluation, whose checkpoint is kept in
+        ckpt/best/ and linked to ckpt/best/model.ckpt), then ckpt/history.json: every scalar
+        of the run's TensorBoard events (losses, learning rate, metrics by step), which the
+        plots read."""
         name:
             rule_name("train", _run)
         input:
@@ -24,7 +26,10 @@ for _run, _settings in RUNS.items():
             val=run_record_files(_run, "val"),
         output:
             checkpoint=run_trained_checkpoint(_run),
-            metrics=of_run(METRICS, _run),
+            metrics=of_run(METRICS_LAST, _run),
+            best_metrics=of_run(METRICS_BEST, _run),
+            best_checkpoint=[of_run(BEST_CHECKPOINT, _run) + suffix
+                             for suffix in (".index", ".data-00000-of-00001")],
             history=of_run(HISTORY, _run),
         params:
             script=script("model_main.py"),
@@ -59,6 +64,6 @@ for _run, _settings in RUNS.items():
             " --keep_checkpoint_max {params.keep} --seed {params.seed}"
             " --clip_before_nms {params.clip_before_nms:q}"
             " --log_every {params.log_every} --strategy {params.strategy} {params.progress}"
-            " --metrics_json {output.metrics}"
+            " --metrics_json {output.metrics} --best_metrics_json {output.best_metrics}"
             " && python {params.history_script} --model_dir {params.model_dir}"
             " --output {output.history}) 3>&2 > {log} 2>&1"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Make TFRecords from WIDER FACE, CSV, Pascal VOC or synthetic faces, and inspect them; see --help."""
+"""Make TFRecords from WIDER FACE, CSV, Pascal VOC, COCO JSON, YOLO or synthetic faces, and inspect them; see --help."""
 
 import sys
 

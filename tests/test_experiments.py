@@ -13,7 +13,15 @@ import yaml
 
 from odflow import experiments
 from odflow.experiments import ExperimentError, run_configs
-from odflow.runs_summary import RunRow, benchmark_seconds, csv_text, images_per_second, sort_rows
+from odflow.runs_summary import (
+    RunRow,
+    benchmark_seconds,
+    csv_text,
+    images_per_second,
+    markdown_text,
+    read_run,
+    sort_rows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
@@ -135,6 +143,28 @@ def test_rows_sorted_by_map_in_the_csv() -> None:
     assert lines[0].startswith("run,DetectionBoxes_Precision/mAP,")
     assert [line.split(",")[0] for line in lines[1:]] == ["a", "base", "b"]
     assert lines[1].endswith(",train.seed=2")
+
+
+def test_a_row_says_which_step_was_exported(tmp_path: Path) -> None:
+    """eval/metrics.json of export.checkpoint best (odflow.train.best.choose_metrics): the
+    row shows the metrics of step 4, trained to 8, and says so."""
+    import json
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({
+        "metrics": {"DetectionBoxes_Precision/mAP": 0.5}, "global_step": 4,
+        "exported": {"checkpoint": "best", "global_step": 4, "last_step": 8, "best_step": 4,
+                     "best_mAP": 0.5}}))
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps({"train": {}, "eval": {}}))
+    benchmark = tmp_path / "train.tsv"
+    benchmark.write_text("s\th:m:s\n3.0\t0:00:03\n")
+    model = tmp_path / "frozen_inference_graph.pb"
+    model.write_bytes(b"x" * 7)
+    row = read_run("base", str(metrics), str(history), str(benchmark), str(model), 2, {})
+    assert (row.steps, row.exported) == (8, "step 4 (best)")
+    assert ",8,step 4 (best),3.0," in csv_text([row]).splitlines()[1]
+    assert "| 8 | step 4 (best) |" in markdown_text([row])
 
 
 def test_the_readmes_experiments_are_valid_over_the_shipped_config() -> None:

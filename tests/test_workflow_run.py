@@ -114,7 +114,7 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
     logs = {path.stem for path in (work / "logs").glob("*.log")}
     expected_logs = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
                      "records_train", "records_val", "pipeline_config", "train",
-                     "export", "plots", "metrics_table"}
+                     "export", "metrics", "plots", "metrics_table"}
     assert expected_logs <= logs, sorted(expected_logs - logs)
     benchmarks = {path.stem for path in (work / "logs" / "benchmarks").glob("*.tsv")}
     assert expected_logs <= benchmarks, sorted(expected_logs - benchmarks)

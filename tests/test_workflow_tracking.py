@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 SCHEMA = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
 RECORDS = ["datasets/train.record", "datasets/val.record"]
 
-AFTER_TRAIN = {"train", "metrics_table", "export", "plots", "all"}
+AFTER_TRAIN = {"train", "metrics", "metrics_table", "export", "plots", "all"}
 AFTER_CONFIG = {"pipeline_config"} | AFTER_TRAIN
 MODEL_CHAIN = {"extract_model", "fine_tune_checkpoint"} | AFTER_CONFIG
 
@@ -102,6 +103,17 @@ CHANGES: dict[str, Change] = {
     "dataset.voc.train_images": Change("alt/train_images", "voc", jobs(records=1)),
     "dataset.voc.val_annotations": Change("alt/val_xml", "voc", jobs(records=1)),
     "dataset.voc.val_images": Change("alt/val_images", "voc", jobs(records=1)),
+    "dataset.coco.train_json": Change("alt/train.json", "coco", jobs(records=1)),
+    "dataset.coco.train_images": Change("alt/train_images", "coco", jobs(records=1)),
+    "dataset.coco.val_json": Change("alt/val.json", "coco", jobs(records=1)),
+    "dataset.coco.val_images": Change("alt/val_images", "coco", jobs(records=1)),
+    "dataset.coco.skip_unknown_classes": Change(True, "coco", jobs(records=2)),
+    # The yolo state is built from folders; the same folders named by a data.yaml are new
+    # inputs (the yaml), so both splits are made again.
+    "dataset.yolo.data": Change("data/data.yaml", "yolo", jobs(records=2)),
+    "dataset.yolo.train_images": Change("alt/train/images", "yolo", jobs(records=1)),
+    "dataset.yolo.val_images": Change("alt/valid/images", "yolo", jobs(records=1)),
+    "dataset.yolo.skip_unknown_classes": Change(True, "yolo", jobs(records=2)),
     "dataset.tfrecord.train": Change(["alt/train.record"], "tfrecord", jobs(AFTER_CONFIG)),
     "dataset.tfrecord.val": Change(["alt/val.record"], "tfrecord", jobs(AFTER_CONFIG)),
     "train.num_steps": Change(7, "synthetic", jobs(AFTER_CONFIG)),
@@ -120,6 +132,9 @@ CHANGES: dict[str, Change] = {
     "postprocess.clip_before_nms": Change(True, "synthetic", jobs(AFTER_TRAIN)),
     "export.input_type": Change("encoded_image_string_tensor", "synthetic",
                                 jobs({"export", "all"})),
+    # The export and eval/metrics.json (and its table) change; training does not.
+    "export.checkpoint": Change("best", "synthetic",
+                                jobs({"export", "metrics", "metrics_table", "all"})),
     "deploy.calibration_images": Change(5, "synthetic", why_nothing=(
         'a param of the deploy rules only (TFLite/ONNX files and their metrics), which `all` does not build; tests/test_workflow_deploy.py covers them')),
     "deploy.int8_per_channel": Change(True, "synthetic", why_nothing=(
@@ -175,8 +190,36 @@ WIDER_GT = "0--Parade/{split}_a.jpg\n1\n5 5 20 20 0 0 0 0 0 0 \n" \
            "0--Parade/{split}_b.jpg\n1\n10 8 16 16 0 0 0 0 0 0 \n"
 
 
+def coco_json(names: list[str]) -> str:
+    """A COCO file for two 64x48 images, with a Roboflow-style unused supercategory."""
+    return json.dumps({
+        "images": [{"id": i, "file_name": f"{n}.jpg", "width": 64, "height": 48}
+                   for i, n in enumerate(names)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [5, 5, 25, 25],
+                         "iscrowd": i} for i in range(len(names))],
+        "categories": [{"id": 0, "name": "faces"}, {"id": 1, "name": "face"}]})
+
+
+def make_yolo(work: Path) -> dict[str, Any]:
+    """Roboflow's YOLO layout under data/ (and a copy under alt/): {train,valid}/{images,
+    labels}, a data.yaml saying ../train/images; the config names the folders."""
+    data = work / "data"
+    for seed, split in enumerate(("train", "valid")):
+        (data / split / "images").mkdir(parents=True)
+        (data / split / "labels").mkdir()
+        for index, name in enumerate(("a", "b")):
+            (data / split / "images" / f"{name}.jpg").write_bytes(jpeg(10 * seed + index))
+        (data / split / "labels" / "a.txt").write_text("0 0.3 0.4 0.2 0.3\n")
+    (data / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\n"
+                                    "names: ['face']\n")
+    shutil.copytree(data, work / "alt")
+    return {"train_images": "data/train/images", "val_images": "data/valid/images"}
+
+
 def make_source(work: Path, source: str) -> dict[str, Any]:
     """Write two images per split in ``source``'s layout under work/data; its config section."""
+    if source == "yolo":
+        return make_yolo(work)
     data = work / "data"
     settings: dict[str, Any] = {}
     for seed, split in enumerate(("train", "val")):
@@ -199,6 +242,10 @@ def make_source(work: Path, source: str) -> dict[str, Any]:
                                                f"ymax\n{rows}")
             settings |= {f"{split}_csv": f"data/{split}.csv",
                          f"{split}_images": f"data/{split}_images"}
+        elif source == "coco":
+            (data / f"{split}.json").write_text(coco_json(names))
+            settings |= {f"{split}_json": f"data/{split}.json",
+                         f"{split}_images": f"data/{split}_images"}
         elif source == "voc":
             xml = data / f"{split}_xml"
             xml.mkdir(parents=True, exist_ok=True)
@@ -212,8 +259,9 @@ def make_source(work: Path, source: str) -> dict[str, Any]:
     else:
         for split in ("train", "val"):
             shutil.copytree(data / f"{split}_images", work / "alt" / f"{split}_images")
-            if source == "csv":
-                shutil.copy(data / f"{split}.csv", work / "alt" / f"{split}.csv")
+            if source in ("csv", "coco"):
+                suffix = "csv" if source == "csv" else "json"
+                shutil.copy(data / f"{split}.{suffix}", work / "alt" / f"{split}.{suffix}")
             if source == "voc":
                 shutil.copytree(data / f"{split}_xml", work / "alt" / f"{split}_xml")
     return settings
@@ -245,7 +293,7 @@ def scenarios(finished_tiny_run: SnakemakeResult,
         "tfrecord": Scenario(work, tiny_config(dataset={"source": "tfrecord", "tfrecord": {
             "train": ["datasets/train.record"], "val": ["datasets/val.record"]}}), ["all"]),
     }
-    for source in ("csv", "voc", "wider_face"):
+    for source in ("csv", "voc", "wider_face", "coco", "yolo"):
         folder = tmp_path_factory.mktemp(source)
         settings = make_source(folder, source)
         config = tiny_config(dataset={"source": source, source: settings})
@@ -287,7 +335,8 @@ def test_every_schema_leaf_is_listed() -> None:
         assert bool(change.planned) != bool(change.why_nothing), key
 
 
-@pytest.mark.parametrize("scenario", ["synthetic", "tfrecord", "csv", "voc", "wider_face"])
+@pytest.mark.parametrize("scenario", ["synthetic", "tfrecord", "csv", "voc", "wider_face",
+                                      "coco", "yolo"])
 def test_each_finished_state_has_nothing_to_do(key_plans: dict[str, SnakemakeResult],
                                                scenario: str) -> None:
     result = key_plans[f"baseline-{scenario}"]
@@ -337,3 +386,38 @@ def test_a_file_edited_in_place_plans_its_records(scenarios: dict[str, Scenario]
     assert planned_jobs(result.output) == Counter({"records": 1}), result.describe()
     assert f"wildcards: run=, split={split}" in result.output, result.describe()
     assert "Params have changed since last execution" in result.output, result.describe()
+
+
+@pytest.mark.parametrize(("source", "edit", "split"), [
+    ("coco", "data/val.json", "val"),
+    ("yolo", "data/train/labels/a.txt", "train"),
+], ids=["coco-json", "yolo-label-file"])
+def test_an_annotation_edited_in_place_plans_its_records(scenarios: dict[str, Scenario],
+                                                         key_plans: dict[str, SnakemakeResult],
+                                                         source: str, edit: str, split: str
+                                                         ) -> None:
+    """A COCO JSON is an input file (its mtime); a YOLO label file is in a watched folder."""
+    del key_plans  # the key dry runs saw the files as built
+    scenario = scenarios[source]
+    path = scenario.workdir / edit
+    text = path.read_text()
+    path.write_text(text.replace("25", "26") if source == "coco" else text.replace("0.2", "0.25"))
+    [result] = dry_runs([(scenario.workdir, scenario.workdir / "tiny.yaml",
+                          scenario.targets)])
+    assert result.returncode == 0, result.describe()
+    assert planned_jobs(result.output) == Counter({"records": 1}), result.describe()
+    assert f"wildcards: run=, split={split}" in result.output, result.describe()
+
+
+def test_coco_and_yolo_records_hold_the_sources_boxes(scenarios: dict[str, Scenario]) -> None:
+    """The tiny workflow runs from a COCO file (Roboflow's unused supercategory ignored,
+    iscrowd kept) and from YOLO folders (b.jpg has no label file: a negative) to records."""
+    from odflow.data.records import iter_examples
+
+    coco = list(iter_examples(str(scenarios["coco"].workdir / "datasets/val.record")))
+    assert [e.source_id for e in coco] == ["0", "1"]
+    np.testing.assert_allclose(coco[0].boxes, [[5 / 48, 5 / 64, 30 / 48, 30 / 64]], rtol=1e-6)
+    assert [e.is_crowd.tolist() for e in coco] == [[0], [1]]
+    yolo = list(iter_examples(str(scenarios["yolo"].workdir / "datasets/train.record")))
+    assert [(e.filename, e.num_boxes) for e in yolo] == [("a.jpg", 1), ("b.jpg", 0)]
+    np.testing.assert_allclose(yolo[0].boxes, [[0.25, 0.2, 0.55, 0.4]], rtol=1e-6)

@@ -5,6 +5,8 @@
     python -m odflow.data csv --csv train_labels.csv --images images/ -o datasets/train.record \\
         --label-map datasets/label_map.pbtxt
     python -m odflow.data voc --annotations VOC/Annotations --images VOC/JPEGImages ...
+    python -m odflow.data coco --json train/_annotations.coco.json -o datasets/train.record ...
+    python -m odflow.data yolo --data data.yaml --split train -o datasets/train.record ...
     python -m odflow.data synthetic --split train --num-images 400 --seed 1 -o datasets/train.record
     python -m odflow.data inspect datasets/train.record --label-map datasets/label_map.pbtxt
     python -m odflow.data validate --decode datasets/train.record  # (--decode is the default)
@@ -48,6 +50,12 @@ def _add_filter_options(parser: argparse.ArgumentParser, empty_word: str = "boxe
                              "classes with a counted warning instead of failing")
 
 
+def _add_unknown_classes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-unknown-classes", action="store_true",
+                        help="drop (and count) the boxes of dataset classes that are not in "
+                             "the label map, instead of failing")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="odflow data",
@@ -87,6 +95,33 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="drop objects flagged difficult (default: keep them, flagged)")
     _add_output_options(voc, label_map_required=True)
     _add_filter_options(voc)
+
+    coco = commands.add_parser(
+        "coco", help="COCO JSON (instances_*.json, Roboflow's _annotations.coco.json)",
+        description="Convert a COCO JSON detection file: bbox [x, y, width, height] in pixels, "
+                    "categories matched to the label map by name, iscrowd kept as "
+                    "image/object/is_crowd, segmentation ignored.")
+    coco.add_argument("--json", required=True, help="the COCO JSON file")
+    coco.add_argument("--images", help="folder the file_name entries are relative to "
+                                       "(default: the JSON's folder, Roboflow's layout)")
+    _add_unknown_classes_option(coco)
+    _add_output_options(coco, label_map_required=True)
+    _add_filter_options(coco)
+
+    yolo = commands.add_parser(
+        "yolo", help="YOLO txt labels (Ultralytics data.yaml, or images/ + labels/ folders)",
+        description="Convert YOLO labels (one 'class cx cy w h' line per box, normalised), "
+                    "found by replacing the last 'images' path component with 'labels'. "
+                    "An image without a label file is a negative.")
+    yolo.add_argument("--data", help="Ultralytics data.yaml (path, train, val, names)")
+    yolo.add_argument("--split", default="train", choices=("train", "val"),
+                      help="which of the yaml's entries to convert (with --data)")
+    yolo.add_argument("--images", action="append", default=[], metavar="FOLDER",
+                      help="instead of --data: a folder of images (repeatable); class id i is "
+                           "the label map's i-th class")
+    _add_unknown_classes_option(yolo)
+    _add_output_options(yolo, label_map_required=True)
+    _add_filter_options(yolo)
 
     synthetic = commands.add_parser(
         "synthetic", help="synthetic faces for the offline demo",
@@ -157,6 +192,25 @@ def run(argv: Sequence[str] | None = None) -> int:
                               num_shards=args.num_shards, drop_difficult=args.drop_difficult,
                               min_size=args.min_size, drop_empty=args.drop_empty,
                               skip_bad=args.skip_bad)
+    elif args.command == "coco":
+        from odflow.data.coco_source import convert_coco
+
+        summary = convert_coco(args.json, args.images, args.output,
+                               label_map_path=args.label_map, num_shards=args.num_shards,
+                               min_size=args.min_size, drop_empty=args.drop_empty,
+                               skip_bad=args.skip_bad,
+                               skip_unknown_classes=args.skip_unknown_classes)
+    elif args.command == "yolo":
+        from odflow.data.yolo_source import convert_yolo, yolo_split_folders
+
+        if args.data and args.images:
+            raise OdflowError("give --data or --images, not both")
+        folders, names = yolo_split_folders(args.data, args.images, args.split)
+        summary = convert_yolo(folders, args.output, label_map_path=args.label_map,
+                               names=names, source=args.data, num_shards=args.num_shards,
+                               min_size=args.min_size, drop_empty=args.drop_empty,
+                               skip_bad=args.skip_bad,
+                               skip_unknown_classes=args.skip_unknown_classes)
     elif args.command == "synthetic":
         from odflow.data.synthetic import SyntheticConfig, generate_records
 

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save a checkpoint every M minutes (0: off)")
     parser.add_argument("--metrics_json", default=None,
                         help="write the final evaluation metrics to this JSON file")
+    parser.add_argument("--best_metrics_json", default=None,
+                        help="at the end, write the metrics of the best evaluation (highest "
+                             "mAP) to this JSON file and link its checkpoint, kept in "
+                             "MODEL_DIR/best/, to MODEL_DIR/best/model.ckpt")
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
     add_clip_before_nms_flag(parser)
@@ -121,9 +125,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         keep_checkpoint_max=args.keep_checkpoint_max,
         checkpoint_every_steps=args.checkpoint_every_steps,
         checkpoint_every_minutes=args.checkpoint_every_minutes,
-        metrics_json=args.metrics_json, eval_backend=args.eval_backend,
-        resume=args.resume, restart=args.restart, strategy=args.strategy,
-        clip_before_nms=args.clip_before_nms, console=_console(args.progress_fd))
+        metrics_json=args.metrics_json, best_metrics_json=args.best_metrics_json,
+        eval_backend=args.eval_backend, resume=args.resume, restart=args.restart,
+        strategy=args.strategy, clip_before_nms=args.clip_before_nms,
+        console=_console(args.progress_fd))
     try:
         result = train(options)
     except Interrupted as stop:

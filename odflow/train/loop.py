@@ -32,6 +32,7 @@ from odflow.errors import OdflowError
 from odflow.train import evaluate as evaluation
 from odflow.train import fingerprint, workdir
 from odflow.train.batches import BatchSource, check_not_empty, first_line
+from odflow.train.best import BestCheckpoint
 from odflow.train.ema import swapped_in
 from odflow.train.progress import ConsoleLine, Progress
 from odflow.train.signals import Interrupted, stop_on_signals
@@ -74,6 +75,7 @@ class TrainOptions:
     checkpoint_every_steps: int = 1000  # 0 = off
     checkpoint_every_minutes: float = 10.0  # 0 = off
     metrics_json: str | None = None
+    best_metrics_json: str | None = None  # the best evaluation's metrics (odflow.train.best)
     show_progress_bar: bool | None = None  # None: when stderr is a terminal
     console: TextIO | None = None  # also a short progress line here every console_every s
     console_every: float = 10.0
@@ -407,6 +409,7 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
     writer = SummaryWriter(write_dir)
     run = _Run(options, config, state, manager, evaluator, writer, num_steps)
     run.eval_copy = eval_copy
+    run.best = BestCheckpoint(model_dir) if evaluator is not None else None
     if placement.num_workers > 1:
         run.agree = _agreement(strategy)
         # Batches are fetched in the loop's own thread (a background thread would run the
@@ -446,6 +449,7 @@ class _Run:
         self.metrics: dict[str, float] | None = None
         self.evaluated_step: int | None = None
         self._coco = None
+        self.best: BestCheckpoint | None = None  # the best evaluation's checkpoint, kept
 
     def save(self) -> str:
         step = self.state.step
@@ -482,6 +486,8 @@ class _Run:
                                          model_dir=self.options.model_dir,
                                          metrics_json=metrics_json, checkpoint=checkpoint)
         self.evaluated_step = step
+        if self.best is not None:
+            self.best.consider(step, self.metrics, checkpoint, self._coco)
 
     def loop(self, iterator, train_step, record_files: list[str]) -> TrainResult:
         options, state = self.options, self.state
@@ -563,6 +569,8 @@ class _Run:
         checkpoint = self.save()
         if options.eval_every >= 0:
             self.evaluate(options.metrics_json)
+        if self.best is not None and options.best_metrics_json:
+            self.best.publish(options.best_metrics_json)
         return TrainResult(step, checkpoint, self.metrics)
 
     def _image_summary(self, batch, step: int) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from odflow import checkpoints
 from odflow.errors import OdflowError
+from odflow.train.best import BEST_DIR
 from odflow.train.fingerprint import FILE_NAME as FINGERPRINT_FILE
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ def training_files(model_dir: str | os.PathLike) -> list[Path]:
              or p.name.startswith("events.out.tfevents.")]
     for name in EVAL_DIRS:
         found += list((model_dir / name).glob("events.out.tfevents.*"))
+    # The best evaluation's checkpoint (odflow.train.best) belongs to the same run.
+    found += list((model_dir / BEST_DIR).iterdir()) if (model_dir / BEST_DIR).is_dir() else []
     return sorted(p for p in found if p.is_file())
 
 
