@@ -44,6 +44,13 @@ validate(config, "schemas/config.schema.yaml")
 report: "report/workflow.rst"
 
 
+onstart:
+    # SIGINT/SIGTERM to snakemake alone stop training at a saved step (odflow.workflow.stopping).
+    from odflow.workflow import stopping
+
+    stopping.forward_stop_signals()
+
+
 include: "rules/common.smk"
 include: "rules/model_zoo.smk"
 include: "rules/datasets.smk"

@@ -3,7 +3,6 @@
 import glob
 import json
 import re
-import shlex
 
 from odflow.workflow.fingerprint import folder_digest
 
@@ -188,35 +187,36 @@ def record_inputs(wildcards):
 
 
 def record_arguments(wildcards):
-    """The odflow.data subcommand and its settings for one split. From config only, so
+    """The odflow.data subcommand and its settings for one split, as a list of arguments
+    (the rule quotes each one: a class name is data, never shell). From config only, so
     Snakemake tracks every setting as a param; the paths come from input (record_paths)."""
     split = wildcards.split
     run = run_config(wildcards)
     dataset = run["dataset"]
     source = dataset["source"]
-    common = " --skip-bad" if dataset["skip_bad"] else ""
+    common = ["--skip-bad"] if dataset["skip_bad"] else []
     if source == "synthetic":
         settings = dataset["synthetic"]
-        return (
-            f"synthetic --split {split} --num-images {settings[f'{split}_images']}"
-            f" --seed {settings['seed']} --class-name {run['classes'][0]}"
-        )
+        return ["synthetic", "--split", split,
+                "--num-images", str(settings[f"{split}_images"]),
+                "--seed", str(settings["seed"]), f"--class-name={run['classes'][0]}"]
     if source == "wider_face":
         settings = dataset["wider_face"]
-        args = f"wider --class-name {run['classes'][0]} --min-size {settings['min_size']}"
-        args += " --drop-invalid" if settings["drop_invalid"] else ""
-        args += "" if settings["keep_empty"] else " --drop-empty"
-        return f"{args}{common}"
-    return f"{source}{common}"
+        args = ["wider", f"--class-name={run['classes'][0]}",
+                "--min-size", str(settings["min_size"])]
+        args += ["--drop-invalid"] if settings["drop_invalid"] else []
+        args += [] if settings["keep_empty"] else ["--drop-empty"]
+        return args + common
+    return [source] + common
 
 
 def record_paths(wildcards, input):
-    """--annotations/--csv/--images options from the records rule's input (record_inputs)."""
-    return " ".join(
-        f"--{name} {shlex.quote(input[name])}"
-        for name in ("annotations", "csv", "images")
-        if name in input.keys()
-    )
+    """--annotations/--csv/--images options from the records rule's input (record_inputs),
+    as a list of arguments the rule quotes one by one."""
+    return [word
+            for name in ("annotations", "csv", "images")
+            if name in input.keys()
+            for word in (f"--{name}", input[name])]
 
 
 def record_folders(wildcards):
@@ -226,8 +226,10 @@ def record_folders(wildcards):
 
 
 def script(name):
-    """A tool in scripts/; each imports odflow from this checkout, installed or not."""
-    return os.path.join(workflow.basedir, "scripts", name)
+    """A param: the tool in scripts/ (each imports odflow from this checkout, installed or
+    not). Untracked: its absolute path says where the workflow is, not what it makes, so a
+    project copied or moved elsewhere (or run from another checkout) reruns nothing."""
+    return untracked(os.path.join(workflow.basedir, "scripts", name))
 
 
 def untracked(value):
@@ -248,7 +250,7 @@ def train_launcher(wildcards, output, resources):
     across it."""
     tasks = int(getattr(resources, "tasks", 1) or 1)
     if tasks <= 1:
-        return ""
+        return []
     launcher = getattr(resources, "mpi", None)
     if launcher != "srun":
         raise WorkflowError(
@@ -258,14 +260,14 @@ def train_launcher(wildcards, output, resources):
     # The job's shell runs without the allocation's SLURM_* defaults (the executor strips
     # them), so the step says how many CPUs each worker gets, or it would get one.
     cpus = getattr(resources, "cpus_per_task", None)
-    cpus = f"--cpus-per-task={cpus} " if cpus else ""
-    return f"srun --ntasks={tasks} {cpus}--kill-on-bad-exit=1 --label "
+    cpus = [f"--cpus-per-task={cpus}"] if cpus else []
+    return ["srun", f"--ntasks={tasks}", *cpus, "--kill-on-bad-exit=1", "--label"]
 
 
 def train_progress(wildcards, output, resources):
     """The console progress line goes to descriptor 3, which srun does not pass to its
     tasks: workers started by srun write their progress to the log only."""
-    return "" if train_launcher(wildcards, output, resources) else "--progress_fd 3"
+    return [] if train_launcher(wildcards, output, resources) else ["--progress_fd", "3"]
 
 
 def profile_train_resources(run):

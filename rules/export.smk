@@ -25,11 +25,11 @@ rule export:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script}"
-        " --input_type {params.input_type} --pipeline_config_path {input.config}"
-        " --trained_checkpoint_prefix {params.checkpoint}"
-        " --output_directory {params.output_dir} --label_map_path {input.label_map}"
-        " > {log} 2>&1"
+        "python {params.script:q}"
+        " --input_type {params.input_type:q} --pipeline_config_path {input.config:q}"
+        " --trained_checkpoint_prefix {params.checkpoint:q}"
+        " --output_directory {params.output_dir:q} --label_map_path {input.label_map:q}"
+        " > {log:q} 2>&1"
 
 
 # Deployable files made from the export (odflow convert): TFLite float32 and full-integer int8,
@@ -59,8 +59,8 @@ rule export_tflite:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format tflite --export_dir {params.export_dir}"
-        " --output {output.model} --use_regular_nms {params.use_regular_nms} > {log} 2>&1"
+        "python {params.script:q} --format tflite --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --use_regular_nms {params.use_regular_nms:q} > {log:q} 2>&1"
 
 
 rule export_tflite_int8:
@@ -88,11 +88,11 @@ rule export_tflite_int8:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format tflite_int8 --export_dir {params.export_dir}"
-        " --output {output.model} --use_regular_nms {params.use_regular_nms}"
-        " --calibration_records {input.records}"
-        " --calibration_images {params.calibration_images}"
-        " --per_channel {params.per_channel} > {log} 2>&1"
+        "python {params.script:q} --format tflite_int8 --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --use_regular_nms {params.use_regular_nms:q}"
+        " --calibration_records {input.records:q}"
+        " --calibration_images {params.calibration_images:q}"
+        " --per_channel {params.per_channel:q} > {log:q} 2>&1"
 
 
 rule export_onnx:
@@ -117,5 +117,5 @@ rule export_onnx:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format onnx --export_dir {params.export_dir}"
-        " --output {output.model} --opset {params.opset} > {log} 2>&1"
+        "python {params.script:q} --format onnx --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --opset {params.opset:q} > {log:q} 2>&1"
