@@ -30,6 +30,10 @@ BASE_RUN = experiments.BASE
 # (MODEL_OWNER), a run uses: the first with the same settings, so equal stages are shared.
 DATA_OWNER = experiments.owners(RUNS, experiments.data_settings)
 MODEL_OWNER = experiments.owners(RUNS, experiments.model_settings)
+# The run whose files (pipeline config, training, metrics, export, plots) a run is: itself,
+# or the first run whose settings are all equal (a duplicate trains nothing of its own).
+RUN_OWNER = experiments.owners(RUNS, experiments.run_settings)
+OWN_RUNS = {run: settings for run, settings in RUNS.items() if RUN_OWNER[run] == run}
 
 
 def _one_of(values):
@@ -37,7 +41,7 @@ def _one_of(values):
 
 
 wildcard_constraints:
-    run=f"(?:{_one_of(RUNS)})",
+    run=f"(?:{_one_of(OWN_RUNS)})",
     split="train|val",
 
 
@@ -351,9 +355,10 @@ def summary_runs(wildcards, input):
 
 
 def each_run(pattern):
-    """``pattern`` for every run, base first (the order summary_runs reads them in)."""
+    """``pattern`` for every run, base first (the order summary_runs reads them in); a run
+    that duplicates an earlier one's settings reads that run's files (RUN_OWNER)."""
     return [
-        of_run(pattern, run, steps=RUNS[run]["train"]["num_steps"],
+        of_run(pattern, RUN_OWNER[run], steps=RUNS[run]["train"]["num_steps"],
                config_name=RUNS[run]["pipeline"]["config_name"])
         for run in RUNS
     ]

@@ -44,7 +44,7 @@ rule experiments_summary:
 rule all_runs:
     """runs/all: every run (base and experiments) built, and the summary."""
     input:
-        [path for run in RUNS for path in run_outputs(run)],
+        [path for run in OWN_RUNS for path in run_outputs(run)],
         SUMMARY.values(),
     output:
         touch("runs/all"),

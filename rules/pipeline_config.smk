@@ -2,7 +2,7 @@
 # One rule per run (the file is named by the run's pipeline.config_name): pipeline_config
 # for the base run, pipeline_config__<experiment> for each experiment.
 
-for _run, _settings in RUNS.items():
+for _run, _settings in OWN_RUNS.items():
 
     rule:
         """ckpt/<config_name>.config: num_classes, fine-tune checkpoint, record and label-map

@@ -2,9 +2,10 @@
 # final checkpoint's index is declared: Snakemake deletes declared outputs before a job
 # starts, and the intermediate checkpoints in ckpt/ are what an interrupted or extended run
 # resumes from. One rule per run (the checkpoint is named by the run's train.num_steps):
-# train for the base run, train__<experiment> for each experiment, each its own job.
+# train for the base run, train__<experiment> for each experiment, each its own job (an
+# experiment whose settings all equal an earlier run's has none: it is that run, RUN_OWNER).
 
-for _run, _settings in RUNS.items():
+for _run, _settings in OWN_RUNS.items():
 
     rule:
         """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
