@@ -192,8 +192,9 @@ def record_inputs(wildcards):
 
 def record_arguments(wildcards):
     """The odflow.data subcommand and its settings for one split, as a list of arguments
-    (each reaches the shell quoted, so a class name is data, never shell code). From config only, so
-    Snakemake tracks every setting as a param; the paths come from input (record_paths)."""
+    (each reaches the shell quoted, so a class name is data, never shell code). From config
+    only, so Snakemake tracks every setting as a param; the paths come from input
+    (record_paths)."""
     split = wildcards.split
     run = run_config(wildcards)
     dataset = run["dataset"]
