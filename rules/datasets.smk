@@ -21,7 +21,8 @@ rule label_map:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script:q} --output {output:q} --names-json={params.classes:q} > {log:q} 2>&1"
+        "python {params.script:q} --output {output:q} --names-json={params.classes:q}"
+        " > {log:q} 2>&1"
 
 
 # One rule per shard count among the runs that make records (the outputs' names depend on
@@ -64,5 +65,6 @@ for _shards, _runs in _RECORD_RUNS.items():
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script:q} {params.args:q} {params.paths:q} --label-map {input.label_map:q}"
-            " --output {params.output:q} --num-shards {params.num_shards:q} > {log:q} 2>&1"
+            "python {params.script:q} {params.args:q} {params.paths:q}"
+            " --label-map {input.label_map:q} --output {params.output:q}"
+            " --num-shards {params.num_shards:q} > {log:q} 2>&1"

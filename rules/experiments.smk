@@ -38,7 +38,8 @@ rule experiments_summary:
         "../envs/odflow.yaml"
     shell:
         "python {params.script:q} --runs {params.runs:q} --csv {output.csv:q}"
-        " --markdown {output.markdown:q} --html {output.html:q} --plot {output.plot:q} > {log:q} 2>&1"
+        " --markdown {output.markdown:q} --html {output.html:q} --plot {output.plot:q}"
+        " > {log:q} 2>&1"
 
 
 rule all_runs:

@@ -96,8 +96,8 @@ for _run in MODEL_OWNERS:
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script:q} extract --tarball {input:q} --output-dir {params.output_dir:q}"
-            " > {log:q} 2>&1"
+            "python {params.script:q} extract --tarball {input:q}"
+            " --output-dir {params.output_dir:q} > {log:q} 2>&1"
 
 
 rule fine_tune_checkpoint:
