@@ -54,10 +54,11 @@ report: "report/workflow.rst"
 
 
 onstart:
-    # SIGINT/SIGTERM to snakemake alone stop training at a saved step (odflow.workflow.stopping).
+    # SIGINT/SIGTERM to snakemake alone stop training at a saved step (odflow.workflow.stopping);
+    # a training that has written its final checkpoint is left to end.
     from odflow.workflow import stopping
 
-    stopping.forward_stop_signals()
+    stopping.forward_stop_signals(finished=training_finished)
 
 
 include: "rules/common.smk"

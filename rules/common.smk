@@ -285,6 +285,15 @@ def profile_train_resources(run):
     return {name: getattr(value, "raw", value) for name, value in chosen.items()}
 
 
+def training_finished(model_dir):
+    """Whether the run training in ``model_dir`` (as its command line names it) has written
+    its final checkpoint, the train job's declared output (odflow.workflow.stopping)."""
+    finals = {os.path.normpath(os.path.dirname(run_trained_checkpoint(run))):
+              run_trained_checkpoint(run) for run in OWN_RUNS}
+    final = finals.get(os.path.normpath(model_dir))
+    return final is not None and os.path.exists(final)
+
+
 def directory_of(w, output):
     return os.path.dirname(output[0])
 

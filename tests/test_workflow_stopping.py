@@ -8,7 +8,6 @@ beside a process that is not training. Linux only (``/proc``).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -31,10 +30,12 @@ STAND_IN = textwrap.dedent("""
 """)
 
 
-def _start(tmp_path: Path, script_name: str, marker: str) -> subprocess.Popen:
+def _start(tmp_path: Path, script_name: str, marker: str,
+           model_dir: str = "ckpt") -> subprocess.Popen:
     script = tmp_path / script_name
     script.write_text(STAND_IN)
-    command = f"( {sys.executable} {script} {tmp_path / marker} ) > /dev/null 2>&1"
+    command = (f"( {sys.executable} {script} {tmp_path / marker} --model_dir {model_dir} )"
+               " > /dev/null 2>&1")
     return subprocess.Popen(["bash", "-c", command])
 
 
@@ -55,6 +56,33 @@ def test_is_training_matches_the_python_process_only() -> None:
     assert not stopping.is_training(["python", "scripts/training_history.py"])
     assert not stopping.is_training(["srun", "python", "scripts/model_main.py"])
     assert not stopping.is_training([])
+
+
+def test_model_dir_of_reads_both_spellings() -> None:
+    assert stopping.model_dir_of(["python", "m.py", "--model_dir", "runs/a/ckpt"]) == "runs/a/ckpt"
+    assert stopping.model_dir_of(["python", "m.py", "--model_dir=ckpt", "--seed", "1"]) == "ckpt"
+    assert stopping.model_dir_of(["python", "m.py", "--model_dir"]) is None
+
+
+def test_a_training_past_its_final_checkpoint_is_left_to_end(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    done = _start(tmp_path / "a", "model_main.py", "marker", model_dir="runs/done/ckpt")
+    running = _start(tmp_path / "b", "model_main.py", "marker", model_dir="ckpt")
+    try:
+        _wait_for(tmp_path / "a" / "marker", "ready")
+        _wait_for(tmp_path / "b" / "marker", "ready")
+        stopped = stopping.stop_training(os.getpid(),
+                                         finished=lambda model_dir: model_dir == "runs/done/ckpt")
+        assert len(stopped) == 1, stopped
+        _wait_for(tmp_path / "b" / "marker", "SIGTERM")
+        time.sleep(0.2)
+        assert (tmp_path / "a" / "marker").read_text() == "ready"
+    finally:
+        for process in (done, running):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def test_stop_training_signals_the_training_descendant_only(tmp_path: Path) -> None:
@@ -89,29 +117,40 @@ CHAINED = textwrap.dedent("""
     from odflow.workflow import stopping
     work = Path(sys.argv[1])
     seen = []
-    signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))  # "Snakemake's"
+
+    def start(name):
+        (work / name).mkdir()
+        child = subprocess.Popen(["bash", "-c", f"( {sys.executable} {work / 'model_main.py'} "
+                                  f"{work / name / 'marker'} )"])
+        while not (work / name / "marker").exists():
+            time.sleep(0.05)
+        return child
+
+    # Snakemake's SIGTERM handler ("exit after finishing running jobs"), recorded.
+    signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signal.Signals(signum).name))
     stopping.forward_stop_signals()
-    child = subprocess.Popen(["bash", "-c", f"( {sys.executable} {work / 'model_main.py'} "
-                              f"{work / 'marker'} )"])
-    while not (work / "marker").exists():
-        time.sleep(0.05)
-    os.kill(os.getpid(), signal.SIGTERM)
-    child.wait(timeout=20)
+    for name, signum in [("term", signal.SIGTERM), ("int", signal.SIGINT)]:
+        child = start(name)
+        os.kill(os.getpid(), signum)
+        child.wait(timeout=20)
+        seen.append((work / name / "marker").read_text())
     try:
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # the second SIGINT: Snakemake's own
     except KeyboardInterrupt:
         seen.append("KeyboardInterrupt")
-    print(seen, (work / "marker").read_text())
+    print(seen)
 """)
 
 
 def test_forwarding_runs_before_the_previous_handlers(tmp_path: Path) -> None:
-    """The SIGTERM handler that was there (Snakemake's "exit after running jobs") still runs,
-    after training was told to stop; SIGINT still raises KeyboardInterrupt."""
+    """SIGTERM: training is told to stop, then the handler that was there (Snakemake's
+    "exit after running jobs") runs. The first SIGINT does the same (the graceful exit
+    records how jobs ended); a second one raises KeyboardInterrupt as before."""
     (tmp_path / "model_main.py").write_text(STAND_IN)
     (tmp_path / "driver.py").write_text(CHAINED)
     done = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"[{int(signal.SIGTERM)}, 'KeyboardInterrupt'] SIGTERM", done
+    assert done.stdout.strip() == str(["SIGTERM", "SIGTERM", "SIGINT", "SIGTERM",
+                                       "KeyboardInterrupt"]), done
