@@ -126,7 +126,9 @@ CHAINED = textwrap.dedent("""
             time.sleep(0.05)
         return child
 
-    # Snakemake's SIGTERM handler ("exit after finishing running jobs"), recorded.
+    # Snakemake's handlers: Python's SIGINT default (a shell may have started this test with
+    # SIGINT ignored) and its SIGTERM handler ("exit after finishing running jobs"), recorded.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signal.Signals(signum).name))
     stopping.forward_stop_signals()
     for name, signum in [("term", signal.SIGTERM), ("int", signal.SIGINT)]:
