@@ -9,8 +9,8 @@ gets nothing from the sender); the same command then finishes the run. (SIGINT t
 same path, tests/test_workflow_stopping.py; it is not sent here because a test run started
 in the background of a shell inherits SIGINT ignored.) The tests read what
 the story left: no command ran, every name arrived exactly, training stopped at a saved step
-and the rerun resumed from it, and a copy of the finished project (and of the workflow) has
-nothing to do.
+and the rerun resumes from it. Beside it: a copy of the session's finished tiny run (and of
+the workflow) has nothing to do.
 """
 
 from __future__ import annotations
@@ -149,16 +149,18 @@ def test_hostile_class_names_ran_nothing_and_arrived_exactly(story: Story) -> No
         assert {text.decode("utf-8") for text in texts} == {HOSTILE_NAME}, split
 
 
-def test_moved_project_has_nothing_to_do(story: Story, tmp_path: Path) -> None:
-    """`cp -a` of the finished project and of the workflow beside it (a clone moved with its
-    results): the absolute paths that moved are no reason to run anything again."""
-    assert story.rerun.returncode == 0, _context(story)
+def test_moved_project_has_nothing_to_do(finished_tiny_run: SnakemakeResult,
+                                         tmp_path: Path) -> None:
+    """`cp -a` of a finished project (the session's tiny run, tests/conftest.py) and of the
+    workflow beside it, as a clone moved with its results: the absolute paths that moved are
+    no reason to run anything again."""
+    assert finished_tiny_run.returncode == 0, finished_tiny_run.describe()
     moved = tmp_path / "moved"
-    shutil.copytree(story.work, moved / "work", symlinks=True)
+    shutil.copytree(finished_tiny_run.workdir, moved / "work", symlinks=True)
     snakefile = copy_workflow(moved / "workflow")
     done = subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(moved / "work"),
-         "-n", TARGET, "--configfile", str(moved / "work" / story.configfile.name)],
+         "-n", "all", "--configfile", str(moved / "work" / "tiny.yaml")],
         capture_output=True, text=True, timeout=300, env=environment(), check=False)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
