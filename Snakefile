@@ -22,8 +22,17 @@ if workflow.basedir not in sys.path:
     sys.path.insert(0, workflow.basedir)
 
 from odflow import experiments
+from odflow.errors import OdflowError
 from odflow.experiments import ExperimentError, run_configs
+from odflow.workflow.config_files import check_config_file
 from odflow.workflow.settings import ConfigTypeError, coerce_to_schema
+
+# Snakemake's own message for a YAML typo names neither file nor line: say where it is.
+try:
+    for _configfile in [os.path.join(workflow.basedir, "config.yaml"), *workflow.configfiles]:
+        check_config_file(_configfile)
+except OdflowError as error:
+    raise WorkflowError(str(error)) from None
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
@@ -42,6 +51,14 @@ validate(config, "schemas/config.schema.yaml")
 
 
 report: "report/workflow.rst"
+
+
+onstart:
+    # SIGINT/SIGTERM to snakemake alone stop training at a saved step (odflow.workflow.stopping);
+    # a training that has written its final checkpoint is left to end.
+    from odflow.workflow import stopping
+
+    stopping.forward_stop_signals(finished=training_finished)
 
 
 include: "rules/common.smk"

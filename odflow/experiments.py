@@ -9,7 +9,9 @@ prefix ``runs/<name>/`` ("" is the base run).
 Stages whose settings are equal are shared: the records (and label map) are made once per
 distinct data settings, the model tarball once per distinct model settings; each run reads
 them from the first run (base first) that has those settings.  Everything after (pipeline
-config, training, evaluation, export, plots) is the run's own.
+config, training, evaluation, export, plots) is the run's own, unless all of a run's settings
+equal an earlier run's (``run_settings``): then the run is that run's files under another
+label (its summary row reads them) and nothing of its own is built.
 """
 
 from __future__ import annotations
@@ -109,6 +111,18 @@ def model_settings(run: Mapping[str, Any]) -> str:
     starter = run["model"]["url"].startswith("starter:")
     return _key({"model": run["model"],
                  "num_classes": len(run["classes"]) if starter else None})
+
+
+#: Top-level settings no run's own files depend on: detect.* drives one workflow-wide rule,
+#: and ``experiments`` (absent from the base run, an empty default in a variant) names runs.
+NOT_PER_RUN = frozenset({"detect", "experiments"})
+
+
+def run_settings(run: Mapping[str, Any]) -> str:
+    """Everything a run's own files (pipeline config, training, metrics, export, plots) are
+    made from: two runs with equal run_settings would make identical files, so the later
+    one uses the earlier one's instead of training again."""
+    return _key({key: value for key, value in run.items() if key not in NOT_PER_RUN})
 
 
 def _key(settings: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ would collide with the background class.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -237,12 +238,30 @@ def _read_names_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def _parse_names_json(text: str) -> list[str]:
+    """--names-json: a JSON list of strings. One argument holds every name, so a name that
+    starts with '-' (which --names would take for an option) or has spaces stays one name."""
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise OdflowError(f"--names-json: not JSON ({error.msg} at character {error.pos}); "
+                          'give a list of strings, e.g. ["face", "car"]') from None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise OdflowError(f"--names-json: expected a list of strings, got {text!r}; "
+                          'e.g. ["face", "car"]')
+    return names
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m odflow.label_map",
         description="Write a label_map.pbtxt (ids 1..N in the order given), or check one.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--names", nargs="+", metavar="NAME", help="class names, in id order")
+    source.add_argument("--names-json", metavar="JSON",
+                        help="class names as one JSON list, e.g. --names-json='[\"face\"]' "
+                             "(what the workflow passes: any name, even one starting "
+                             "with '-' or holding quotes, arrives exactly)")
     source.add_argument("--names-file", metavar="FILE",
                         help="a text file with one class name per line (# comments allowed)")
     source.add_argument("--check", metavar="PBTXT",
@@ -262,7 +281,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 0
     if not args.output:
         parser.error("--output is required when writing a label map")
-    names = args.names if args.names else _read_names_file(args.names_file)
+    if args.names:
+        names = args.names
+    elif args.names_json is not None:
+        names = _parse_names_json(args.names_json)
+    else:
+        names = _read_names_file(args.names_file)
     label_map = write(args.output, names, args.display_names)
     log.info("wrote %s (%d classes)", args.output, label_map.num_classes)
     return 0

@@ -3,7 +3,6 @@
 import glob
 import json
 import re
-import shlex
 
 from odflow.data.yolo_source import split_inputs as yolo_split_inputs
 from odflow.errors import OdflowError
@@ -33,6 +32,10 @@ BASE_RUN = experiments.BASE
 # (MODEL_OWNER), a run uses: the first with the same settings, so equal stages are shared.
 DATA_OWNER = experiments.owners(RUNS, experiments.data_settings)
 MODEL_OWNER = experiments.owners(RUNS, experiments.model_settings)
+# The run whose files (pipeline config, training, metrics, export, plots) a run is: itself,
+# or the first run whose settings are all equal (a duplicate trains nothing of its own).
+RUN_OWNER = experiments.owners(RUNS, experiments.run_settings)
+OWN_RUNS = {run: settings for run, settings in RUNS.items() if RUN_OWNER[run] == run}
 
 
 def _one_of(values):
@@ -40,7 +43,7 @@ def _one_of(values):
 
 
 wildcard_constraints:
-    run=f"(?:{_one_of(RUNS)})",
+    run=f"(?:{_one_of(OWN_RUNS)})",
     split="train|val",
 
 
@@ -220,44 +223,47 @@ def record_inputs(wildcards):
 
 
 def record_arguments(wildcards):
-    """The odflow.data subcommand and its settings for one split. From config only, so
-    Snakemake tracks every setting as a param; the paths come from input (record_paths)."""
+    """The odflow.data subcommand and its settings for one split, as a list of arguments
+    (each reaches the shell quoted, so a class name is data, never shell code). From config
+    only, so Snakemake tracks every setting as a param; the paths come from input
+    (record_paths)."""
     split = wildcards.split
     run = run_config(wildcards)
     dataset = run["dataset"]
     source = dataset["source"]
-    common = " --skip-bad" if dataset["skip_bad"] else ""
+    common = ["--skip-bad"] if dataset["skip_bad"] else []
     if source == "synthetic":
         settings = dataset["synthetic"]
-        return (
-            f"synthetic --split {split} --num-images {settings[f'{split}_images']}"
-            f" --seed {settings['seed']} --class-name {run['classes'][0]}"
-        )
+        return ["synthetic", "--split", split,
+                "--num-images", str(settings[f"{split}_images"]),
+                "--seed", str(settings["seed"]), f"--class-name={run['classes'][0]}"]
     if source == "wider_face":
         settings = dataset["wider_face"]
-        args = f"wider --class-name {run['classes'][0]} --min-size {settings['min_size']}"
-        args += " --drop-invalid" if settings["drop_invalid"] else ""
-        args += "" if settings["keep_empty"] else " --drop-empty"
-        return f"{args}{common}"
+        args = ["wider", f"--class-name={run['classes'][0]}",
+                "--min-size", str(settings["min_size"])]
+        args += ["--drop-invalid"] if settings["drop_invalid"] else []
+        args += [] if settings["keep_empty"] else ["--drop-empty"]
+        return args + common
     if source in ("coco", "yolo"):
-        args = source if source == "coco" else f"yolo --split {split}"
+        args = [source] if source == "coco" else ["yolo", "--split", split]
         if dataset[source]["skip_unknown_classes"]:
-            args += " --skip-unknown-classes"
-        return f"{args}{common}"
-    return f"{source}{common}"
+            args += ["--skip-unknown-classes"]
+        return args + common
+    return [source] + common
 
 
 def record_paths(wildcards, input):
     """--annotations/--csv/--json/--data/--images options from the records rule's input
-    (record_inputs). A YOLO data.yaml names its own folders (they are inputs to be watched)."""
+    (record_inputs), as a list of arguments the rule quotes one by one. A YOLO data.yaml
+    names its own folders (they are inputs to be watched)."""
     names = ("data",) if "data" in input.keys() else ("annotations", "csv", "json", "images")
-    options = []
+    words = []
     for name in names:
         if name in input.keys():
             values = input[name]
-            values = [values] if isinstance(values, str) else list(values)
-            options += [f"--{name} {shlex.quote(value)}" for value in values]
-    return " ".join(options)
+            for value in [values] if isinstance(values, str) else list(values):
+                words += [f"--{name}", value]
+    return words
 
 
 def record_folders(wildcards):
@@ -270,8 +276,10 @@ def record_folders(wildcards):
 
 
 def script(name):
-    """A tool in scripts/; each imports odflow from this checkout, installed or not."""
-    return os.path.join(workflow.basedir, "scripts", name)
+    """A param: the tool in scripts/ (each imports odflow from this checkout, installed or
+    not). Untracked: its absolute path says where the workflow is, not what it makes, so a
+    project copied or moved elsewhere (or run from another checkout) reruns nothing."""
+    return untracked(os.path.join(workflow.basedir, "scripts", name))
 
 
 def untracked(value):
@@ -292,7 +300,7 @@ def train_launcher(wildcards, output, resources):
     across it."""
     tasks = int(getattr(resources, "tasks", 1) or 1)
     if tasks <= 1:
-        return ""
+        return []
     launcher = getattr(resources, "mpi", None)
     if launcher != "srun":
         raise WorkflowError(
@@ -302,14 +310,14 @@ def train_launcher(wildcards, output, resources):
     # The job's shell runs without the allocation's SLURM_* defaults (the executor strips
     # them), so the step says how many CPUs each worker gets, or it would get one.
     cpus = getattr(resources, "cpus_per_task", None)
-    cpus = f"--cpus-per-task={cpus} " if cpus else ""
-    return f"srun --ntasks={tasks} {cpus}--kill-on-bad-exit=1 --label "
+    cpus = [f"--cpus-per-task={cpus}"] if cpus else []
+    return ["srun", f"--ntasks={tasks}", *cpus, "--kill-on-bad-exit=1", "--label"]
 
 
 def train_progress(wildcards, output, resources):
     """The console progress line goes to descriptor 3, which srun does not pass to its
     tasks: workers started by srun write their progress to the log only."""
-    return "" if train_launcher(wildcards, output, resources) else "--progress_fd 3"
+    return [] if train_launcher(wildcards, output, resources) else ["--progress_fd", "3"]
 
 
 def profile_train_resources(run):
@@ -320,6 +328,15 @@ def profile_train_resources(run):
         return {}
     chosen = workflow.resource_settings.overwrite_resources.get("train", {})
     return {name: getattr(value, "raw", value) for name, value in chosen.items()}
+
+
+def training_finished(model_dir):
+    """Whether the run training in ``model_dir`` (as its command line names it) has written
+    its final checkpoint, the train job's declared output (odflow.workflow.stopping)."""
+    finals = {os.path.normpath(os.path.dirname(run_trained_checkpoint(run))):
+              run_trained_checkpoint(run) for run in OWN_RUNS}
+    final = finals.get(os.path.normpath(model_dir))
+    return final is not None and os.path.exists(final)
 
 
 def directory_of(w, output):
@@ -393,9 +410,10 @@ def summary_runs(wildcards, input):
 
 
 def each_run(pattern):
-    """``pattern`` for every run, base first (the order summary_runs reads them in)."""
+    """``pattern`` for every run, base first (the order summary_runs reads them in); a run
+    that duplicates an earlier one's settings reads that run's files (RUN_OWNER)."""
     return [
-        of_run(pattern, run, steps=RUNS[run]["train"]["num_steps"],
+        of_run(pattern, RUN_OWNER[run], steps=RUNS[run]["train"]["num_steps"],
                config_name=RUNS[run]["pipeline"]["config_name"])
         for run in RUNS
     ]

@@ -8,7 +8,8 @@ rule label_map:
         LABEL_MAP,
     params:
         script=script("create_label_map.py"),
-        classes=setting("classes"),
+        # One JSON argument: every name arrives exactly (spaces, quotes, a leading '-').
+        classes=lambda w: json.dumps(run_config(w)["classes"]),
     log:
         log_path("label_map"),
     benchmark:
@@ -20,7 +21,8 @@ rule label_map:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --output {output} --names {params.classes:q} > {log} 2>&1"
+        "python {params.script:q} --output {output:q} --names-json={params.classes:q}"
+        " > {log:q} 2>&1"
 
 
 # One rule per shard count among the runs that make records (the outputs' names depend on
@@ -63,5 +65,6 @@ for _shards, _runs in _RECORD_RUNS.items():
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script} {params.args} {params.paths} --label-map {input.label_map}"
-            " --output {params.output} --num-shards {params.num_shards} > {log} 2>&1"
+            "python {params.script:q} {params.args:q} {params.paths:q}"
+            " --label-map {input.label_map:q} --output {params.output:q}"
+            " --num-shards {params.num_shards:q} > {log:q} 2>&1"

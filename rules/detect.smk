@@ -28,5 +28,5 @@ rule detect:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --model {input.model} --images '{params.images}'"
-        " --min-score {params.min_score} --output {params.output_dir} > {log} 2>&1"
+        "python {params.script:q} --model={input.model:q} --images={params.images:q}"
+        " --min-score {params.min_score:q} --output {params.output_dir:q} > {log:q} 2>&1"

@@ -27,5 +27,5 @@ rule evaluate_deployed:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --model {input.model} --records {input.val}"
-        " --label_map {input.label_map} --output {output} > {log} 2>&1"
+        "python {params.script:q} --model={input.model:q} --records {input.val:q}"
+        " --label_map {input.label_map:q} --output {output:q} > {log:q} 2>&1"

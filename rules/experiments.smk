@@ -37,14 +37,15 @@ rule experiments_summary:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --runs {params.runs:q} --csv {output.csv}"
-        " --markdown {output.markdown} --html {output.html} --plot {output.plot} > {log} 2>&1"
+        "python {params.script:q} --runs {params.runs:q} --csv {output.csv:q}"
+        " --markdown {output.markdown:q} --html {output.html:q} --plot {output.plot:q}"
+        " > {log:q} 2>&1"
 
 
 rule all_runs:
     """runs/all: every run (base and experiments) built, and the summary."""
     input:
-        [path for run in RUNS for path in run_outputs(run)],
+        [path for run in OWN_RUNS for path in run_outputs(run)],
         SUMMARY.values(),
     output:
         touch("runs/all"),

@@ -28,11 +28,11 @@ rule export:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script}"
-        " --input_type {params.input_type} --pipeline_config_path {input.config}"
-        " --trained_checkpoint_prefix {params.checkpoint}"
-        " --output_directory {params.output_dir} --label_map_path {input.label_map}"
-        " --clip_before_nms {params.clip_before_nms:q} > {log} 2>&1"
+        "python {params.script:q}"
+        " --input_type {params.input_type:q} --pipeline_config_path {input.config:q}"
+        " --trained_checkpoint_prefix {params.checkpoint:q}"
+        " --output_directory {params.output_dir:q} --label_map_path {input.label_map:q}"
+        " --clip_before_nms {params.clip_before_nms:q} > {log:q} 2>&1"
 
 
 rule metrics:
@@ -57,8 +57,8 @@ rule metrics:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --last {input.last} --best {input.best}"
-        " --checkpoint {params.checkpoint:q} --output {output} > {log} 2>&1"
+        "python {params.script:q} --last {input.last:q} --best {input.best:q}"
+        " --checkpoint {params.checkpoint:q} --output {output:q} > {log:q} 2>&1"
 
 
 # Deployable files made from the export (odflow convert): TFLite float32 and full-integer int8,
@@ -88,8 +88,8 @@ rule export_tflite:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format tflite --export_dir {params.export_dir}"
-        " --output {output.model} --use_regular_nms {params.use_regular_nms} > {log} 2>&1"
+        "python {params.script:q} --format tflite --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --use_regular_nms {params.use_regular_nms:q} > {log:q} 2>&1"
 
 
 rule export_tflite_int8:
@@ -117,11 +117,11 @@ rule export_tflite_int8:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format tflite_int8 --export_dir {params.export_dir}"
-        " --output {output.model} --use_regular_nms {params.use_regular_nms}"
-        " --calibration_records {input.records}"
-        " --calibration_images {params.calibration_images}"
-        " --per_channel {params.per_channel} > {log} 2>&1"
+        "python {params.script:q} --format tflite_int8 --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --use_regular_nms {params.use_regular_nms:q}"
+        " --calibration_records {input.records:q}"
+        " --calibration_images {params.calibration_images:q}"
+        " --per_channel {params.per_channel:q} > {log:q} 2>&1"
 
 
 rule export_onnx:
@@ -146,5 +146,5 @@ rule export_onnx:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --format onnx --export_dir {params.export_dir}"
-        " --output {output.model} --opset {params.opset} > {log} 2>&1"
+        "python {params.script:q} --format onnx --export_dir {params.export_dir:q}"
+        " --output {output.model:q} --opset {params.opset:q} > {log:q} 2>&1"

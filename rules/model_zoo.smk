@@ -40,10 +40,10 @@ for _run in MODEL_OWNERS:
             conda:
                 "../envs/odflow.yaml"
             shell:
-                "python {params.script} starter --name {params.name} --output {output}"
-                " --depth-multiplier {params.depth_multiplier} --image-size {params.image_size}"
-                " --num-classes {params.num_classes} --seed {params.seed}"
-                " --architecture {params.architecture} > {log} 2>&1"
+                "python {params.script:q} starter --name {params.name:q} --output {output:q}"
+                " --depth-multiplier {params.depth_multiplier:q} --image-size {params.image_size:q}"
+                " --num-classes {params.num_classes:q} --seed {params.seed:q}"
+                " --architecture {params.architecture:q} > {log:q} 2>&1"
 
     else:
 
@@ -71,8 +71,8 @@ for _run in MODEL_OWNERS:
             conda:
                 "../envs/odflow.yaml"
             shell:
-                "python {params.script} download --url '{params.url}'"
-                " --sha256 '{params.sha256}' --output {output} > {log} 2>&1"
+                "python {params.script:q} download --url={params.url:q}"
+                " --sha256 {params.sha256:q} --output {output:q} > {log:q} 2>&1"
 
     rule:
         """Only the members the pipeline needs: pipeline.config and model.ckpt.*."""
@@ -96,8 +96,8 @@ for _run in MODEL_OWNERS:
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script} extract --tarball {input} --output-dir {params.output_dir}"
-            " > {log} 2>&1"
+            "python {params.script:q} extract --tarball {input:q}"
+            " --output-dir {params.output_dir:q} > {log:q} 2>&1"
 
 
 rule fine_tune_checkpoint:
@@ -122,5 +122,5 @@ rule fine_tune_checkpoint:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} copy-checkpoint --model-dir {params.model_dir}"
-        " --ckpt-dir {params.ckpt_dir} > {log} 2>&1"
+        "python {params.script:q} copy-checkpoint --model-dir {params.model_dir:q}"
+        " --ckpt-dir {params.ckpt_dir:q} > {log:q} 2>&1"

@@ -2,7 +2,7 @@
 # One rule per run (the file is named by the run's pipeline.config_name): pipeline_config
 # for the base run, pipeline_config__<experiment> for each experiment.
 
-for _run, _settings in RUNS.items():
+for _run, _settings in OWN_RUNS.items():
 
     rule:
         """ckpt/<config_name>.config: num_classes, fine-tune checkpoint, record and label-map
@@ -36,10 +36,10 @@ for _run, _settings in RUNS.items():
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script} --template {input.template} --output {output}"
-            " --label-map {input.label_map} --train-input {params.train:q}"
+            "python {params.script:q} --template={input.template:q} --output {output:q}"
+            " --label-map {input.label_map:q} --train-input {params.train:q}"
             " --eval-input {input.val:q}"
-            " --fine-tune-checkpoint {params.fine_tune_checkpoint}"
-            " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type}"
-            " --num-examples {params.num_examples} --num-steps {params.num_steps}"
-            " --set {params.overrides:q} > {log} 2>&1"
+            " --fine-tune-checkpoint {params.fine_tune_checkpoint:q}"
+            " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type:q}"
+            " --num-examples {params.num_examples:q} --num-steps {params.num_steps:q}"
+            " --set {params.overrides:q} > {log:q} 2>&1"

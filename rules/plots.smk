@@ -21,5 +21,5 @@ rule plots:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --history {input.history} --output_dir {params.output_dir}"
-        " > {log} 2>&1"
+        "python {params.script:q} --history {input.history:q} --output_dir {params.output_dir:q}"
+        " > {log:q} 2>&1"

@@ -9,6 +9,7 @@ rule metrics_table:
         report(METRICS_TABLE, caption="../report/metrics.rst", category="Evaluation"),
     params:
         script=script("report_tables.py"),
+        metrics=lambda w, input: f"trained checkpoint={input.metrics}",
     log:
         log_path("metrics_table"),
     benchmark:
@@ -20,5 +21,5 @@ rule metrics_table:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} --metrics 'trained checkpoint={input.metrics}'"
-        " --output {output} > {log} 2>&1"
+        "python {params.script:q} --metrics {params.metrics:q}"
+        " --output {output:q} > {log:q} 2>&1"

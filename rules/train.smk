@@ -2,9 +2,10 @@
 # final checkpoint's index is declared: Snakemake deletes declared outputs before a job
 # starts, and the intermediate checkpoints in ckpt/ are what an interrupted or extended run
 # resumes from. One rule per run (the checkpoint is named by the run's train.num_steps):
-# train for the base run, train__<experiment> for each experiment, each its own job.
+# train for the base run, train__<experiment> for each experiment, each its own job (an
+# experiment whose settings all equal an earlier run's has none: it is that run, RUN_OWNER).
 
-for _run, _settings in RUNS.items():
+for _run, _settings in OWN_RUNS.items():
 
     rule:
         """scripts/model_main.py: resumes from the latest ckpt/model.ckpt-N when
@@ -57,13 +58,13 @@ for _run, _settings in RUNS.items():
         conda:
             "../envs/odflow.yaml"
         shell:
-            "({params.launch}python {params.script} --model_dir {params.model_dir}"
-            " --pipeline_config_path {input.config}"
-            " --eval_every {params.eval_every}"
-            " --checkpoint_every_steps {params.checkpoint_every}"
-            " --keep_checkpoint_max {params.keep} --seed {params.seed}"
+            "({params.launch:q} python {params.script:q} --model_dir {params.model_dir:q}"
+            " --pipeline_config_path {input.config:q}"
+            " --eval_every {params.eval_every:q}"
+            " --checkpoint_every_steps {params.checkpoint_every:q}"
+            " --keep_checkpoint_max {params.keep:q} --seed {params.seed:q}"
             " --clip_before_nms {params.clip_before_nms:q}"
-            " --log_every {params.log_every} --strategy {params.strategy} {params.progress}"
-            " --metrics_json {output.metrics} --best_metrics_json {output.best_metrics}"
-            " && python {params.history_script} --model_dir {params.model_dir}"
-            " --output {output.history}) 3>&2 > {log} 2>&1"
+            " --log_every {params.log_every:q} --strategy {params.strategy:q} {params.progress:q}"
+            " --metrics_json {output.metrics:q} --best_metrics_json {output.best_metrics:q}"
+            " && python {params.history_script:q} --model_dir {params.model_dir:q}"
+            " --output {output.history:q}) 3>&2 > {log:q} 2>&1"

@@ -179,6 +179,20 @@ def test_cli_writes_and_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "num_classes 2" in capsys.readouterr().out
 
 
+def test_cli_names_json_keeps_every_name_exactly(tmp_path: Path) -> None:
+    """One JSON argument: a leading '-', quotes, spaces and non-ASCII stay as given (the
+    workflow passes config.yaml's classes this way)."""
+    names = ["-x", "it's \"q\"", " visage été ", "a $(b)"]
+    target = tmp_path / "lm.pbtxt"
+    argument = '--names-json=["-x", "it\'s \\"q\\"", " visage \\u00e9t\\u00e9 ", "a $(b)"]'
+    assert label_map.main([argument, "-o", str(target)]) == 0
+    assert [item.name for item in label_map.load(target).items] == names
+    for bad, message in [("--names-json=face", "--names-json: not JSON"),
+                         ('--names-json={"a": 1}', "--names-json: expected a list of strings")]:
+        assert _message(lambda bad=bad: label_map.run([bad, "-o", str(target)])) \
+            .startswith(message)
+
+
 def test_cli_names_file(tmp_path: Path) -> None:
     names = tmp_path / "classes.txt"
     names.write_text("# my classes\nface\n\nhand\n")
@@ -334,13 +348,14 @@ def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> 
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert text.startswith(
-        "usage: python -m odflow.label_map [-h] (--names NAME [NAME ...] | --names-file FILE | "
-        "--check PBTXT) [--display-names NAME [NAME ...]] [--output PBTXT] "
+        "usage: python -m odflow.label_map [-h] (--names NAME [NAME ...] | --names-json JSON | "
+        "--names-file FILE | --check PBTXT) [--display-names NAME [NAME ...]] [--output PBTXT] "
         "[--log-file LOG_FILE] Write a label_map.pbtxt (ids 1..N in the order given), or check "
         "one.")
     for option, help_text in [
         ("--names NAME [NAME ...]", "class names, in id order"),
         ("--names-file FILE", "a text file with one class name per line (# comments allowed)"),
+        ("--names-json JSON", "class names as one JSON list"),
         ("--check PBTXT", "validate an existing label map and print its classes"),
         ("--display-names NAME [NAME ...]", "optional display names, one per class name"),
         ("--log-file LOG_FILE", "also log to this file"),
@@ -352,7 +367,8 @@ def test_cli_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv, expected in [
-        ([], "error: one of the arguments --names --names-file --check is required"),
+        ([], "error: one of the arguments --names --names-json --names-file --check is "
+             "required"),
         (["--names", "a"], "error: --output is required when writing a label map"),
     ]:
         with pytest.raises(SystemExit) as usage:

@@ -186,3 +186,23 @@ def latest_checkpoint_step(ckpt_dir: Path) -> int | None:
     steps = [int(m.group(1)) for path in ckpt_dir.glob("model.ckpt-*.index")
              if (m := re.fullmatch(r"model\.ckpt-(\d+)\.index", path.name))]
     return max(steps, default=None)
+
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "schemas", "scripts", "odflow",
+                  "profiles", "report", "envs"]
+
+
+def copy_workflow(destination: Path) -> Path:
+    """A copy of this checkout's workflow (Snakefile, rules, scripts, the odflow package, ...)
+    under ``destination``, as a user's clone moved elsewhere; returns its Snakefile."""
+    import shutil
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination / "Snakefile"
