@@ -228,3 +228,26 @@ def fit_anchors(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarray,
                          before_anchors.anchors_per_location)
     return FitResult(before, after, lines(best), before_anchors.anchors_per_location,
                      after_anchors.anchors_per_location)
+
+
+def apply_fitted_anchors(config: pipeline_pb2.TrainEvalPipelineConfig,
+                         max_boxes: int = DEFAULT_MAX_BOXES
+                         ) -> pipeline_pb2.TrainEvalPipelineConfig:
+    """``config`` with its anchors fitted to its own training records (``anchors.fit: true``
+    in the workflow); logs the coverage before and after, the lines applied and, when the
+    head's shapes change, that its restored weights are dropped."""
+    from odflow.anchors.groundtruth import read_boxes
+    from odflow.anchors.measure import train_record_paths
+
+    groundtruth = read_boxes(train_record_paths(config), config.model.ssd.num_classes)
+    result = fit_anchors(config, groundtruth.boxes, max_boxes=max_boxes)
+    log.info("anchors fit: before, %s", result.before.line())
+    log.info("anchors fit: after, %s", result.after.line())
+    if not result.overrides:
+        log.info("anchors fit: the config's anchors stay (no candidate covers more boxes)")
+        return config
+    for line in result.overrides:
+        log.info("anchors fit: %s", line)
+    if result.head_shapes_change:
+        log.warning("anchors fit: %s", head_shapes_warning(result))
+    return apply_overrides(config, result.overrides)
