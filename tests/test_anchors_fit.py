@@ -17,7 +17,7 @@ from odflow.anchors.coverage import compute_coverage
 from odflow.anchors.fit import fit_anchors
 from odflow.anchors.model import model_anchors
 from odflow.config.overrides import apply_overrides
-from tests.support.training import SAMPLE_CONFIG, make_config
+from tests.support.training import REPO, SAMPLE_CONFIG, make_config
 
 GENERATOR = "model.ssd.anchor_generator.ssd_anchor_generator"
 
@@ -144,3 +144,26 @@ def test_cli_fit_then_the_fitted_config_trains(tmp_path: Path, capsys) -> None:
     assert result.step == 2
     logged = [message for message in messages if "anchor coverage: " in message]
     assert logged and after.split("after:  ")[1] in logged[0], messages
+
+
+def test_fit_searches_a_multiscale_generator() -> None:
+    """RetinaNet-style anchors (the FPN zoo model, at 128x128 to keep the grid small): the
+    fit changes anchor_scale, scales_per_octave or aspect_ratios and covers more small boxes."""
+    from odflow import config as config_lib
+
+    config = config_lib.load(
+        REPO / "tests/fixtures/reference/model_zoo/ssd_mobilenet_v1_fpn_shared_box_predictor_640x640"
+        "_coco14_sync_2018_07_03/pipeline.config")
+    config.model.ssd.num_classes = 1
+    config.model.ssd.image_resizer.fixed_shape_resizer.height = 128
+    config.model.ssd.image_resizer.fixed_shape_resizer.width = 128
+    # anchor_scale 4 at level 3 is 32 px: boxes of 8 to 14 px are below it.
+    boxes = small_boxes(200, (8, 14), 128, seed=3)
+    result = fit_anchors(config, boxes)
+    prefix = "model.ssd.anchor_generator.multiscale_anchor_generator."
+    assert result.after.overall.covered > result.before.overall.covered
+    assert [line.split("=")[0] for line in result.overrides] == [
+        prefix + "anchor_scale", prefix + "scales_per_octave", prefix + "aspect_ratios"]
+    anchors = model_anchors(apply_overrides(config, result.overrides))
+    assert compute_coverage(boxes, anchors.anchors, 0.5, (128, 128)).overall == \
+        result.after.overall
