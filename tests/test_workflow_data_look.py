@@ -71,7 +71,8 @@ def test_anchors_fit_setting_writes_fitted_anchors(work: Path) -> None:
     assert result.returncode == 0, result.describe()
     log = result.log("pipeline_config")
     assert "anchors fit: before, anchor coverage: " in log, log
-    applied = re.findall(r"anchors fit: (model\.ssd\.anchor_generator\.\S+)", log)
+    applied = re.findall(r"anchors fit: (model\.ssd\.anchor_generator\..+)$", log,
+                         flags=re.MULTILINE)
     assert applied or "the config's anchors stay" in log, log
     fitted = config_lib.load(work / CONFIG)
     assert fitted.model == apply_overrides(unfitted, applied).model
