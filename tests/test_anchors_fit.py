@@ -167,3 +167,35 @@ def test_fit_searches_a_multiscale_generator() -> None:
     anchors = model_anchors(apply_overrides(config, result.overrides))
     assert compute_coverage(boxes, anchors.anchors, 0.5, (128, 128)).overall == \
         result.after.overall
+
+
+def test_the_workflow_flag_becomes_config_patch_fit_anchors() -> None:
+    from odflow.config.cli import patch_pipeline_config_args
+
+    common = ["--template", "t.config", "--output", "o.config", "--label-map", "l.pbtxt",
+              "--train-input", "t.record", "--eval-input", "v.record",
+              "--fine-tune-checkpoint", "ckpt/model.ckpt", "--set", "a.b=1"]
+    assert patch_pipeline_config_args([*common, "--fit-anchors", "true"])[-1] == "--fit-anchors"
+    assert "--fit-anchors" not in patch_pipeline_config_args([*common, "--fit-anchors", "false"])
+    assert "--fit-anchors" not in patch_pipeline_config_args(common)
+
+
+def test_records_without_boxes_are_a_clear_error(tmp_path: Path, capsys) -> None:
+    from odflow.cli import main
+    from odflow.data.example import ImageAnnotation
+    from odflow.data.records import RecordWriter
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, format="JPEG")
+    with RecordWriter(tmp_path / "empty.record") as writer:
+        writer.write(ImageAnnotation(
+            encoded=buffer.getvalue(), image_format="jpeg", filename="e.jpg", source_id="e",
+            height=32, width=32, boxes=np.zeros((0, 4)), class_texts=[], class_ids=[]))
+    config = tmp_path / "pipeline.config"
+    from odflow import config as config_lib
+
+    config_lib.save(sample_config(), config)
+    code = main(["anchors", "fit", "--pipeline_config", str(config), "--records",
+                 str(tmp_path / "empty.record")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("error: anchors fit: ") and "no boxes" in error, error
