@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 
 from odflow.errors import OdflowError
+from odflow.model import efficientdet_builder
 from odflow.model import hyperparams as hp
 from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
@@ -25,10 +26,13 @@ from odflow.model.inception_v2 import SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import SSDMobileNetV1FeatureExtractor
 from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
+from odflow.model.mobilenet_v2_fpn import ssd_mobilenet_v2_fpn
 from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
 from odflow.model.resnet_v1 import resnet_arg_scope_defaults
 from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
+from odflow.model.resnet_v1_keras import ssd_resnet_v1_fpn_keras
 from odflow.model.ssd import LossOptions, SSDMetaArch
+from odflow.model import tf2_layouts  # noqa: F401  (registers the TF2 checkpoint layouts)
 from odflow.model.weight_shared_box_predictor import (
     WeightSharedConvolutionalBoxPredictor,
     WeightSharedOptions,
@@ -39,11 +43,12 @@ _SSD = "model.ssd"
 
 
 def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
-                   is_training: bool) -> SSDMetaArch:
+                   is_training: bool, *, clip_before_nms: bool = False) -> SSDMetaArch:
     """``build(pipeline_config.model)`` after refusing pipeline-level options that change the
     network: ``graph_rewriter { quantization }`` (the zoo's *_quantized_* configs) asked for
     quantization-aware training with fake-quant ops, which odflow does not do; training the
-    float model instead would give a different detector than the config describes."""
+    float model instead would give a different detector than the config describes.
+    ``clip_before_nms``: see :func:`build`."""
     if pipeline_config.HasField("graph_rewriter"):
         which = ("graph_rewriter.quantization"
                  if pipeline_config.graph_rewriter.HasField("quantization") else "graph_rewriter")
@@ -51,11 +56,17 @@ def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
                 "(fake-quant min/max variables); remove the graph_rewriter block to train the "
                 "float model (the zoo's *_quantized_* checkpoints still restore their float "
                 "weights with fine_tune_checkpoint_type: detection)")
-    return build(pipeline_config.model, is_training)
+    return build(pipeline_config.model, is_training, clip_before_nms=clip_before_nms)
 
 
-def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMetaArch:
-    """Build the detector (variables included: call it under a strategy's scope)."""
+def build(model_config: pipeline_pb2.DetectionModel, is_training: bool, *,
+          clip_before_nms: bool = False) -> SSDMetaArch:
+    """Build the detector (variables included: call it under a strategy's scope).
+
+    ``clip_before_nms`` picks the post-processing's clipping order, which the pipeline config
+    cannot say (``odflow.model.postprocess``): False (default) suppresses, then clips, as the
+    API's final TF1 and TF2 releases; True clips first, as the zoo's 2018 graphs.
+    """
     which = model_config.WhichOneof("model")
     if which != "ssd":
         raise OdflowError(f"model: {which or 'no meta-architecture'} is set; odflow builds SSD "
@@ -64,6 +75,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
     _check_ssd_options(config)
     num_classes = config.num_classes
     image_size, resize_method = _image_size(config)
+    image_resizer = efficientdet_builder.image_resizer(config)
     # The cheap, config-only pieces first: their errors come before any variable is made.
     anchor_generator = build_anchor_generator(config.anchor_generator)
     box_coder = build_box_coder(config.box_coder)
@@ -74,7 +86,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
             num_classes, config.encode_background_as_zeros))
     losses = build_losses(config.loss)
     non_max_suppression, score_converter = postprocess.build_postprocessing(
-        config.post_processing)
+        config.post_processing, clip_before_nms=clip_before_nms)
     anchors_per_location = anchor_generator.num_anchors_per_location()
     feature_extractor = FEATURE_EXTRACTORS[config.feature_extractor.type](config)
     num_maps = len(feature_extractor.feature_depths)
@@ -83,8 +95,12 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
             f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
             f"feature extractor gives {num_maps} feature maps "
             f"({_SSD}.feature_extractor.num_layers, or fpn levels); make them equal")
-    box_predictor = _box_predictor(config, feature_extractor.feature_depths,
-                                   anchors_per_location)
+    if config.feature_extractor.type in efficientdet_builder.TYPES:
+        box_predictor = efficientdet_builder.box_predictor(config, feature_extractor.feature_depths,
+                                                           anchors_per_location)
+    else:
+        box_predictor = _box_predictor(config, feature_extractor.feature_depths,
+                                       anchors_per_location)
     return SSDMetaArch(
         num_classes=num_classes,
         image_size=image_size,
@@ -106,6 +122,9 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
         non_max_suppression=non_max_suppression,
         is_training=is_training,
         freeze_batchnorm=config.freeze_batchnorm,
+        feature_extractor_type=config.feature_extractor.type,
+        image_resizer=image_resizer,
+        add_background_class=config.add_background_class,
     )
 
 
@@ -124,8 +143,9 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
             _refuse(f"{_SSD}.{field} is required")
     unsupported = [
         ("mask_head_config", config.HasField("mask_head_config"), "instance masks"),
-        ("add_background_class", not config.add_background_class,
-         "only add_background_class: true"),
+        ("add_background_class", not config.add_background_class
+         and config.feature_extractor.type not in efficientdet_builder.TYPES,
+         "add_background_class: false only with the EfficientDet feature extractors"),
         ("explicit_background_class", config.explicit_background_class,
          "only explicit_background_class: false"),
         ("use_confidences_as_targets", config.use_confidences_as_targets,
@@ -148,7 +168,9 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
     unsupported += [
         ("feature_extractor.fpn", fe.HasField("fpn") and fe.type not in _FPN_TYPES,
          f"feature pyramids other than {', '.join(_FPN_TYPES)}"),
-        ("feature_extractor.bifpn", fe.HasField("bifpn"), "feature pyramids"),
+        ("feature_extractor.bifpn",
+         fe.HasField("bifpn") and fe.type not in efficientdet_builder.TYPES,
+         "BiFPN outside the ssd_efficientnet-b*_bifpn_keras feature extractors"),
         ("feature_extractor.replace_preprocessor_with_placeholder",
          fe.replace_preprocessor_with_placeholder, "only false"),
         ("feature_extractor.spaghettinet_arch_name", bool(fe.spaghettinet_arch_name),
@@ -178,6 +200,8 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
 
 def _image_size(config: pipeline_pb2.Ssd) -> tuple[tuple[int, int], str]:
     which = config.image_resizer.WhichOneof("image_resizer_oneof")
+    if which == "keep_aspect_ratio_resizer":
+        return efficientdet_builder.keep_aspect_ratio_size(config)
     if which != "fixed_shape_resizer":
         _refuse(f"{_SSD}.image_resizer.{which or '(none)'} is not supported; odflow's SSD "
                 "uses fixed_shape_resizer { height: ... width: ... }")
@@ -213,7 +237,7 @@ def _ssd_mobilenet_v1_ppn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1PpnFeatureE
                                              *_mobilenet_v1_hyperparams(fe))
 
 
-def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
+def _fpn_levels(config: pipeline_pb2.Ssd, allow_depthwise: bool = False) -> FpnLevels:
     """The ``fpn`` levels (TF1 defaults 3..7, depth 256 when unset), checked against the
     image size: the top-down sums need each pyramid input exactly twice the size of the next,
     i.e. ceil(size / 2**min_level) divisible by 2**(min(max_level, 5) - min_level)."""
@@ -223,7 +247,7 @@ def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
     if not 2 <= fpn.min_level <= 5 or fpn.max_level < fpn.min_level:
         _refuse(f"{field}.fpn: min_level must be 2..5 and max_level >= min_level (got "
                 f"{fpn.min_level}..{fpn.max_level})")
-    if fe.use_depthwise:
+    if fe.use_depthwise and not allow_depthwise:
         _refuse(f"{field}.use_depthwise is not supported for {fe.type} (separable FPN convs); "
                 "remove it")
     top = min(fpn.max_level, 5)
@@ -242,6 +266,51 @@ def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
     fe = config.feature_extractor
     return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe), _fpn_levels(config),
                                 *_mobilenet_v1_hyperparams(fe))
+
+
+def _check_keras_fpn(config: pipeline_pb2.Ssd) -> None:
+    """What odflow's TF2 (Keras) FPN extractors do not implement: explicit padding (the TF2
+    API then crops the upsampled maps and pads the bottom-up convs)."""
+    fe = config.feature_extractor
+    if fe.use_explicit_padding:
+        _refuse(f"{_SSD}.feature_extractor.use_explicit_padding is not supported for {fe.type} "
+                "by odflow; remove it")
+
+
+def _ssd_mobilenet_v1_fpn_keras(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    _check_keras_fpn(config)
+    # use_depthwise is refused (by _fpn_levels): with it the TF2 API also narrows MobileNet's
+    # last two layers (conv_pw_12: 512, conv_pw_13: 256), which odflow does not do.
+    return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe), _fpn_levels(config),
+                                *_mobilenet_v1_hyperparams(fe), keras=True)
+
+
+def _ssd_mobilenet_v2_fpn_keras(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    _check_keras_fpn(config)
+    extra = hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams")
+    base = extra if fe.override_base_feature_extractor_hyperparams else hp.mobilenet_v2_defaults()
+    return ssd_mobilenet_v2_fpn(ExtractorOptions.from_proto(fe),
+                                _fpn_levels(config, allow_depthwise=True), base, extra)
+
+
+def _ssd_resnet_v1_fpn_keras(depth: int) -> Callable[[pipeline_pb2.Ssd], FpnFeatureExtractor]:
+    """The TF2 API's ``ssd_resnet{depth}_v1_fpn_keras`` (Keras ResNet v1, see
+    ``odflow.model.resnet_v1_keras``)."""
+    def build_extractor(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+        fe = config.feature_extractor
+        field = f"{_SSD}.feature_extractor"
+        if fe.depth_multiplier != 1.0:
+            _refuse(f"{field}.depth_multiplier: {fe.type} supports only 1.0")
+        _check_keras_fpn(config)
+        extra = hp.from_proto(fe.conv_hyperparams, f"{field}.conv_hyperparams")
+        base = (extra if fe.override_base_feature_extractor_hyperparams
+                else resnet_arg_scope_defaults())
+        fpn = _fpn_levels(config)
+        fpn_depth = max(int(fpn.additional_layer_depth * fe.depth_multiplier), fe.min_depth)
+        return ssd_resnet_v1_fpn_keras(depth, fpn, base, extra, fpn_depth, fe.pad_to_multiple)
+    return build_extractor
 
 
 def _ssd_resnet50_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
@@ -289,18 +358,24 @@ FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v1": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_fpn": _ssd_mobilenet_v1_fpn,
-    "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn,
+    "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn_keras,
+    "ssd_mobilenet_v2_fpn_keras": _ssd_mobilenet_v2_fpn_keras,
     "ssd_mobilenet_v1_ppn": _ssd_mobilenet_v1_ppn,
     "ssd_resnet50_v1_fpn": _ssd_resnet50_v1_fpn,
-    "ssd_resnet50_v1_fpn_keras": _ssd_resnet50_v1_fpn,
+    "ssd_resnet50_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(50),
+    "ssd_resnet101_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(101),
+    "ssd_resnet152_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(152),
     "ssd_mobilenet_v2": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
+    "ssd_mobilenet_v2_keras": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
     "ssd_mobilenet_v3_large": _mobilenet_v2_v3(mobilenet_v3.large),
     "ssd_mobilenet_v3_small": _mobilenet_v2_v3(mobilenet_v3.small),
     "ssd_inception_v2": _ssd_inception_v2,
+    **{name: efficientdet_builder.feature_extractor for name in efficientdet_builder.TYPES},
 }
 SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
-_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",
-              "ssd_resnet50_v1_fpn_keras")
+_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_mobilenet_v2_fpn_keras",
+              "ssd_resnet50_v1_fpn", "ssd_resnet50_v1_fpn_keras", "ssd_resnet101_v1_fpn_keras",
+              "ssd_resnet152_v1_fpn_keras")
 
 
 def _check_head_fields(proto, field: str) -> tuple[float, float] | None:
@@ -362,7 +437,6 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
     for name, is_set in (("apply_conv_hyperparams_to_heads", proto.apply_conv_hyperparams_to_heads),
                          ("apply_conv_hyperparams_pointwise",
                           proto.apply_conv_hyperparams_pointwise),
-                         ("use_depthwise", proto.use_depthwise),
                          ("score_converter", proto.score_converter != proto.IDENTITY)):
         if is_set:
             _refuse(f"{field}.{name} is set but odflow does not implement it; remove it")
@@ -386,6 +460,7 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
         use_dropout=proto.use_dropout,
         dropout_keep_probability=proto.dropout_keep_probability,
         share_prediction_tower=proto.share_prediction_tower,
+        use_depthwise=proto.use_depthwise,
         box_encodings_clip_range=clip,
     )
     return WeightSharedConvolutionalBoxPredictor(

@@ -24,22 +24,27 @@ _FEATURE_SCOPE = "FeatureExtractor/"
 
 @dataclass
 class RestoreReport:
-    """Model variable names (zoo names) by outcome."""
+    """Model variable names (zoo names; TF2 checkpoint keys for object-based checkpoints) by
+    outcome."""
 
     checkpoint_path: str
     checkpoint_type: str
     restored: list[str] = field(default_factory=list)
     skipped_missing: list[str] = field(default_factory=list)
     skipped_shape: list[str] = field(default_factory=list)
+    # TF2 checkpoints (odflow.model.tf2_checkpoint): checkpoint keys not restored -> why.
+    unused: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_candidates(self) -> int:
         return len(self.restored) + len(self.skipped_missing) + len(self.skipped_shape)
 
     def summary(self) -> str:
+        unused = (f"; {len(self.unused)} other checkpoint keys not restored (see the lines "
+                  "above)" if self.unused else "")
         return (f"restored {len(self.restored)} of {self.num_candidates} variables from "
                 f"{self.checkpoint_path} (skipped: {len(self.skipped_missing)} missing, "
-                f"{len(self.skipped_shape)} of another shape or dtype)")
+                f"{len(self.skipped_shape)} of another shape or dtype{unused})")
 
 
 def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,

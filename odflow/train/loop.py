@@ -58,7 +58,6 @@ _UNSUPPORTED_TRAIN_FIELDS = {
     "bias_grad_multiplier": "a separate gradient multiplier for biases",
     "use_multiclass_scores": "multiclass score targets",
     "merge_multiple_label_boxes": "merging boxes with several labels",
-    "use_bfloat16": "bfloat16 training",
     "summarize_gradients": "gradient histograms",
 }
 
@@ -83,6 +82,8 @@ class TrainOptions:
     resume: bool = False  # resume even when the inputs changed
     restart: bool = False  # start again even when they did not
     strategy: str = "auto"  # train.strategy: auto, one_device, mirrored, multi_worker
+    # The evaluations' NMS clips boxes first, as the zoo's 2018 graphs (postprocess.clip_before_nms)
+    clip_before_nms: bool = False
 
 
 @dataclass
@@ -98,9 +99,12 @@ def check_train_config(train_config) -> None:
         if getattr(train_config, field):
             raise OdflowError(f"train_config.{field}: {what} is not supported by odflow; "
                               "remove it")
-    if train_config.fine_tune_checkpoint_version == 2:  # V2: TF2 object-based checkpoints
-        raise OdflowError("train_config.fine_tune_checkpoint_version: only V1 (name-based "
-                          "checkpoints like the zoo's) is supported; remove it")
+    if train_config.use_bfloat16:
+        # The TF2 zoo's TPU configs (EfficientDet, the *_tpu-8/-32 SSDs) all set it; their
+        # weights and checkpoints are float32 either way, so training in float32 gives the
+        # same model, only slower on a TPU.
+        log.info("train_config.use_bfloat16: true is accepted but odflow trains in float32 "
+                 "(bfloat16 is a TPU speed-up; the weights and checkpoints are float32 either way)")
     if not train_config.HasField("optimizer"):
         raise OdflowError("train_config.optimizer is not set; set rms_prop_optimizer, "
                           "momentum_optimizer or adam_optimizer")
@@ -173,11 +177,13 @@ def _restore_fine_tune(state: TrainingState, train_config) -> None:
     if not checkpoint_type:
         checkpoint_type = "detection" if train_config.from_detection_checkpoint \
             else "classification"
-    from odflow.model.restore import restore_fine_tune_checkpoint
+    from odflow.model.tf2_checkpoint import restore_for_version
     log.info("fine-tuning from %s (fine_tune_checkpoint_type %s)", path, checkpoint_type)
-    # Logs its report (restored/skipped counts) and fails when nothing restores.
-    restore_fine_tune_checkpoint(state.model, path, checkpoint_type,
-                                 train_config.load_all_detection_checkpoint_vars)
+    # V2: the TF2 object-based reader, V1/unset: the name-based one.  Logs its report
+    # (restored/skipped counts) and fails when nothing restores.
+    restore_for_version(state.model, path, checkpoint_type,
+                        train_config.fine_tune_checkpoint_version,
+                        train_config.load_all_detection_checkpoint_vars)
 
 
 def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy, start: int):
@@ -223,9 +229,11 @@ def _check_fine_tune(train_config) -> None:
     if not train_config.fine_tune_checkpoint:
         return
     try:
-        checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
+        prefix = checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
     except OdflowError as error:
         raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
+    from odflow.model.tf2_checkpoint import check_version
+    check_version(prefix, train_config.fine_tune_checkpoint_version)
 
 
 def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
@@ -362,7 +370,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
     strategy = placement.strategy
     from odflow.model import builder
     with strategy.scope():
-        model = builder.build_pipeline(config, is_training=True)
+        model = builder.build_pipeline(config, is_training=True,
+                                       clip_before_nms=options.clip_before_nms)
         state = TrainingState(model, train_config.optimizer, train_config)
     if resume_prefix is not None:
         try:
@@ -394,7 +403,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
         # Reading the training model's batch-norm statistics outside a step is a collective
         # the other workers would not join: the chief evaluates a plain copy, loaded from the
         # checkpoint every worker has just helped to save.
-        eval_copy = builder.build_pipeline(config, is_training=False)
+        eval_copy = builder.build_pipeline(config, is_training=False,
+                                           clip_before_nms=options.clip_before_nms)
     evaluator = (evaluation.Evaluator(eval_copy or model, config, backend=options.eval_backend,
                                       seed=options.seed) if evaluate_at_end else None)
     writer = SummaryWriter(write_dir)
