@@ -147,6 +147,7 @@ def test_read_boxes_keeps_the_models_classes_only(tmp_path: Path) -> None:
     # make_records writes 1 + i % 2 boxes per image, class 1: 1, 2, 1, 2, 1.
     truth = read_boxes(str(tmp_path / "train.record"), num_classes=1)
     assert truth.boxes.shape == (7, 4) and list(truth.boxes_per_image) == [1, 2, 1, 2, 1]
+    assert truth.image_sizes.tolist() == [[120, 100]] * 7  # make_records: 120 x 100
     assert set(truth.classes) == {1}
     from odflow.data.records import iter_examples
 
@@ -164,3 +165,17 @@ def test_coverage_cli_prints_the_line(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("anchor coverage: ") and "of 9 boxes" in out, out
     assert '"boxes": 9' in (tmp_path / "c.json").read_text()
+
+
+def test_boxes_move_into_a_padded_square_input() -> None:
+    """keep_aspect_ratio_resizer (EfficientDet) scales the longer side to the square input and
+    pads the rest: a 100 x 200 image fills the top half, so its boxes' y halve."""
+    from odflow.anchors.model import boxes_at_input
+
+    config = _sample_config()
+    boxes = np.array([[0.2, 0.4, 0.6, 0.8], [0.0, 0.0, 1.0, 1.0]], np.float32)
+    sizes = np.array([[100, 200], [300, 150]])
+    np.testing.assert_array_equal(boxes_at_input(config, boxes, sizes), boxes)  # stretched
+    config.model.ssd.image_resizer.keep_aspect_ratio_resizer.max_dimension = 512
+    np.testing.assert_allclose(boxes_at_input(config, boxes, sizes),
+                               [[0.1, 0.4, 0.3, 0.8], [0.0, 0.0, 1.0, 0.5]])

@@ -68,10 +68,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     from odflow.anchors.fit import fit_anchors
     from odflow.anchors.groundtruth import read_boxes
     from odflow.anchors.measure import train_record_paths
+    from odflow.anchors.model import boxes_at_input
 
     groundtruth = read_boxes(args.records or train_record_paths(config),
                              config.model.ssd.num_classes)
-    result = fit_anchors(config, groundtruth.boxes, max_boxes=args.max_boxes)
+    boxes = boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes)
+    result = fit_anchors(config, boxes, max_boxes=args.max_boxes)
     for line in result.report_lines():
         print(line)
     if args.json:

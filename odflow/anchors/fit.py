@@ -32,7 +32,13 @@ import numpy as np
 
 from odflow.anchors.coverage import Coverage, compute_coverage
 from odflow.anchors.groundtruth import subsample
-from odflow.anchors.model import anchors_for, feature_map_shapes, input_size, matched_threshold
+from odflow.anchors.model import (
+    anchors_for,
+    boxes_at_input,
+    feature_map_shapes,
+    input_size,
+    matched_threshold,
+)
 from odflow.config.overrides import apply_overrides
 from odflow.errors import OdflowError
 from odflow.protos import pipeline_pb2
@@ -173,7 +179,8 @@ def _search_space(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarra
 
 def fit_anchors(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarray,
                 max_boxes: int = DEFAULT_MAX_BOXES) -> FitResult:
-    """Search the generator's fields for the highest coverage of normalised ``boxes``.
+    """Search the generator's fields for the highest coverage of ``boxes`` (normalised, in
+    the model input's frame: ``odflow.anchors.model.boxes_at_input``).
 
     Scores on at most ``max_boxes`` boxes (evenly sampled); ``before`` and ``after`` are then
     measured on all of them.
@@ -240,7 +247,8 @@ def apply_fitted_anchors(config: pipeline_pb2.TrainEvalPipelineConfig,
     from odflow.anchors.measure import train_record_paths
 
     groundtruth = read_boxes(train_record_paths(config), config.model.ssd.num_classes)
-    result = fit_anchors(config, groundtruth.boxes, max_boxes=max_boxes)
+    boxes = boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes)
+    result = fit_anchors(config, boxes, max_boxes=max_boxes)
     log.info("anchors fit: before, %s", result.before.line())
     log.info("anchors fit: after, %s", result.after.line())
     if not result.overrides:

@@ -24,12 +24,14 @@ _BATCH = 512
 @dataclass(frozen=True)
 class GroundTruth:
     """Boxes (normalised ``[ymin, xmin, ymax, xmax]`` ``[N, 4]``), their classes ``[N]``, the
-    number of boxes of each image ``[images]``, and the record files they came from."""
+    number of boxes of each image ``[images]``, the record files they came from, and each
+    box's image ``(height, width)`` ``[N, 2]`` as the record states it (0 when it does not)."""
 
     boxes: np.ndarray
     classes: np.ndarray
     boxes_per_image: np.ndarray
     files: list[str]
+    image_sizes: np.ndarray
 
     @property
     def num_images(self) -> int:
@@ -44,7 +46,9 @@ def read_boxes(paths: str | os.PathLike | Sequence[str | os.PathLike], num_class
     files = records.expand_record_paths(paths)
     spec = {key: tf.io.VarLenFeature(tf.float32) for key in (ex.YMIN, ex.XMIN, ex.YMAX, ex.XMAX)}
     spec[ex.CLASS_LABEL] = tf.io.VarLenFeature(tf.int64)
-    boxes, classes, counts = [], [], []
+    for key in (ex.HEIGHT, ex.WIDTH):
+        spec[key] = tf.io.FixedLenFeature([], tf.int64, default_value=0)
+    boxes, classes, counts, sizes = [], [], [], []
     for path in files:
         try:
             for batch in tf.data.TFRecordDataset(path).batch(_BATCH):
@@ -65,14 +69,17 @@ def read_boxes(paths: str | os.PathLike | Sequence[str | os.PathLike], num_class
                 boxes.append(box[known])
                 classes.append(label[known])
                 counts.append(np.bincount(image[known], minlength=len(rows[0])))
+                size = np.stack([parsed[ex.HEIGHT].numpy(), parsed[ex.WIDTH].numpy()], axis=1)
+                sizes.append(size[image[known]])
         except tf.errors.OpError as error:
             raise OdflowError(f"{path}: cannot read the records ({error.message.splitlines()[0]});"
                               f" check them with `odflow data inspect {path}`") from None
     if not counts:
         return GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
-                           np.zeros(0, np.int64), files)
+                           np.zeros(0, np.int64), files, np.zeros((0, 2), np.int64))
     return GroundTruth(np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-                       np.concatenate(classes), np.concatenate(counts), files)
+                       np.concatenate(classes), np.concatenate(counts), files,
+                       np.concatenate(sizes).reshape(-1, 2))
 
 
 def subsample(boxes: np.ndarray, limit: int) -> np.ndarray:

@@ -7,9 +7,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from odflow.anchors.coverage import Coverage, compute_coverage
 from odflow.anchors.groundtruth import GroundTruth, read_boxes, subsample
-from odflow.anchors.model import ModelAnchors, model_anchors
+from odflow.anchors.model import ModelAnchors, boxes_at_input, model_anchors
 from odflow.errors import OdflowError
 from odflow.protos import pipeline_pb2
 
@@ -22,9 +24,13 @@ TRAINING_LOG_MAX_BOXES = 20_000
 
 @dataclass(frozen=True)
 class Measured:
+    """The coverage, the anchors, the records' boxes, and the boxes as measured (in the model
+    input's frame, sampled when asked: ``coverage.best_ious`` is per row of ``boxes``)."""
+
     coverage: Coverage
     anchors: ModelAnchors
     groundtruth: GroundTruth
+    boxes: np.ndarray
 
 
 def train_record_paths(config: pipeline_pb2.TrainEvalPipelineConfig) -> list[str]:
@@ -43,10 +49,11 @@ def measure_coverage(config: pipeline_pb2.TrainEvalPipelineConfig,
     anchors; with ``max_boxes`` > 0 at most that many boxes, evenly sampled."""
     groundtruth = read_boxes(paths or train_record_paths(config), config.model.ssd.num_classes)
     anchors = model_anchors(config)
-    boxes = subsample(groundtruth.boxes, max_boxes)
+    boxes = subsample(boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes),
+                      max_boxes)
     coverage = compute_coverage(boxes, anchors.anchors, anchors.matched_threshold,
                                 anchors.image_size)
-    return Measured(coverage, anchors, groundtruth)
+    return Measured(coverage, anchors, groundtruth, boxes)
 
 
 def log_coverage(config: pipeline_pb2.TrainEvalPipelineConfig) -> None:

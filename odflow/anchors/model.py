@@ -30,12 +30,37 @@ class ModelAnchors:
 
 
 def input_size(config: pipeline_pb2.TrainEvalPipelineConfig) -> tuple[int, int]:
-    """The fixed-shape resizer's ``(height, width)``."""
+    """The model's input ``(height, width)``: the fixed-shape resizer's, or the padded square
+    of a ``keep_aspect_ratio_resizer`` (EfficientDet)."""
     resizer = config.model.ssd.image_resizer
-    if resizer.WhichOneof("image_resizer_oneof") != "fixed_shape_resizer":
+    which = resizer.WhichOneof("image_resizer_oneof")
+    if which == "keep_aspect_ratio_resizer":
+        from odflow.model.efficientdet_builder import keep_aspect_ratio_size
+
+        return tuple(keep_aspect_ratio_size(config.model.ssd)[0])
+    if which != "fixed_shape_resizer":
         raise OdflowError(f"{_SSD}.image_resizer: anchor coverage needs a fixed_shape_resizer "
-                          "(the only resizer odflow's SSD supports)")
+                          f"or keep_aspect_ratio_resizer (odflow's SSD resizers), not {which}")
     return (resizer.fixed_shape_resizer.height, resizer.fixed_shape_resizer.width)
+
+
+def boxes_at_input(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarray,
+                   image_sizes: np.ndarray) -> np.ndarray:
+    """Normalised record boxes ``[N, 4]`` in the model input's frame, where anchors live.
+
+    A fixed-shape resizer stretches the whole image to the input: the frame is the image's.
+    A ``keep_aspect_ratio_resizer`` with padding scales the longer side to the square input
+    and pads the rest, so a box of an ``H x W`` image shrinks along the shorter side by
+    ``H / max(H, W)`` (or ``W / max(H, W)``), measured from the top-left corner.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if config.model.ssd.image_resizer.WhichOneof("image_resizer_oneof") != \
+            "keep_aspect_ratio_resizer":
+        return boxes
+    sizes = np.asarray(image_sizes, np.float32).reshape(-1, 2)
+    longest = np.maximum(sizes.max(axis=1, keepdims=True), 1.0)
+    fraction = np.where(sizes > 0, sizes / longest, 1.0)  # [N, (h, w)]
+    return boxes * np.concatenate([fraction, fraction], axis=1)
 
 
 def matched_threshold(config: pipeline_pb2.TrainEvalPipelineConfig) -> float:

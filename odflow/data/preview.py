@@ -89,10 +89,10 @@ def write_preview(config: pipeline_pb2.TrainEvalPipelineConfig, output_dir: str 
                   names, "Training images without augmentation"),
         draw_grid(output / "val.png", first_batch(config, "val", num_images, (), seed), names,
                   "Validation images"),
-        draw_box_stats(output / "box_stats.png", measured.groundtruth,
+        draw_box_stats(output / "box_stats.png", measured.groundtruth, measured.boxes,
                        measured.anchors.image_size, names),
-        draw_coverage(output / "anchor_coverage.png", measured.coverage,
-                      measured.groundtruth.boxes, measured.anchors.image_size),
+        draw_coverage(output / "anchor_coverage.png", measured.coverage, measured.boxes,
+                      measured.anchors.image_size),
     ]
     summary = {**measured.coverage.to_dict(),
                "image_size": list(measured.anchors.image_size),
@@ -189,13 +189,14 @@ def draw_grid(path: Path, batch: dict[str, np.ndarray], names: dict[int, str],
     return _save(figure, path)
 
 
-def draw_box_stats(path: Path, groundtruth: GroundTruth, image_size: tuple[int, int],
-                   names: dict[int, str]) -> Path:
-    """Boxes per image, width x height (pixels at the input size), aspect ratios, classes."""
+def draw_box_stats(path: Path, groundtruth: GroundTruth, boxes: np.ndarray,
+                   image_size: tuple[int, int], names: dict[int, str]) -> Path:
+    """Boxes per image, width x height (pixels at the input size, from ``boxes`` in the input's
+    frame), aspect ratios, classes."""
     from matplotlib.figure import Figure
 
     height, width = image_size
-    boxes = groundtruth.boxes.astype(np.float64)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     widths = (boxes[:, 3] - boxes[:, 1]) * width
     heights = (boxes[:, 2] - boxes[:, 0]) * height
     figure = Figure(figsize=(13, 9), dpi=100, layout="constrained")
