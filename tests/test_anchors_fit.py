@@ -40,6 +40,7 @@ def sample_config():
     return config
 
 
+@pytest.mark.slow
 def test_fit_raises_the_coverage_of_small_boxes() -> None:
     config = sample_config()  # ssd_mobilenet_v1_coco at 300x300: smallest anchor 30 px
     boxes = small_boxes(400, (16, 30), 300, seed=1)
@@ -146,6 +147,7 @@ def test_cli_fit_then_the_fitted_config_trains(tmp_path: Path, capsys) -> None:
     assert logged and after.split("after:  ")[1] in logged[0], messages
 
 
+@pytest.mark.slow
 def test_fit_searches_a_multiscale_generator() -> None:
     """RetinaNet-style anchors (the FPN zoo model, at 128x128 to keep the grid small): the
     fit changes anchor_scale, scales_per_octave or aspect_ratios and covers more small boxes."""

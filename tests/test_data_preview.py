@@ -17,6 +17,7 @@ from tests.support.training import make_config, write_config
 README_COMMAND = ("odflow data preview --pipeline_config {config} --output_dir {output}")
 
 
+@pytest.mark.slow
 def test_preview_writes_every_file_from_the_records(tmp_path: Path) -> None:
     from odflow.cli import main
 
