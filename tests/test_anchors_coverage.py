@@ -179,3 +179,12 @@ def test_boxes_move_into_a_padded_square_input() -> None:
     config.model.ssd.image_resizer.keep_aspect_ratio_resizer.max_dimension = 512
     np.testing.assert_allclose(boxes_at_input(config, boxes, sizes),
                                [[0.1, 0.4, 0.3, 0.8], [0.0, 0.0, 1.0, 0.5]])
+
+
+def test_subsample_spreads_evenly_over_all_boxes() -> None:
+    from odflow.anchors.groundtruth import subsample
+
+    boxes = np.arange(400, dtype=np.float32).reshape(100, 4)
+    # rows at linspace(0, 99, 5) = 0, 24.75, 49.5, 74.25, 99 rounded: 0, 25, 50, 74, 99
+    assert subsample(boxes, 5)[:, 0].tolist() == [0, 100, 200, 296, 396]
+    assert subsample(boxes, 0) is boxes and subsample(boxes, 100) is boxes
