@@ -21,8 +21,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
             "download, build (starter), extract a model tarball; copy its checkpoint"),
     "label-map": ("odflow.label_map", "run", "write or check a label_map.pbtxt"),
     "data": ("odflow.data.cli", "run",
-             "TFRecords from WIDER FACE, CSV, VOC, COCO JSON, YOLO or synthetic faces; inspect "
-             "records"),
+             "TFRecords from WIDER FACE, CSV, VOC, COCO JSON, YOLO or synthetic faces; inspect, "
+             "preview records"),
+    "anchors": ("odflow.anchors.cli", "run",
+                "anchor coverage of the training boxes; anchors fitted to them"),
     "config": ("odflow.config.cli", "run", "patch, check or show a pipeline.config"),
     "train": ("odflow.train.cli", "run",
               "train (resuming when the inputs are unchanged); the flags of model_main.py"),

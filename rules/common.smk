@@ -102,6 +102,10 @@ EXPORTED_MODEL = [
     "{run}exported_model/label_map.pbtxt",
 ]
 PLOTS = ["{run}plots/mAP.png", "{run}plots/AR.png", "{run}plots/loss.png"]
+#: odflow data preview's files (odflow.data.preview.FILES), built by data_preview.
+DATA_PREVIEW = [f"{{run}}plots/data/{name}" for name in (
+    "train_augmented.png", "train.png", "val.png", "box_stats.png", "anchor_coverage.png",
+    "anchor_coverage.json")]
 
 
 def of_run(pattern, run, **wildcards):
@@ -140,8 +144,10 @@ def label_map(wildcards):
 
 
 def run_outputs(run):
-    """What `all` builds for one run: the export, the metrics (and table) and the plots."""
-    return [of_run(pattern, run) for pattern in EXPORTED_MODEL + PLOTS + [METRICS, METRICS_TABLE]]
+    """What `all` builds for one run: the export, the metrics (and table), the plots and the
+    data preview."""
+    return [of_run(pattern, run)
+            for pattern in EXPORTED_MODEL + PLOTS + DATA_PREVIEW + [METRICS, METRICS_TABLE]]
 
 
 def shard_names(path, num_shards):

@@ -7,7 +7,7 @@ for _run, _settings in OWN_RUNS.items():
     rule:
         """ckpt/<config_name>.config: num_classes, fine-tune checkpoint, record and label-map
         paths, eval num_examples (counted from the val records unless set), num_steps (and a
-        schedule tied to it), overrides."""
+        schedule tied to it), overrides; with anchors.fit, anchors fitted to the train boxes."""
         name:
             rule_name("pipeline_config", _run)
         input:
@@ -15,6 +15,9 @@ for _run, _settings in OWN_RUNS.items():
                       or model_files(_run)["pipeline_config"]),
             label_map=of_run(LABEL_MAP, DATA_OWNER[_run]),
             val=run_record_files(_run, "val"),
+            # anchors.fit reads the train boxes: then their content is an input too.
+            fit_records=(run_record_files(_run, "train")
+                         if _settings["anchors"]["fit"] else []),
         output:
             run_pipeline_config(_run),
         params:
@@ -25,6 +28,7 @@ for _run, _settings in OWN_RUNS.items():
             num_examples=_settings["pipeline"]["num_examples"],
             num_steps=_settings["train"]["num_steps"],
             overrides=_settings["pipeline"]["overrides"],
+            fit_anchors="true" if _settings["anchors"]["fit"] else "false",
         log:
             of_run(log_path("pipeline_config"), _run),
         benchmark:
@@ -42,4 +46,4 @@ for _run, _settings in OWN_RUNS.items():
             " --fine-tune-checkpoint {params.fine_tune_checkpoint:q}"
             " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type:q}"
             " --num-examples {params.num_examples:q} --num-steps {params.num_steps:q}"
-            " --set {params.overrides:q} > {log:q} 2>&1"
+            " --set {params.overrides:q} --fit-anchors {params.fit_anchors:q} > {log:q} 2>&1"

@@ -32,7 +32,7 @@ EXPERIMENTS = {
     "lr_high": {"pipeline": {"overrides": ["train_config.batch_size=4", LR.format(0.02)]}},
     "small": {"model": {"starter": {"depth_multiplier": 0.5}}},
 }
-PER_RUN = {"fine_tune_checkpoint", "export", "metrics", "metrics_table", "plots"}
+PER_RUN = {"fine_tune_checkpoint", "export", "metrics", "metrics_table", "plots", "data_preview"}
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def test_full_run_builds_every_target(full_run: SnakemakeResult) -> None:
     logs = {path.stem for path in (work / "logs").glob("*.log")}
     expected_logs = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
                      "records_train", "records_val", "pipeline_config", "train",
-                     "export", "metrics", "plots", "metrics_table"}
+                     "export", "metrics", "plots", "metrics_table", "data_preview"}
     assert expected_logs <= logs, sorted(expected_logs - logs)
     benchmarks = {path.stem for path in (work / "logs" / "benchmarks").glob("*.tsv")}
     assert expected_logs <= benchmarks, sorted(expected_logs - benchmarks)
@@ -133,6 +133,11 @@ def test_report_holds_the_metrics_and_plots(finished: Path, tmp_path: Path) -> N
     assert result.returncode == 0, result.describe()
     files = embedded_files(report.read_text())
     assert {"metrics.html", "mAP.png", "AR.png", "loss.png"} <= set(files), sorted(files)
+    # odflow data preview's figures (plots/data/), under the report's "Data" category.
+    preview = {"train_augmented.png", "train.png", "val.png", "box_stats.png",
+               "anchor_coverage.png"}
+    assert preview <= set(files), sorted(files)
+    assert all(files[name][:8] == b"\x89PNG\r\n\x1a\n" for name in preview)
     assert all(files[f"{name}.png"][:8] == b"\x89PNG\r\n\x1a\n" for name in ("mAP", "AR", "loss"))
     metrics = json.loads((finished / "eval" / "metrics.json").read_text())["metrics"]
     table = files["metrics.html"].decode()

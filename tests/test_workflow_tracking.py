@@ -41,7 +41,8 @@ SCHEMA = yaml.safe_load((REPO / "schemas/config.schema.yaml").read_text())
 RECORDS = ["datasets/train.record", "datasets/val.record"]
 
 AFTER_TRAIN = {"train", "metrics", "metrics_table", "export", "plots", "all"}
-AFTER_CONFIG = {"pipeline_config"} | AFTER_TRAIN
+# data_preview reads the pipeline config and both splits' records.
+AFTER_CONFIG = {"pipeline_config", "data_preview"} | AFTER_TRAIN
 MODEL_CHAIN = {"extract_model", "fine_tune_checkpoint"} | AFTER_CONFIG
 
 
@@ -84,11 +85,14 @@ CHANGES: dict[str, Change] = {
     "pipeline.num_examples": Change(5, "synthetic", jobs(AFTER_CONFIG)),
     "pipeline.overrides": Change(["train_config.batch_size=4", "train_config.batch_size=2"],
                                  "synthetic", jobs(AFTER_CONFIG)),
+    # The fitted anchors change the pipeline config; the train records become its input.
+    "anchors.fit": Change(True, "synthetic", jobs(AFTER_CONFIG)),
     "classes": Change(["head"], "synthetic", jobs(AFTER_CONFIG | {"label_map"}, records=2)),
     "dataset.source": Change("synthetic", "csv", jobs(records=2)),
     "dataset.num_shards": Change(2, "synthetic", jobs(AFTER_CONFIG, records=2)),
     "dataset.skip_bad": Change(True, "csv", jobs(records=2)),
-    "dataset.synthetic.train_images": Change(25, "synthetic", jobs(AFTER_TRAIN, records=1)),
+    "dataset.synthetic.train_images": Change(25, "synthetic",
+                                             jobs(AFTER_TRAIN | {"data_preview"}, records=1)),
     "dataset.synthetic.val_images": Change(9, "synthetic", jobs(AFTER_CONFIG, records=1)),
     "dataset.synthetic.seed": Change(2, "synthetic", jobs(AFTER_CONFIG, records=2)),
     "dataset.wider_face.root": Change("alt/wider", "wider_face", jobs(records=2)),

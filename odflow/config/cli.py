@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "leaves the rate at 0 before the last step is an error")
     patch.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="PATH=VALUE", help="a generic override (see below)")
+    patch.add_argument("--fit-anchors", action="store_true",
+                       help="after the edits, fit the anchor generator's fields to the "
+                            "--train-input records (as `odflow anchors fit` does)")
 
     check = commands.add_parser("check", help="parse and validate a config, print a summary")
     check.add_argument("config")
@@ -113,7 +116,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                    label_map_path=args.label_map,
                    num_examples=num_examples,
                    num_steps=args.num_steps,
-                   overrides=args.overrides)
+                   overrides=args.overrides,
+                   fit_anchors=args.fit_anchors)
         return 0
     config = load(args.config)
     if args.command == "show":
@@ -161,6 +165,9 @@ def build_workflow_parser() -> argparse.ArgumentParser:
                         help="train_config.num_steps (see 'odflow config patch --help')")
     parser.add_argument("--set", nargs="*", default=[], metavar="PATH=VALUE",
                         help="further overrides, e.g. train_config.batch_size=8")
+    parser.add_argument("--fit-anchors", choices=("true", "false"), default="false",
+                        help="true: fit the anchor generator to the train records "
+                             "(anchors.fit; see 'odflow config patch --help')")
     return parser
 
 
@@ -179,6 +186,8 @@ def patch_pipeline_config_args(argv: Sequence[str] | None = None) -> list[str]:
         patch += ["--num-steps", str(args.num_steps)]
     for override in args.set:
         patch += ["--set", override]
+    if args.fit_anchors == "true":
+        patch.append("--fit-anchors")
     return patch
 
 

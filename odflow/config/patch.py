@@ -132,13 +132,21 @@ def check_num_classes(config: TrainEvalPipelineConfig, label_map_path: str | os.
 
 
 def patch_file(template: str | os.PathLike, output: str | os.PathLike,
-               **options) -> TrainEvalPipelineConfig:
-    """Load ``template``, patch it (see ``patch_config``) and write ``output`` atomically."""
+               fit_anchors: bool = False, **options) -> TrainEvalPipelineConfig:
+    """Load ``template``, patch it (see ``patch_config``) and write ``output`` atomically.
+
+    With ``fit_anchors``, the anchor generator's fields are then fitted to the patched config's
+    training records (``odflow.anchors.fit.apply_fitted_anchors``), before anything is written.
+    """
     if Path(output).exists() and Path(output).resolve() == Path(template).resolve():
         raise OdflowError(f"{output}: the output would overwrite the template; "
                           "write the patched config elsewhere")
     config = load(template)
     patched = patch_config(config, source=str(template), **options)
+    if fit_anchors:
+        from odflow.anchors.fit import apply_fitted_anchors
+
+        patched = apply_fitted_anchors(patched)
     save(patched, output)
     log.info("wrote %s (patched from %s)", output, template)
     return patched

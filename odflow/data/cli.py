@@ -10,6 +10,8 @@
     python -m odflow.data synthetic --split train --num-images 400 --seed 1 -o datasets/train.record
     python -m odflow.data inspect datasets/train.record --label-map datasets/label_map.pbtxt
     python -m odflow.data validate --decode datasets/train.record  # (--decode is the default)
+    python -m odflow.data preview --pipeline_config ckpt/ssd_mobilenet_v1_coco.config \\
+        --output_dir plots/data
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+from odflow.data import preview
 from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_write_text
 from odflow.utils.cli import run_cli, setup_logging
@@ -149,6 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="decode every image fully with TensorFlow's decoder, as "
                                 "training does (the default); --no-decode reads image headers "
                                 "only (faster; misses truncated or corrupt images)")
+    preview.add_parser(commands)
     for subparser in commands.choices.values():
         subparser.add_argument("--log-file", help="also log to this file (Snakemake's log:)")
     return parser
@@ -164,6 +168,8 @@ def _log_summary(summary, output: str) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     setup_logging(args.log_file)
+    if args.command == "preview":
+        return preview.run_preview(args)
     if args.command == "wider":
         from odflow.data.wider_face import convert_wider, split_paths
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from odflow import checkpoints
 from odflow import config as config_lib
+from odflow.anchors.measure import log_coverage as log_anchor_coverage
 from odflow.errors import OdflowError
 from odflow.train import evaluate as evaluation
 from odflow.train import fingerprint, workdir
@@ -365,6 +366,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
         log.info("%s is at step %d, num_steps is %d: nothing to do", resume_prefix, start_step,
                  num_steps)
         return TrainResult(start_step, resume_prefix, None)
+    if chief:
+        log_anchor_coverage(config)  # boxes no anchor can match are never positives
     configure_determinism(options.seed, options.deterministic)
     strategy = placement.strategy
     from odflow.model import builder

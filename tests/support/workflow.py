@@ -55,7 +55,7 @@ TINY_CONFIG: dict[str, Any] = {
 
 # Every job the default target runs once, and what each produces.
 ALL_RULES = {"build_starter_model", "extract_model", "fine_tune_checkpoint", "label_map",
-             "records", "pipeline_config", "train", "export", "metrics", "plots",
+            "records", "pipeline_config", "data_preview", "train", "export", "metrics", "plots",
              "metrics_table", "all"}
 
 
