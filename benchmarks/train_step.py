@@ -98,6 +98,9 @@ def model_config(name: str, tmp: Path):
     elif name == "v2":
         cfg = config_lib.load(V2)
         cfg.model.ssd.num_classes = 1
+        extractor = cfg.model.ssd.feature_extractor
+        if extractor.type not in builder.FEATURE_EXTRACTORS:  # the same network, slim names
+            extractor.type = extractor.type.removesuffix("_keras")
         cfg.train_config.ClearField("sync_replicas")
     else:
         raise SystemExit(f"unknown model {name!r}: tutorial, v2 or demo")
@@ -181,6 +184,21 @@ def trace_breakdown(loop: Loop, directory: Path, steps: int = 3) -> list[tuple[s
     return totals.most_common()
 
 
+def _row(name: str, cfg, flops: float, speeds: dict[str, list[float]], rates: list[float],
+         baseline: bool) -> str:
+    medians = {label: statistics.median(values) for label, values in speeds.items()}
+    matmul = statistics.median(rates)
+    cells = " | ".join(f"{value:.1f}" for value in medians.values())
+    ratio = ""
+    if baseline:
+        per_block = [t / b for t, b in zip(speeds["today"], speeds["before"], strict=True)]
+        ratio = (f"**{statistics.median(per_block):.2f}** ("
+                 + ", ".join(f"{r:.2f}" for r in per_block) + ") | ")
+    achieved = medians["today"] * flops / 1e9
+    return (f"| {name} | {cfg.train_config.batch_size} | {flops / 1e9:.2f} | {cells} | "
+            f"{ratio}{matmul:.0f} | {achieved:.0f} / {matmul:.0f} = **{achieved / matmul:.0%}** |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tutorial,v2,demo")
@@ -198,7 +216,15 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"TF {tf.__version__}, load average {os.getloadavg()[0]:.1f} at the start")
-    rows, breakdowns = [], {}
+    labels = list(builds)
+    print(f"{args.blocks} blocks of {args.steps} steps per variant, interleaved; medians; "
+          f"matmul: {MATMUL_SIZE}x{MATMUL_SIZE} float32, best of 5 before each block\n")
+    head = " | ".join(f"{label}, images/s" for label in labels)
+    print(f"| model | batch | train GFLOP/image | {head} | "
+          + ("today / before (per block) | " if args.baseline else "")
+          + "matmul GFLOP/s | step GFLOP/s / matmul |")
+    print("|---" * (5 + len(labels) + int(args.baseline)) + "|", flush=True)
+    breakdowns = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in args.models.split(","):
@@ -208,7 +234,7 @@ def main() -> None:
                      for label, build in builds.items()}
             for loop in loops.values():
                 loop.run(2)  # trace, warm up, fill the pipeline's buffers
-            speeds = {label: [] for label in loops}
+            speeds: dict[str, list[float]] = {label: [] for label in loops}
             rates = []
             for _ in range(args.blocks):
                 rates.append(matmul_rate())
@@ -216,30 +242,8 @@ def main() -> None:
                     speeds[label].append(loop.run(args.steps))
             if args.trace is not None:
                 breakdowns[name] = trace_breakdown(loops["today"], args.trace / name)
-            rows.append((name, cfg, flops, speeds, rates))
-
-    print(f"\n{args.blocks} blocks of {args.steps} steps per variant, interleaved; medians; "
-          f"matmul: {MATMUL_SIZE}x{MATMUL_SIZE} float32, best of 5 before each block; "
-          f"load average {os.getloadavg()[0]:.1f} at the end\n")
-    labels = list(builds)
-    head = " | ".join(f"{label}, images/s" for label in labels)
-    print(f"| model | batch | train GFLOP/image | {head} | "
-          + ("today / before (per block) | " if args.baseline else "")
-          + "matmul GFLOP/s | step GFLOP/s / matmul |")
-    print("|---" * (5 + len(labels) + int(args.baseline)) + "|")
-    for name, cfg, flops, speeds, rates in rows:
-        medians = {label: statistics.median(values) for label, values in speeds.items()}
-        matmul = statistics.median(rates)
-        cells = " | ".join(f"{medians[label]:.1f}" for label in labels)
-        ratio = ""
-        if args.baseline:
-            per_block = [t / b for t, b in zip(speeds["today"], speeds["before"], strict=True)]
-            ratio = (f"**{statistics.median(per_block):.2f}** ("
-                     + ", ".join(f"{r:.2f}" for r in per_block) + ") | ")
-        achieved = medians["today"] * flops / 1e9
-        print(f"| {name} | {cfg.train_config.batch_size} | {flops / 1e9:.2f} | {cells} | "
-              f"{ratio}{matmul:.0f} | {achieved:.0f} / {matmul:.0f} = "
-              f"**{achieved / matmul:.0%}** |")
+            print(_row(name, cfg, flops, speeds, rates, args.baseline), flush=True)
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
     for name, kinds in breakdowns.items():
         total = sum(ms for _, ms in kinds)
         print(f"\n{name}: op time per step by kind (both executor threads), {total:.0f} ms")
