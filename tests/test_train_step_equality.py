@@ -25,6 +25,8 @@ from odflow.train.step import build_train_step
 from tests.support.reference_step import build_reference_train_step
 from tests.support.training import make_config
 
+pytestmark = pytest.mark.slow  # two small detectors traced and stepped: ~5-10 s per case
+
 STEPS = 3
 
 
