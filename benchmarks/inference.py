@@ -8,6 +8,11 @@ the same fixed 300x300 uint8 image at batch 1 and return all seven outputs.  Cal
 between the two and each is timed alone, so that load from other processes hits both alike;
 images/s is one over the median time per image.  Goal: ratio >= 0.9.
 
+Beside it the roofline figure (issue 20): the model's forward FLOPs per image (TF's cost model,
+``benchmarks/roofline.py``) times the frozen graph's images/s, over a float32 matmul's GFLOP/s
+measured in the same process every ``--iterations / 5`` images (goal >= 40 % for the tutorial's
+model at batch 1).
+
     python benchmarks/inference.py [--iterations 100 --depth_multiplier 1.0]
 """
 
@@ -23,6 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +37,7 @@ from odflow import config as config_lib
 from odflow.export.frozen_graph import freeze
 from odflow.export.signature import OUTPUT_NAMES
 from odflow.model import builder
+from roofline import forward_flops, matmul_rate
 
 CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference"
           / "sample_configs" / "ssd_mobilenet_v1_coco.config")
@@ -111,7 +118,10 @@ def main() -> int:
         frozen()
     times: dict[str, list[float]] = {"bare model (tf.function)": [],
                                      "frozen graph (Session)": []}
-    for _ in range(args.iterations):
+    rates = []
+    for index in range(args.iterations):
+        if index % max(1, args.iterations // 5) == 0:
+            rates.append(matmul_rate())
         times["bare model (tf.function)"].append(seconds(bare))
         times["frozen graph (Session)"].append(seconds(frozen))
     session.close()
@@ -127,6 +137,13 @@ def main() -> int:
               f"quartiles {1000 * quartiles[0]:.1f}-{1000 * quartiles[2]:.1f} ms)")
     ratio = rate["frozen graph (Session)"] / rate["bare model (tf.function)"]
     print(f"  ratio frozen / bare: {ratio:.3f} (goal >= 0.9)")
+    flops = forward_flops(model, args.size, args.size)
+    matmul = statistics.median(rates)
+    achieved = rate["frozen graph (Session)"] * flops / 1e9
+    print(f"  roofline: {flops / 1e9:.2f} GFLOP per image (cost model) x "
+          f"{rate['frozen graph (Session)']:.1f} images/s = {achieved:.1f} GFLOP/s; float32 "
+          f"matmul {matmul:.0f} GFLOP/s (median of {len(rates)}): {achieved / matmul:.0%} "
+          "(goal >= 40 %)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The README's first command: the offline demo, as shipped, to an exported detector that
 finds the synthetic faces (issue 6: AP50 of at least 0.8 on the synthetic val set).
 
-This is the one test that trains for real (2,500 steps, about five minutes on two cores);
+This is the one test that trains for real (2,000 steps, about five minutes on two cores);
 it guards the demo's learnability against changes anywhere in the model, the losses, the
 input pipeline or the synthetic data.  Its duration is printed, not asserted: speed is
 measured in the README and benchmarks/.
