@@ -313,3 +313,21 @@ def test_unsupported_augmentation_and_resizer_are_errors(records):
     with pytest.raises(OdflowError, match="model.ssd.image_resizer"):
         build_dataset(reader, model_config=_model("keep_aspect_ratio_resizer {}"), batch_size=1,
                       is_training=False)
+
+
+@pytest.mark.parametrize("seed", [0, 2**31 - 1])
+def test_seed_zero_builds_the_training_stream(records, seed):
+    """--seed 0 (and any seed TF reduces to 0) once failed while building the per-epoch
+    shuffles ("Using a symbolic tf.Tensor as a Python bool"): TF's get_seed compares the op
+    seed with 0 when the global seed reduces to 0.  configure_determinism must avoid that."""
+    from odflow.train.loop import configure_determinism
+
+    path, _ = records
+    configure_determinism(seed, deterministic=False)
+    try:
+        first = _take(_train(path, ["random_horizontal_flip {}"], seed=seed), n=2)
+        second = _take(_train(path, ["random_horizontal_flip {}"], seed=seed), n=2)
+    finally:
+        tf.random.set_seed(None)
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])

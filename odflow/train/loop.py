@@ -115,6 +115,11 @@ def check_train_config(train_config) -> None:
             log.info("train_config.%s is ignored (tf.data/tf.distribute tune this)", field)
 
 
+_TF_SEED_MODULUS = 2**31 - 1
+# The TF global seed used for --seed 0 (Python's and NumPy's generators still get 0).
+_SEED_ZERO_STANDIN = 0x5EED0
+
+
 def configure_determinism(seed: int | None, deterministic: bool) -> None:
     """Seed Python, NumPy and TF; with ``deterministic`` make TF's kernels deterministic too."""
     if deterministic and seed is None:
@@ -122,6 +127,11 @@ def configure_determinism(seed: int | None, deterministic: bool) -> None:
                           "fixed seed)")
     if seed is not None:
         tf.keras.utils.set_random_seed(seed)
+        if seed % _TF_SEED_MODULUS == 0:
+            # TF reduces the global seed modulo 2**31 - 1, and with a reduced global seed of 0
+            # its get_seed compares the op seed with 0 in Python, which fails for the tensor
+            # seeds of the training stream's per-epoch shuffles (odflow.inputs.pipeline).
+            tf.random.set_seed(_SEED_ZERO_STANDIN)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
