@@ -85,3 +85,52 @@ def image(name: str):
     import tensorflow as tf
     path = _require(SHARED / "refs" / "images" / name)
     return tf.io.decode_png(tf.io.read_file(str(path)), channels=3)
+
+
+# The reference README's tolerances: raw predictions (TF against itself with oneDNN off moves
+# them by up to 8e-4) and everything else, including the top-10 detections.
+RAW_TOLERANCE = 2e-3
+TOLERANCE = 1e-4
+
+
+def port_outputs(model, image_names) -> dict:
+    """The ``refs.npz`` arrays for odflow's ``model`` on the named test images (classes made
+    0-based, as the API's postprocess gives them; odflow's are label ids)."""
+    import tensorflow as tf
+    out = {}
+    for i, name in enumerate(image_names):
+        preprocessed, shapes = model.preprocess(tf.cast(image(str(name))[tf.newaxis],
+                                                        tf.float32))
+        prediction = model.predict(preprocessed, training=False)
+        detections = model.postprocess(prediction, shapes)
+        out[f"img{i}/preprocessed_inputs"] = preprocessed.numpy()
+        out[f"img{i}/true_image_shapes"] = shapes.numpy()
+        out["predict/anchors"] = prediction["anchors"].numpy()
+        for key in ("box_encodings", "class_predictions_with_background"):
+            out[f"img{i}/predict/{key}"] = prediction[key].numpy()
+        for key in ("detection_boxes", "detection_scores", "num_detections",
+                    "detection_anchor_indices"):
+            out[f"img{i}/postprocess/{key}"] = detections[key].numpy()
+        out[f"img{i}/postprocess/detection_classes"] = detections["detection_classes"].numpy() - 1
+    return out
+
+
+def assert_matches_refs(reference, ours: dict) -> None:
+    """Every numeric array of ``refs.npz`` within its tolerance (the first 10 detections
+    only), classes and anchor indices equal: the README's check, key by key."""
+    import numpy as np
+    compared = 0
+    for key in reference.files:
+        if reference[key].dtype.kind not in "fi":
+            continue
+        expected, actual = reference[key], ours[key]
+        if "/postprocess/detection_" in key:
+            expected, actual = expected[:, :10], actual[:, :10]
+        assert actual.shape == expected.shape, key
+        tolerance = RAW_TOLERANCE if "/predict/" in key else TOLERANCE
+        difference = np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max()
+        assert difference <= tolerance, f"{key}: max |diff| {difference:.3g} > {tolerance}"
+        if key.endswith(("detection_classes", "detection_anchor_indices")):
+            np.testing.assert_array_equal(actual, expected, err_msg=key)
+        compared += 1
+    assert compared == 19  # 2 x (2 inputs + 2 raw + 5 postprocessed) + anchors
