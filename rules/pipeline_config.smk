@@ -20,7 +20,8 @@ for _run, _settings in RUNS.items():
         params:
             script=script("patch_pipeline_config.py"),
             train=run_record_files(_run, "train"),
-            fine_tune_checkpoint=of_run(FINE_TUNE_CHECKPOINT, _run),
+            fine_tune_checkpoint=run_fine_tune_checkpoint(_run),
+            fine_tune_checkpoint_version=run_layout(_run).checkpoint_version,
             fine_tune_checkpoint_type=_settings["pipeline"]["fine_tune_checkpoint_type"],
             num_examples=_settings["pipeline"]["num_examples"],
             num_steps=_settings["train"]["num_steps"],
@@ -41,5 +42,6 @@ for _run, _settings in RUNS.items():
             " --eval-input {input.val:q}"
             " --fine-tune-checkpoint {params.fine_tune_checkpoint}"
             " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type}"
+            " --fine-tune-checkpoint-version {params.fine_tune_checkpoint_version:q}"
             " --num-examples {params.num_examples} --num-steps {params.num_steps}"
             " --set {params.overrides:q} > {log} 2>&1"

@@ -62,6 +62,13 @@ def _variant_type(name: str, overrides: list[str]) -> str:
     return name
 
 
+def variant_type(architecture: str) -> str:
+    """The ``feature_extractor.type`` a starter architecture builds: its variant's type line,
+    else the name itself.  Reads only the variant files (no TensorFlow), so the workflow can
+    ask while it plans."""
+    return _variant_type(architecture, _variants().get(architecture, []))
+
+
 def starter_architectures() -> list[str]:
     """The architectures a starter model can be built for: each registered feature-extractor
     builder once (under its first name), and each variant whose type is registered."""
