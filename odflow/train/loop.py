@@ -57,7 +57,6 @@ _UNSUPPORTED_TRAIN_FIELDS = {
     "bias_grad_multiplier": "a separate gradient multiplier for biases",
     "use_multiclass_scores": "multiclass score targets",
     "merge_multiple_label_boxes": "merging boxes with several labels",
-    "use_bfloat16": "bfloat16 training",
     "summarize_gradients": "gradient histograms",
 }
 
@@ -97,6 +96,11 @@ def check_train_config(train_config) -> None:
         if getattr(train_config, field):
             raise OdflowError(f"train_config.{field}: {what} is not supported by odflow; "
                               "remove it")
+    if train_config.use_bfloat16:
+        # The TF2 zoo's TPU configs set it; it changes the arithmetic, not the model, so
+        # they train as they are, in float32 (what their TF2 API trainer did off TPU too).
+        log.warning("train_config.use_bfloat16: bfloat16 training is not supported here; "
+                    "training in float32")
     if train_config.fine_tune_checkpoint_version == 2:  # V2: TF2 object-based checkpoints
         raise OdflowError("train_config.fine_tune_checkpoint_version: only V1 (name-based "
                           "checkpoints like the zoo's) is supported; remove it")
