@@ -25,10 +25,13 @@ from odflow.model.inception_v2 import SSDInceptionV2FeatureExtractor
 from odflow.model.losses import build_losses
 from odflow.model.mobilenet_v1 import SSDMobileNetV1FeatureExtractor
 from odflow.model.mobilenet_v1_fpn import ssd_mobilenet_v1_fpn
+from odflow.model.mobilenet_v2_fpn import ssd_mobilenet_v2_fpn
 from odflow.model.ppn import SSDMobileNetV1PpnFeatureExtractor
 from odflow.model.resnet_v1 import resnet_arg_scope_defaults
 from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
+from odflow.model.resnet_v1_keras import ssd_resnet_v1_fpn_keras
 from odflow.model.ssd import LossOptions, SSDMetaArch
+from odflow.model import tf2_layouts  # noqa: F401  (registers the TF2 checkpoint layouts)
 from odflow.model.weight_shared_box_predictor import (
     WeightSharedConvolutionalBoxPredictor,
     WeightSharedOptions,
@@ -106,6 +109,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
         non_max_suppression=non_max_suppression,
         is_training=is_training,
         freeze_batchnorm=config.freeze_batchnorm,
+        feature_extractor_type=config.feature_extractor.type,
     )
 
 
@@ -213,7 +217,7 @@ def _ssd_mobilenet_v1_ppn(config: pipeline_pb2.Ssd) -> SSDMobileNetV1PpnFeatureE
                                              *_mobilenet_v1_hyperparams(fe))
 
 
-def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
+def _fpn_levels(config: pipeline_pb2.Ssd, allow_depthwise: bool = False) -> FpnLevels:
     """The ``fpn`` levels (TF1 defaults 3..7, depth 256 when unset), checked against the
     image size: the top-down sums need each pyramid input exactly twice the size of the next,
     i.e. ceil(size / 2**min_level) divisible by 2**(min(max_level, 5) - min_level)."""
@@ -223,7 +227,7 @@ def _fpn_levels(config: pipeline_pb2.Ssd) -> FpnLevels:
     if not 2 <= fpn.min_level <= 5 or fpn.max_level < fpn.min_level:
         _refuse(f"{field}.fpn: min_level must be 2..5 and max_level >= min_level (got "
                 f"{fpn.min_level}..{fpn.max_level})")
-    if fe.use_depthwise:
+    if fe.use_depthwise and not allow_depthwise:
         _refuse(f"{field}.use_depthwise is not supported for {fe.type} (separable FPN convs); "
                 "remove it")
     top = min(fpn.max_level, 5)
@@ -242,6 +246,50 @@ def _ssd_mobilenet_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
     fe = config.feature_extractor
     return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe), _fpn_levels(config),
                                 *_mobilenet_v1_hyperparams(fe))
+
+
+def _check_keras_fpn(config: pipeline_pb2.Ssd) -> None:
+    """What odflow's TF2 (Keras) FPN extractors do not implement: explicit padding (the TF2
+    API then crops the upsampled maps and pads the bottom-up convs)."""
+    fe = config.feature_extractor
+    if fe.use_explicit_padding:
+        _refuse(f"{_SSD}.feature_extractor.use_explicit_padding is not supported for {fe.type} "
+                "by odflow; remove it")
+
+
+def _ssd_mobilenet_v1_fpn_keras(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    _check_keras_fpn(config)
+    return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe),
+                                _fpn_levels(config, allow_depthwise=True),
+                                *_mobilenet_v1_hyperparams(fe), keras=True)
+
+
+def _ssd_mobilenet_v2_fpn_keras(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+    fe = config.feature_extractor
+    _check_keras_fpn(config)
+    extra = hp.from_proto(fe.conv_hyperparams, f"{_SSD}.feature_extractor.conv_hyperparams")
+    base = extra if fe.override_base_feature_extractor_hyperparams else hp.mobilenet_v2_defaults()
+    return ssd_mobilenet_v2_fpn(ExtractorOptions.from_proto(fe),
+                                _fpn_levels(config, allow_depthwise=True), base, extra)
+
+
+def _ssd_resnet_v1_fpn_keras(depth: int) -> Callable[[pipeline_pb2.Ssd], FpnFeatureExtractor]:
+    """The TF2 API's ``ssd_resnet{depth}_v1_fpn_keras`` (Keras ResNet v1, see
+    ``odflow.model.resnet_v1_keras``)."""
+    def build_extractor(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
+        fe = config.feature_extractor
+        field = f"{_SSD}.feature_extractor"
+        if fe.depth_multiplier != 1.0:
+            _refuse(f"{field}.depth_multiplier: {fe.type} supports only 1.0")
+        _check_keras_fpn(config)
+        extra = hp.from_proto(fe.conv_hyperparams, f"{field}.conv_hyperparams")
+        base = (extra if fe.override_base_feature_extractor_hyperparams
+                else resnet_arg_scope_defaults())
+        fpn = _fpn_levels(config)
+        fpn_depth = max(int(fpn.additional_layer_depth * fe.depth_multiplier), fe.min_depth)
+        return ssd_resnet_v1_fpn_keras(depth, fpn, base, extra, fpn_depth, fe.pad_to_multiple)
+    return build_extractor
 
 
 def _ssd_resnet50_v1_fpn(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
@@ -289,18 +337,23 @@ FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v1": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_keras": _ssd_mobilenet_v1,
     "ssd_mobilenet_v1_fpn": _ssd_mobilenet_v1_fpn,
-    "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn,
+    "ssd_mobilenet_v1_fpn_keras": _ssd_mobilenet_v1_fpn_keras,
+    "ssd_mobilenet_v2_fpn_keras": _ssd_mobilenet_v2_fpn_keras,
     "ssd_mobilenet_v1_ppn": _ssd_mobilenet_v1_ppn,
     "ssd_resnet50_v1_fpn": _ssd_resnet50_v1_fpn,
-    "ssd_resnet50_v1_fpn_keras": _ssd_resnet50_v1_fpn,
+    "ssd_resnet50_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(50),
+    "ssd_resnet101_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(101),
+    "ssd_resnet152_v1_fpn_keras": _ssd_resnet_v1_fpn_keras(152),
     "ssd_mobilenet_v2": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
+    "ssd_mobilenet_v2_keras": _mobilenet_v2_v3(mobilenet_v2.feature_extractor),
     "ssd_mobilenet_v3_large": _mobilenet_v2_v3(mobilenet_v3.large),
     "ssd_mobilenet_v3_small": _mobilenet_v2_v3(mobilenet_v3.small),
     "ssd_inception_v2": _ssd_inception_v2,
 }
 SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
-_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_resnet50_v1_fpn",
-              "ssd_resnet50_v1_fpn_keras")
+_FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_mobilenet_v2_fpn_keras",
+              "ssd_resnet50_v1_fpn", "ssd_resnet50_v1_fpn_keras", "ssd_resnet101_v1_fpn_keras",
+              "ssd_resnet152_v1_fpn_keras")
 
 
 def _check_head_fields(proto, field: str) -> tuple[float, float] | None:
@@ -362,7 +415,6 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
     for name, is_set in (("apply_conv_hyperparams_to_heads", proto.apply_conv_hyperparams_to_heads),
                          ("apply_conv_hyperparams_pointwise",
                           proto.apply_conv_hyperparams_pointwise),
-                         ("use_depthwise", proto.use_depthwise),
                          ("score_converter", proto.score_converter != proto.IDENTITY)):
         if is_set:
             _refuse(f"{field}.{name} is set but odflow does not implement it; remove it")
@@ -386,6 +438,7 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
         use_dropout=proto.use_dropout,
         dropout_keep_probability=proto.dropout_keep_probability,
         share_prediction_tower=proto.share_prediction_tower,
+        use_depthwise=proto.use_depthwise,
         box_encodings_clip_range=clip,
     )
     return WeightSharedConvolutionalBoxPredictor(

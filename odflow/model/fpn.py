@@ -18,7 +18,7 @@ from typing import Protocol
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import ConvUnit, named_variables_of
+from odflow.model.layers import ConvUnit, SeparableConvUnit, flat_units, named_variables_of
 
 
 def nearest_neighbor_upsampling(x: tf.Tensor, scale: int = 2) -> tf.Tensor:
@@ -32,17 +32,23 @@ class FpnTopDown(tf.Module):
     ``C_{k+1}``, which the builder checks through the image size)."""
 
     def __init__(self, scope: str, in_depths: list[int], depth: int,
-                 hyperparams: ConvHyperparams, *, explicit_padding: bool = False) -> None:
+                 hyperparams: ConvHyperparams, *, explicit_padding: bool = False,
+                 use_depthwise: bool = False, upsample_smoothed: bool = False) -> None:
         super().__init__(name=None)
         n = len(in_depths)
+        # TF1 upsampled the running sum (before smoothing) to the next level; the TF2 API's
+        # KerasFpnTopDownFeatureMaps upsamples the previous level's smoothed output.
+        self.upsample_smoothed = upsample_smoothed
         self.projections = [ConvUnit(f"{scope}/projection_{k + 1}", 1, in_depths[k], depth, 1,
                                      hyperparams, head=True) for k in range(n)]
-        self.smoothings = [ConvUnit(f"{scope}/smoothing_{k + 1}", 3, depth, depth, 1,
-                                    hyperparams, explicit_padding=explicit_padding)
+        # use_depthwise (the TF2 API's FPNLite): separable 3x3 smoothing convs.
+        smoothing = SeparableConvUnit if use_depthwise else ConvUnit
+        self.smoothings = [smoothing(f"{scope}/smoothing_{k + 1}", 3, depth, depth, 1,
+                                     hyperparams, explicit_padding=explicit_padding)
                            for k in range(n - 1)]
 
     def units(self) -> list[ConvUnit]:
-        return self.projections + self.smoothings
+        return self.projections + flat_units(self.smoothings)
 
     def __call__(self, features: list[tf.Tensor], training: bool = False) -> list[tf.Tensor]:
         top_down = self.projections[-1](features[-1], training)
@@ -51,6 +57,8 @@ class FpnTopDown(tf.Module):
             top_down = nearest_neighbor_upsampling(top_down, 2)
             top_down = top_down + self.projections[k](features[k], training)
             outputs.append(self.smoothings[k](top_down, training))
+            if self.upsample_smoothed:
+                top_down = outputs[-1]
         return outputs[::-1]
 
 
@@ -83,7 +91,8 @@ class FpnFeatureExtractor(tf.Module):
     def __init__(self, backbone: Backbone, levels: FpnLevels, scope: str,
                  endpoints: dict[int, tuple[str, int]], bottom_up_names: dict[int, str],
                  depth: int, hyperparams: ConvHyperparams, *, pad_to_multiple: int = 1,
-                 explicit_padding: bool = False,
+                 explicit_padding: bool = False, use_depthwise: bool = False,
+                 upsample_smoothed: bool = False,
                  preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None) -> None:
         super().__init__(name=None)
         self.backbone = backbone
@@ -95,14 +104,17 @@ class FpnFeatureExtractor(tf.Module):
         base_levels = range(levels.min_level, base_max + 1)
         self.blocks = [endpoints[level][0] for level in base_levels]
         self.top_down = FpnTopDown(scope, [endpoints[level][1] for level in base_levels], depth,
-                                   hyperparams, explicit_padding=explicit_padding)
-        self.bottom_up = [ConvUnit(f"{scope}/{bottom_up_names[level]}", 3, depth, depth, 2,
-                                   hyperparams, explicit_padding=explicit_padding)
+                                   hyperparams, explicit_padding=explicit_padding,
+                                   use_depthwise=use_depthwise,
+                                   upsample_smoothed=upsample_smoothed)
+        bottom_up = SeparableConvUnit if use_depthwise else ConvUnit
+        self.bottom_up = [bottom_up(f"{scope}/{bottom_up_names[level]}", 3, depth, depth, 2,
+                                    hyperparams, explicit_padding=explicit_padding)
                           for level in range(base_max + 1, levels.max_level + 1)]
         self.feature_depths = [depth] * len(self.levels)
 
     def units(self) -> list[ConvUnit]:
-        return self.backbone.units() + self.top_down.units() + self.bottom_up
+        return self.backbone.units() + self.top_down.units() + flat_units(self.bottom_up)
 
     def named_variables(self) -> dict[str, tf.Variable]:
         return named_variables_of(self.units())

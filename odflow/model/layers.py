@@ -11,6 +11,8 @@ replica of a ``MirroredStrategy`` updates its own copy and reads average them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import tensorflow as tf
 
 from odflow.model.hyperparams import BatchNormParams, ConvHyperparams, Initializer
@@ -117,6 +119,54 @@ class ConvUnit(tf.Module):
         if self.biases is not None:
             y = tf.nn.bias_add(y, self.biases)
         return _activate(y, self.activation)
+
+
+class SeparableConvUnit(tf.Module):
+    """A Keras ``SeparableConv2D`` followed by the hyperparams' batch norm (or biases) and
+    activation, as the TF2 API's FPNLite layers and heads build it: a kxk depthwise conv with
+    nothing after it (no batch norm, no activation, no biases), then a 1x1 conv that carries
+    the normalisation and activation.  TF1's ``slim.separable_conv2d`` units (``ConvUnit``
+    pairs) normalised the depthwise output too; this one does not.
+
+    ``weights`` of the parts: ``depthwise.weights`` (``depthwise_kernel``), ``pointwise``
+    (``pointwise_kernel``, biases, batch norm).
+    """
+
+    def __init__(self, scope: str, kernel_size: int, in_depth: int, out_depth: int, stride: int,
+                 hyperparams: ConvHyperparams, *, explicit_padding: bool = False,
+                 head: bool = False, bias_init: float = 0.0, biases: bool | None = None) -> None:
+        super().__init__(name=None)
+        plain = dataclasses.replace(hyperparams, batch_norm=None, activation="none")
+        self.depthwise = ConvUnit(f"{scope}/depthwise", kernel_size, in_depth, None, stride,
+                                  plain, depthwise=True, explicit_padding=explicit_padding,
+                                  biases=False)
+        self.pointwise = ConvUnit(f"{scope}/pointwise", 1, in_depth, out_depth, 1, hyperparams,
+                                  head=head, bias_init=bias_init, biases=biases)
+        self.stride = stride
+        self.out_depth = out_depth
+        self.batch_norm = self.pointwise.batch_norm
+        self.biases = self.pointwise.biases
+
+    def units(self) -> list[ConvUnit]:
+        return [self.depthwise, self.pointwise]
+
+    def named_variables(self) -> dict[str, tf.Variable]:
+        return named_variables_of(self.units())
+
+    def regularization(self) -> tf.Tensor | None:
+        terms = [t for t in (u.regularization() for u in self.units()) if t is not None]
+        return tf.add_n(terms) if terms else None
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.pointwise(self.depthwise(x, training), training)
+
+
+def flat_units(layers) -> list[ConvUnit]:
+    """``ConvUnit``s of a list that may hold ``SeparableConvUnit``s (for ``units()``)."""
+    units: list[ConvUnit] = []
+    for layer in layers:
+        units += layer.units() if isinstance(layer, SeparableConvUnit) else [layer]
+    return units
 
 
 class BatchNorm(tf.Module):

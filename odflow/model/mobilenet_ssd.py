@@ -104,6 +104,19 @@ class MobilenetSsdFeatureExtractor(tf.Module):
     def named_variables(self) -> dict[str, tf.Variable]:
         return named_variables_of(self.units())
 
+    def base_endpoints(self, images: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
+        """Every base layer's output by slim's end point name (``layer_1`` .. ``layer_<taps[1]>``);
+        the FPN extractors take their pyramid inputs from here."""
+        x = pad_to_multiple(images, self.options.pad_to_multiple)
+        endpoints: dict[str, tf.Tensor] = {}
+        for number, layer in enumerate(self.layers, start=1):
+            if isinstance(layer, ExpandedConv):
+                x, _ = layer(x, training)
+            else:
+                x = layer(x, training)
+            endpoints[f"layer_{number}"] = x
+        return endpoints
+
     def __call__(self, images: tf.Tensor, training: bool = False) -> list[tf.Tensor]:
         x = pad_to_multiple(images, self.options.pad_to_multiple)
         features: list[tf.Tensor] = []

@@ -24,13 +24,16 @@ _FEATURE_SCOPE = "FeatureExtractor/"
 
 @dataclass
 class RestoreReport:
-    """Model variable names (zoo names) by outcome."""
+    """Model variable names (zoo names; TF2 checkpoint keys for object-based checkpoints) by
+    outcome."""
 
     checkpoint_path: str
     checkpoint_type: str
     restored: list[str] = field(default_factory=list)
     skipped_missing: list[str] = field(default_factory=list)
     skipped_shape: list[str] = field(default_factory=list)
+    # TF2 checkpoints (odflow.model.tf2_checkpoint): checkpoint keys not restored -> why.
+    unused: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_candidates(self) -> int:

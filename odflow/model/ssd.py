@@ -62,8 +62,11 @@ class SSDMetaArch(tf.Module):
                  localization_loss: Callable, hard_example_miner: Any | None,
                  loss_options: LossOptions, score_converter: Callable[[tf.Tensor], tf.Tensor],
                  non_max_suppression: Callable[..., dict], is_training: bool,
-                 freeze_batchnorm: bool = False) -> None:
+                 freeze_batchnorm: bool = False, feature_extractor_type: str = "") -> None:
         super().__init__(name=None)
+        # The config's feature_extractor.type: TF2 checkpoints are read by key with the
+        # layout registered for it (odflow.model.tf2_checkpoint.key_mapping).
+        self.feature_extractor_type = feature_extractor_type
         self.num_classes = num_classes
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.resize_method = resize_method

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import BatchNorm, ConvUnit
+from odflow.model.layers import BatchNorm, ConvUnit, SeparableConvUnit, flat_units
 
 SCOPE = "WeightSharedConvolutionalBoxPredictor"
 
@@ -33,6 +33,8 @@ class WeightSharedOptions:
     use_dropout: bool = False
     dropout_keep_probability: float = 0.8
     share_prediction_tower: bool = False
+    # Separable (depthwise kxk, then 1x1) tower convs and heads: the TF2 zoo's FPNLite.
+    use_depthwise: bool = False
     box_encodings_clip_range: tuple[float, float] | None = None
 
 
@@ -52,8 +54,9 @@ class _Tower(tf.Module):
         depth = in_depth
         for i in range(options.num_layers_before_predictor):
             name = f"{scope}/conv2d_{i}"
-            conv = ConvUnit(name, options.kernel_size, depth, options.depth, 1, conv_params,
-                            biases=use_biases)
+            conv_type = SeparableConvUnit if options.use_depthwise else ConvUnit
+            conv = conv_type(name, options.kernel_size, depth, options.depth, 1, conv_params,
+                             biases=use_biases)
             self.convs.append(conv)
             self.norms.append([] if bn is None else [
                 BatchNorm(f"{name}/BatchNorm/feature_{j}", options.depth, bn)
@@ -62,7 +65,7 @@ class _Tower(tf.Module):
         self.out_depth = depth
 
     def units(self) -> list[ConvUnit]:
-        return list(self.convs)
+        return flat_units(self.convs)
 
     def named_variables(self) -> dict[str, tf.Variable]:
         named: dict[str, tf.Variable] = {}
@@ -106,11 +109,12 @@ class WeightSharedConvolutionalBoxPredictor(tf.Module):
             self.class_tower = _Tower(f"{SCOPE}/ClassPredictionTower", in_depths[0], options,
                                       levels, hyperparams)
         k = options.kernel_size
-        self.box_head = ConvUnit(f"{SCOPE}/BoxPredictor", k, self.box_tower.out_depth,
-                                 anchors * options.box_code_size, 1, hyperparams, head=True)
-        self.class_head = ConvUnit(f"{SCOPE}/ClassPredictor", k, self.class_tower.out_depth,
-                                   anchors * self.num_class_slots, 1, hyperparams, head=True,
-                                   bias_init=options.class_prediction_bias_init)
+        head_type = SeparableConvUnit if options.use_depthwise else ConvUnit
+        self.box_head = head_type(f"{SCOPE}/BoxPredictor", k, self.box_tower.out_depth,
+                                  anchors * options.box_code_size, 1, hyperparams, head=True)
+        self.class_head = head_type(f"{SCOPE}/ClassPredictor", k, self.class_tower.out_depth,
+                                    anchors * self.num_class_slots, 1, hyperparams, head=True,
+                                    bias_init=options.class_prediction_bias_init)
 
     def _towers(self) -> list[_Tower]:
         if self.class_tower is self.box_tower:
@@ -119,7 +123,7 @@ class WeightSharedConvolutionalBoxPredictor(tf.Module):
 
     def units(self) -> list[ConvUnit]:
         units = [u for tower in self._towers() for u in tower.units()]
-        return units + [self.box_head, self.class_head]
+        return units + flat_units([self.box_head, self.class_head])
 
     def named_variables(self) -> dict[str, tf.Variable]:
         named: dict[str, tf.Variable] = {}

@@ -101,9 +101,6 @@ def check_train_config(train_config) -> None:
         # they train as they are, in float32 (what their TF2 API trainer did off TPU too).
         log.warning("train_config.use_bfloat16: bfloat16 training is not supported here; "
                     "training in float32")
-    if train_config.fine_tune_checkpoint_version == 2:  # V2: TF2 object-based checkpoints
-        raise OdflowError("train_config.fine_tune_checkpoint_version: only V1 (name-based "
-                          "checkpoints like the zoo's) is supported; remove it")
     if not train_config.HasField("optimizer"):
         raise OdflowError("train_config.optimizer is not set; set rms_prop_optimizer, "
                           "momentum_optimizer or adam_optimizer")
@@ -176,11 +173,13 @@ def _restore_fine_tune(state: TrainingState, train_config) -> None:
     if not checkpoint_type:
         checkpoint_type = "detection" if train_config.from_detection_checkpoint \
             else "classification"
-    from odflow.model.restore import restore_fine_tune_checkpoint
+    from odflow.model.tf2_checkpoint import restore_for_version
     log.info("fine-tuning from %s (fine_tune_checkpoint_type %s)", path, checkpoint_type)
-    # Logs its report (restored/skipped counts) and fails when nothing restores.
-    restore_fine_tune_checkpoint(state.model, path, checkpoint_type,
-                                 train_config.load_all_detection_checkpoint_vars)
+    # V2: the TF2 object-based reader, V1/unset: the name-based one.  Logs its report
+    # (restored/skipped counts) and fails when nothing restores.
+    restore_for_version(state.model, path, checkpoint_type,
+                        train_config.fine_tune_checkpoint_version,
+                        train_config.load_all_detection_checkpoint_vars)
 
 
 def _train_dataset(config, seed: int | None, strategy: tf.distribute.Strategy, start: int):
