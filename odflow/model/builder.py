@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 
 from odflow.errors import OdflowError
+from odflow.model import efficientdet_builder
 from odflow.model import hyperparams as hp
 from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
@@ -67,6 +68,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
     _check_ssd_options(config)
     num_classes = config.num_classes
     image_size, resize_method = _image_size(config)
+    image_resizer = efficientdet_builder.image_resizer(config)
     # The cheap, config-only pieces first: their errors come before any variable is made.
     anchor_generator = build_anchor_generator(config.anchor_generator)
     box_coder = build_box_coder(config.box_coder)
@@ -86,8 +88,12 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
             f"{_SSD}.anchor_generator describes {len(anchors_per_location)} layers but the "
             f"feature extractor gives {num_maps} feature maps "
             f"({_SSD}.feature_extractor.num_layers, or fpn levels); make them equal")
-    box_predictor = _box_predictor(config, feature_extractor.feature_depths,
-                                   anchors_per_location)
+    if config.feature_extractor.type in efficientdet_builder.TYPES:
+        box_predictor = efficientdet_builder.box_predictor(config, feature_extractor.feature_depths,
+                                                           anchors_per_location)
+    else:
+        box_predictor = _box_predictor(config, feature_extractor.feature_depths,
+                                       anchors_per_location)
     return SSDMetaArch(
         num_classes=num_classes,
         image_size=image_size,
@@ -110,6 +116,8 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
         is_training=is_training,
         freeze_batchnorm=config.freeze_batchnorm,
         feature_extractor_type=config.feature_extractor.type,
+        image_resizer=image_resizer,
+        add_background_class=config.add_background_class,
     )
 
 
@@ -128,8 +136,9 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
             _refuse(f"{_SSD}.{field} is required")
     unsupported = [
         ("mask_head_config", config.HasField("mask_head_config"), "instance masks"),
-        ("add_background_class", not config.add_background_class,
-         "only add_background_class: true"),
+        ("add_background_class", not config.add_background_class
+         and config.feature_extractor.type not in efficientdet_builder.TYPES,
+         "add_background_class: false only with the EfficientDet feature extractors"),
         ("explicit_background_class", config.explicit_background_class,
          "only explicit_background_class: false"),
         ("use_confidences_as_targets", config.use_confidences_as_targets,
@@ -152,7 +161,9 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
     unsupported += [
         ("feature_extractor.fpn", fe.HasField("fpn") and fe.type not in _FPN_TYPES,
          f"feature pyramids other than {', '.join(_FPN_TYPES)}"),
-        ("feature_extractor.bifpn", fe.HasField("bifpn"), "feature pyramids"),
+        ("feature_extractor.bifpn",
+         fe.HasField("bifpn") and fe.type not in efficientdet_builder.TYPES,
+         "BiFPN outside the ssd_efficientnet-b*_bifpn_keras feature extractors"),
         ("feature_extractor.replace_preprocessor_with_placeholder",
          fe.replace_preprocessor_with_placeholder, "only false"),
         ("feature_extractor.spaghettinet_arch_name", bool(fe.spaghettinet_arch_name),
@@ -182,6 +193,8 @@ def _check_ssd_options(config: pipeline_pb2.Ssd) -> None:
 
 def _image_size(config: pipeline_pb2.Ssd) -> tuple[tuple[int, int], str]:
     which = config.image_resizer.WhichOneof("image_resizer_oneof")
+    if which == "keep_aspect_ratio_resizer":
+        return efficientdet_builder.keep_aspect_ratio_size(config)
     if which != "fixed_shape_resizer":
         _refuse(f"{_SSD}.image_resizer.{which or '(none)'} is not supported; odflow's SSD "
                 "uses fixed_shape_resizer { height: ... width: ... }")
@@ -349,6 +362,7 @@ FEATURE_EXTRACTORS: dict[str, Callable[[pipeline_pb2.Ssd], object]] = {
     "ssd_mobilenet_v3_large": _mobilenet_v2_v3(mobilenet_v3.large),
     "ssd_mobilenet_v3_small": _mobilenet_v2_v3(mobilenet_v3.small),
     "ssd_inception_v2": _ssd_inception_v2,
+    **{name: efficientdet_builder.feature_extractor for name in efficientdet_builder.TYPES},
 }
 SUPPORTED_FEATURE_EXTRACTORS = tuple(FEATURE_EXTRACTORS)
 _FPN_TYPES = ("ssd_mobilenet_v1_fpn", "ssd_mobilenet_v1_fpn_keras", "ssd_mobilenet_v2_fpn_keras",

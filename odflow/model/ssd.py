@@ -62,11 +62,19 @@ class SSDMetaArch(tf.Module):
                  localization_loss: Callable, hard_example_miner: Any | None,
                  loss_options: LossOptions, score_converter: Callable[[tf.Tensor], tf.Tensor],
                  non_max_suppression: Callable[..., dict], is_training: bool,
-                 freeze_batchnorm: bool = False, feature_extractor_type: str = "") -> None:
+                 freeze_batchnorm: bool = False, feature_extractor_type: str = "",
+                 image_resizer: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None,
+                 add_background_class: bool = True) -> None:
         super().__init__(name=None)
         # The config's feature_extractor.type: TF2 checkpoints are read by key with the
         # layout registered for it (odflow.model.tf2_checkpoint.key_mapping).
         self.feature_extractor_type = feature_extractor_type
+        # keep_aspect_ratio_resizer (odflow.model.image_resizer): images -> (resized and
+        # padded, true shapes); None resizes to image_size (fixed_shape_resizer).
+        self.image_resizer = image_resizer
+        # False (EfficientDet): the class logits have no background column, and the targets'
+        # background column (all zeros with encode_background_as_zeros) is dropped.
+        self.add_background_class = add_background_class
         self.num_classes = num_classes
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.resize_method = resize_method
@@ -124,6 +132,11 @@ class SSDMetaArch(tf.Module):
         images = tf.convert_to_tensor(images)
         if images.dtype != tf.float32:
             images = tf.cast(images, tf.float32)
+        if self.image_resizer is not None:
+            resized, true_shapes = self.image_resizer(images)
+            preprocess = getattr(self.feature_extractor, "preprocess", None)
+            return (preprocess(resized) if preprocess else resized * (2.0 / 255.0) - 1.0,
+                    true_shapes)
         height, width = self.image_size
         if tuple(images.shape[1:3]) != (height, width):
             images = tf.compat.v1.image.resize(images, [height, width],
@@ -148,7 +161,12 @@ class SSDMetaArch(tf.Module):
         if training is None:
             training = self.is_training
         bn_training = bool(training) and not self.freeze_batchnorm
-        feature_maps = self.feature_extractor(preprocessed, bn_training)
+        if getattr(self.feature_extractor, "uses_training_flag", False):
+            # EfficientNet's drop-connect follows training even with frozen batch norm.
+            feature_maps = self.feature_extractor(preprocessed, bn_training,
+                                                  training=bool(training))
+        else:
+            feature_maps = self.feature_extractor(preprocessed, bn_training)
         box_encodings, class_predictions = self.box_predictor(
             feature_maps, training=bool(training), batch_norm_training=bn_training)
         shapes = [tuple(f.shape[1:3]) for f in feature_maps]
@@ -170,13 +188,23 @@ class SSDMetaArch(tf.Module):
     @_plain_python
     def postprocess(self, prediction_dict: Mapping, true_image_shapes: tf.Tensor) -> dict:
         """Decoded, score-converted, NMS'd detections (the API's output names)."""
-        del true_image_shapes  # fixed_shape_resizer: the whole image is valid, window [0,0,1,1]
         boxes = self.decode(prediction_dict["box_encodings"], prediction_dict["anchors"])
         scores_with_background = self.score_converter(
             prediction_dict["class_predictions_with_background"])
+        scores = (scores_with_background[..., 1:] if self.add_background_class
+                  else scores_with_background)
+        extra = {}
+        if self.image_resizer is not None:
+            # The padded part of the input is not image: clip to the true image's window
+            # (fixed_shape_resizer: the whole input is image, window [0, 0, 1, 1]).
+            padded = tf.cast(tf.shape(prediction_dict["preprocessed_inputs"])[1:3], tf.float32)
+            true = tf.cast(true_image_shapes[:, :2], tf.float32)
+            zeros = tf.zeros_like(true[:, 0])
+            extra["clip_window"] = tf.stack(
+                [zeros, zeros, true[:, 0] / padded[0], true[:, 1] / padded[1]], axis=1)
         detections = dict(self.non_max_suppression(
-            boxes, scores_with_background[..., 1:],
-            additional_fields={"detection_multiclass_scores": scores_with_background}))
+            boxes, scores,
+            additional_fields={"detection_multiclass_scores": scores_with_background}, **extra))
         # The suppressor's classes index the score columns without background: label id - 1.
         valid = tf.range(tf.shape(detections["detection_scores"])[1])[None, :] < tf.cast(
             detections["num_detections"], tf.int32)[:, None]
@@ -220,8 +248,11 @@ class SSDMetaArch(tf.Module):
             location_losses = self.localization_loss(
                 box_encodings, targets["reg_targets"], targets["reg_weights"])
         location_losses = _per_anchor(location_losses)
+        cls_targets = targets["cls_targets"]
+        if not self.add_background_class:
+            cls_targets = cls_targets[..., 1:]
         cls_losses = _per_anchor(self.classification_loss(
-            class_predictions, targets["cls_targets"], targets["cls_weights"]))
+            class_predictions, cls_targets, targets["cls_weights"]))
         summaries: dict[str, tf.Tensor] = {}
         if self.hard_example_miner is not None:
             decoded = self.decode(box_encodings, anchors)
