@@ -97,7 +97,7 @@ def resolve_layout(setting: str, url: str, architecture: str) -> str:
         raise OdflowError(f"model.layout {setting!r} is not one of {', '.join(LAYOUT_SETTINGS)}")
     if url.startswith("starter:"):
         # The starter builder writes the layout of its architecture's zoo, whatever is asked.
-        built = TF2.name if starter_type(architecture) in TF2_FEATURE_EXTRACTORS else TF1.name
+        built = starter_layout(architecture).name
         if setting not in ("auto", built):
             raise OdflowError(
                 f"model.layout {setting!r}: the starter model {architecture!r} (model.starter."
@@ -107,6 +107,12 @@ def resolve_layout(setting: str, url: str, architecture: str) -> str:
     if setting != "auto":
         return setting
     return TF2.name if TF2_URL_PART in url else TF1.name
+
+
+def starter_layout(architecture: str) -> TarballLayout:
+    """The layout a starter model of ``architecture`` is written in: its zoo's (TF2 for the TF2
+    zoo's feature extractors, TF1 for the others)."""
+    return TF2 if starter_type(architecture) in TF2_FEATURE_EXTRACTORS else TF1
 
 
 def starter_type(architecture: str) -> str:
