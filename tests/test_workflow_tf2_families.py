@@ -1,0 +1,91 @@
+"""Each TF2 zoo family trains 20 steps and exports through `snakemake`, from its starter model.
+
+One `snakemake -c2` run builds them all side by side (the base run and one experiment per
+family, sharing one data build): the starter tarball in the TF2 layout, extract_model,
+fine_tune_checkpoint_tf2 (ckpt/ckpt-0), the pipeline config with fine_tune_checkpoint_version
+V2, 20 training steps that fine-tune from that object-based checkpoint, and the export.  Each
+family is then its own test case: its files, its training log (the V2 restore), and the TF2
+client's call of its SavedModel.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.workflow import SnakemakeResult, run_snakemake, tiny_config, write_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+STEPS = 20
+# run prefix -> (starter architecture, image size): the smallest each family builds at.
+FAMILIES = {
+    "": ("ssd_mobilenet_v2_keras", 64),
+    "runs/fpn/": ("ssd_mobilenet_v1_fpn_keras", 64),
+    "runs/fpnlite/": ("ssd_mobilenet_v2_fpn_keras", 64),
+    "runs/resnet_fpn/": ("ssd_resnet50_v1_fpn_keras", 64),
+    "runs/efficientdet/": ("ssd_efficientdet_d0", 256),  # BiFPN to level 7: a multiple of 128
+}
+
+
+def model_settings(architecture: str, size: int) -> dict:
+    return {"name": f"{architecture}_starter", "url": "starter:", "layout": "auto",
+            "starter": {"architecture": architecture, "image_size": size}}
+
+
+@pytest.fixture(scope="module")
+def families_run(tmp_path_factory: pytest.TempPathFactory) -> SnakemakeResult:
+    workdir = tmp_path_factory.mktemp("tf2_families")
+    base_architecture, base_size = FAMILIES[""]
+    experiments = {prefix.split("/")[1]: {"model": model_settings(*family)}
+                   for prefix, family in FAMILIES.items() if prefix}
+    config = tiny_config(model=model_settings(base_architecture, base_size),
+                         train={"num_steps": STEPS, "eval_every": 0,
+                                "checkpoint_every_steps": STEPS},
+                         experiments=experiments)
+    configfile = write_config(workdir, config)
+    targets = [f"{prefix}exported_model/frozen_inference_graph.pb" for prefix in FAMILIES]
+    return run_snakemake(workdir, configfile, "-c2", *targets, timeout=1500)
+
+
+def test_the_run_succeeds(families_run: SnakemakeResult) -> None:
+    assert families_run.returncode == 0, families_run.output[-6000:]
+
+
+@pytest.mark.parametrize("prefix", list(FAMILIES), ids=[f[0] for f in FAMILIES.values()])
+def test_family_fine_tunes_from_its_tf2_checkpoint_and_exports(
+        families_run: SnakemakeResult, prefix: str) -> None:
+    import tensorflow as tf
+
+    if families_run.returncode != 0:
+        pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    architecture, size = FAMILIES[prefix]
+    run = families_run.workdir / prefix
+    name = f"{architecture}_starter"
+    # the starter's TF2 layout, extracted without the state file, copied to ckpt/ckpt-0
+    assert sorted(p.name for p in (run / name / "checkpoint").iterdir()) == [
+        "ckpt-0.data-00000-of-00001", "ckpt-0.index"]
+    assert (run / "ckpt" / "ckpt-0.index").is_file()
+    assert not (run / "ckpt" / "checkpoint").read_text().count("ckpt-0")
+    config = (run / "ckpt" / "ssd_mobilenet_v1_coco.config").read_text()
+    assert 'fine_tune_checkpoint: "ckpt/ckpt-0"' in config.replace(prefix, "")
+    assert "fine_tune_checkpoint_version: V2" in config
+    # trained STEPS steps from the restored detection checkpoint
+    assert (run / "ckpt" / f"model.ckpt-{STEPS}.index").is_file()
+    log = (run / "logs" / "train.log").read_text()
+    restored = re.search(r"restored (\d+) of \d+ variables from \S*ckpt/ckpt-0", log)
+    assert restored and int(restored.group(1)) > 0, log[-3000:]
+
+    exported = run / "exported_model"
+    assert (exported / "frozen_inference_graph.pb").is_file()
+    detect_fn = tf.saved_model.load(str(exported / "saved_model"))
+    image = np.random.default_rng(0).integers(0, 256, [1, 90, 120, 3], dtype=np.uint8)
+    detections = detect_fn(tf.convert_to_tensor(image))
+    boxes = detections["detection_boxes"].numpy()
+    assert boxes.shape == (1, 100, 4)
+    assert ((boxes >= 0) & (boxes <= 1)).all()
+    classes = detections["detection_classes"].numpy()[0, :int(detections["num_detections"][0])]
+    assert set(classes.astype(int)) <= {1}  # one class, 1-based as the label map
