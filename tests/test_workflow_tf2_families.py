@@ -89,3 +89,30 @@ def test_family_fine_tunes_from_its_tf2_checkpoint_and_exports(
     assert ((boxes >= 0) & (boxes <= 1)).all()
     classes = detections["detection_classes"].numpy()[0, :int(detections["num_detections"][0])]
     assert set(classes.astype(int)) <= {1}  # one class, 1-based as the label map
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+@pytest.mark.parametrize("prefix", list(FAMILIES), ids=[f[0] for f in FAMILIES.values()])
+def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, prefix: str,
+                                               fmt: str, tmp_path: Path) -> None:
+    """`snakemake deploy`'s conversions (odflow.export.formats) work for every family: the
+    converted file's best detection is the frozen graph's, on an image at the model's size."""
+    from odflow.detect.runners import load_detector
+    from odflow.export.formats import export_onnx, export_tflite
+
+    if families_run.returncode != 0:
+        pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    exported = families_run.workdir / prefix / "exported_model"
+    output = tmp_path / f"model.{fmt}"
+    if fmt == "tflite":
+        export_tflite(exported, output)
+    else:
+        export_onnx(exported, output)
+    size = FAMILIES[prefix][1]
+    image = np.random.default_rng(5).integers(0, 256, [size, size, 3], dtype=np.uint8)
+    want = load_detector(exported).detect(image)
+    got = load_detector(output).detect(image)
+    assert len(got.scores) and len(want.scores)
+    np.testing.assert_allclose(got.scores[0], want.scores[0], atol=2e-3)
+    np.testing.assert_allclose(got.boxes[0], want.boxes[0], atol=2e-3)
+    assert got.classes[0] == want.classes[0] == 1
