@@ -162,8 +162,6 @@ def test_detection_and_classification_restore_with_the_zoo_names(tmp_path, caplo
      "anchor_generator describes 5 layers but the feature extractor gives 4"),
     ("ssd { feature_extractor { fpn { min_level: 1 } } }", "min_level must be 2..5"),
     ("ssd { feature_extractor { use_depthwise: true } }", "use_depthwise is not supported"),
-    ("ssd { box_predictor { weight_shared_convolutional_box_predictor { use_depthwise: true } } }",
-     "weight_shared_convolutional_box_predictor.use_depthwise is set"),
     ("ssd { box_predictor { weight_shared_convolutional_box_predictor { depth: 0 } } }",
      "depth must be positive"),
     ("ssd { feature_extractor { type: 'ssd_mobilenet_v9' } }",

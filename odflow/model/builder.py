@@ -273,8 +273,9 @@ def _check_keras_fpn(config: pipeline_pb2.Ssd) -> None:
 def _ssd_mobilenet_v1_fpn_keras(config: pipeline_pb2.Ssd) -> FpnFeatureExtractor:
     fe = config.feature_extractor
     _check_keras_fpn(config)
-    return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe),
-                                _fpn_levels(config, allow_depthwise=True),
+    # use_depthwise is refused (by _fpn_levels): with it the TF2 API also narrows MobileNet's
+    # last two layers (conv_pw_12: 512, conv_pw_13: 256), which odflow does not do.
+    return ssd_mobilenet_v1_fpn(ExtractorOptions.from_proto(fe), _fpn_levels(config),
                                 *_mobilenet_v1_hyperparams(fe), keras=True)
 
 

@@ -24,8 +24,7 @@ def ssd_mobilenet_v1_fpn(options: ExtractorOptions, fpn: FpnLevels,
                          extra_hyperparams: ConvHyperparams, *,
                          keras: bool = False) -> FpnFeatureExtractor:
     """``keras``: the TF2 API's ``ssd_mobilenet_v1_fpn_keras`` (each pyramid level upsamples
-    the previous level's smoothed map; ``use_depthwise`` makes the smoothing and bottom-up
-    convs separable); else TF1's ``ssd_mobilenet_v1_fpn``."""
+    the previous level's smoothed map); else TF1's ``ssd_mobilenet_v1_fpn``."""
     backbone = SSDMobileNetV1FeatureExtractor(
         ExtractorOptions(depth_multiplier=options.depth_multiplier,
                            min_depth=options.min_depth,
@@ -41,5 +40,4 @@ def ssd_mobilenet_v1_fpn(options: ExtractorOptions, fpn: FpnLevels,
                                backbone.depth(fpn.additional_layer_depth), extra_hyperparams,
                                pad_to_multiple=options.pad_to_multiple,
                                explicit_padding=options.use_explicit_padding,
-                               use_depthwise=keras and options.use_depthwise,
                                upsample_smoothed=keras)

@@ -40,9 +40,11 @@ class RestoreReport:
         return len(self.restored) + len(self.skipped_missing) + len(self.skipped_shape)
 
     def summary(self) -> str:
+        unused = (f"; {len(self.unused)} other checkpoint keys not restored (see the lines "
+                  "above)" if self.unused else "")
         return (f"restored {len(self.restored)} of {self.num_candidates} variables from "
                 f"{self.checkpoint_path} (skipped: {len(self.skipped_missing)} missing, "
-                f"{len(self.skipped_shape)} of another shape or dtype)")
+                f"{len(self.skipped_shape)} of another shape or dtype{unused})")
 
 
 def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,

@@ -272,18 +272,31 @@ def _unused_keys(shapes: dict, wanted: dict[str, str], mapping: KeyMapping,
     return unused
 
 
-def write_v2(model, prefix: str | os.PathLike) -> str:
+def write_v2(model, prefix: str | os.PathLike, layout: str = "detection") -> str:
     """Write the model's variables as an object-based checkpoint at ``prefix`` whose keys are
     the family's TF2 keys (what ``restore_v2`` and ``tf.train.list_variables`` read),
     all-or-nothing (a temporary prefix renamed into place).  Skipped keys are not written.
-    Returns the prefix."""
+
+    ``layout``: ``detection`` (``tf.train.Checkpoint(model=...)``, every ``model/...`` key, as
+    the zoo tarballs), or ``classification`` (the backbone alone as
+    ``tf.train.Checkpoint(feature_extractor=<backbone>)``, as the ImageNet checkpoints the
+    configs' ``fine_tune_checkpoint_type: classification`` expects).  Returns the prefix."""
+    if layout not in ("detection", "classification"):
+        raise ValueError(f"layout must be detection or classification, not {layout!r}")
     mapping = key_mapping(model)
+    if layout == "classification":
+        keys = {classification_key(k): mapping.variables[k]
+                for k in mapping.keys_for("classification")}
+        top = CLASSIFICATION_PREFIX
+    else:
+        keys = mapping.variables
+        top = MODEL_PREFIX
     root = tf.Module()
-    for key, variable in mapping.variables.items():
-        if not key.startswith(MODEL_PREFIX):
-            raise ValueError(f"TF2 key {key} is not under {MODEL_PREFIX}")
+    for key, variable in keys.items():
+        if not key.startswith(top):
+            raise ValueError(f"TF2 key {key} is not under {top}")
         node = root
-        parts = key[len(MODEL_PREFIX):].split("/")
+        parts = key[len(top):].split("/")
         for part in parts[:-1]:
             child = getattr(node, part, None)
             if child is None:
@@ -296,7 +309,7 @@ def write_v2(model, prefix: str | os.PathLike) -> str:
     tmp = prefix.parent / f".{prefix.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with tf.device("/cpu:0"):
-            tf.train.Checkpoint(model=root).write(str(tmp))
+            tf.train.Checkpoint(**{top.rstrip("/"): root}).write(str(tmp))
         os.replace(f"{tmp}{checkpoints.DATA_SUFFIX}", f"{prefix}{checkpoints.DATA_SUFFIX}")
         os.replace(f"{tmp}.index", f"{prefix}.index")
     finally:
@@ -316,16 +329,22 @@ def restore_for_version(model, path: str | os.PathLike, checkpoint_type: str, ve
     from odflow.model.restore import restore_fine_tune_checkpoint
 
     prefix = checkpoints.find_checkpoint(path, what="train_config.fine_tune_checkpoint")
-    object_based = is_object_based(prefix)
+    check_version(prefix, version)
     if version == 2:
-        if not object_based:
-            raise OdflowError(
-                f"{VERSION_FIELD} is V2 but {prefix} is a name-based (TF1) checkpoint; set "
-                f"{VERSION_FIELD}: V1 (or remove it)")
         return restore_v2(model, prefix, checkpoint_type)
-    if object_based:
+    return restore_fine_tune_checkpoint(model, prefix, checkpoint_type,
+                                        load_all_detection_checkpoint_vars)
+
+
+def check_version(prefix: str | os.PathLike, version: int) -> None:
+    """An ``OdflowError`` naming ``fine_tune_checkpoint_version`` when the checkpoint at
+    ``prefix`` is not of the kind it says (V2: object-based; V1 or unset (0): name-based)."""
+    object_based = is_object_based(prefix)
+    if version == 2 and not object_based:
+        raise OdflowError(
+            f"{VERSION_FIELD} is V2 but {prefix} is a name-based (TF1) checkpoint; set "
+            f"{VERSION_FIELD}: V1 (or remove it)")
+    if version != 2 and object_based:
         raise OdflowError(
             f"{prefix} is an object-based (TF2) checkpoint (a TF2 zoo tarball's "
             f"checkpoint/ckpt-0) but {VERSION_FIELD} is V1 or unset; set {VERSION_FIELD}: V2")
-    return restore_fine_tune_checkpoint(model, prefix, checkpoint_type,
-                                        load_all_detection_checkpoint_vars)

@@ -225,9 +225,11 @@ def _check_fine_tune(train_config) -> None:
     if not train_config.fine_tune_checkpoint:
         return
     try:
-        checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
+        prefix = checkpoints.find_checkpoint(train_config.fine_tune_checkpoint)
     except OdflowError as error:
         raise OdflowError(f"train_config.fine_tune_checkpoint: {error}") from None
+    from odflow.model.tf2_checkpoint import check_version
+    check_version(prefix, train_config.fine_tune_checkpoint_version)
 
 
 def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
