@@ -56,7 +56,11 @@ def node_specs(num_iterations: int, min_level: int, max_level: int,
         for level in reversed(range(min_level, max_level)):
             first = (f"{i - 1}_up_lvl_{level}" if level > min_level or i == 1
                      else f"{i - 1}_dn_lvl_{level}")
-            nodes.append(NodeSpec(f"{i}_dn_lvl_{level}", level, [first, nodes[-1].name]))
+            # The node just made: upstream takes the last extra level node, which does not
+            # exist when the backbone gives every level (max_level <= 5; upstream fails
+            # there); the max-level input is that node's place.
+            last = nodes[-1].name if nodes else f"0_up_lvl_{max_level}"
+            nodes.append(NodeSpec(f"{i}_dn_lvl_{level}", level, [first, last]))
         for level in range(min_level + 1, max_level + 1):
             inputs = [f"{i - 1}_up_lvl_{level}"]
             if level < max_level:

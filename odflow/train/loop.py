@@ -97,10 +97,11 @@ def check_train_config(train_config) -> None:
             raise OdflowError(f"train_config.{field}: {what} is not supported by odflow; "
                               "remove it")
     if train_config.use_bfloat16:
-        # The TF2 zoo's TPU configs set it; it changes the arithmetic, not the model, so
-        # they train as they are, in float32 (what their TF2 API trainer did off TPU too).
-        log.warning("train_config.use_bfloat16: bfloat16 training is not supported here; "
-                    "training in float32")
+        # The TF2 zoo's TPU configs (EfficientDet, the *_tpu-8/-32 SSDs) all set it; their
+        # weights and checkpoints are float32 either way, so training in float32 gives the
+        # same model, only slower on a TPU.
+        log.info("train_config.use_bfloat16: true is accepted but odflow trains in float32 "
+                 "(bfloat16 is a TPU speed-up; the weights and checkpoints are float32 either way)")
     if not train_config.HasField("optimizer"):
         raise OdflowError("train_config.optimizer is not set; set rms_prop_optimizer, "
                           "momentum_optimizer or adam_optimizer")
