@@ -116,3 +116,47 @@ def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, pr
     np.testing.assert_allclose(got.scores[0], want.scores[0], atol=2e-3)
     np.testing.assert_allclose(got.boxes[0], want.boxes[0], atol=2e-3)
     assert got.classes[0] == want.classes[0] == 1
+
+
+def _script(families_run: SnakemakeResult, name: str, *flags: str):
+    import subprocess
+    import sys
+
+    from tests.support.workflow import REPO, environment
+
+    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *flags],
+                          cwd=families_run.workdir, env=environment(), capture_output=True,
+                          text=True, check=False, timeout=900)
+
+
+def test_tf2_tutorial_commands_train_evaluate_and_export(families_run: SnakemakeResult) -> None:
+    """The README's model_main_tf2.py / exporter_main_v2.py command lines on the base run
+    (SSD MobileNet v2 keras): train 2 steps from ckpt/ckpt-0 into a new model dir, evaluate
+    the run's checkpoints, export them; the export answers the TF2 client as the workflow's."""
+    import tensorflow as tf
+
+    if families_run.returncode != 0:
+        pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    config = "ckpt/ssd_mobilenet_v1_coco.config"
+    trained = _script(families_run, "model_main_tf2.py", "--model_dir=tf2_train",
+                      f"--pipeline_config_path={config}", "--num_train_steps=2",
+                      "--checkpoint_every_n=1", "--alsologtostderr")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (families_run.workdir / "tf2_train" / "model.ckpt-2.index").is_file()
+    assert "restored" in trained.stderr and "ckpt/ckpt-0" in trained.stderr
+
+    evaluated = _script(families_run, "model_main_tf2.py", "--model_dir=tf2_eval",
+                        f"--pipeline_config_path={config}", "--checkpoint_dir=ckpt")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "evaluating ckpt/model.ckpt-20 (step 20)" in evaluated.stderr
+    assert "evaluation at step 20 on 8 images" in evaluated.stderr
+
+    exported = _script(families_run, "exporter_main_v2.py", "--input_type", "image_tensor",
+                       "--pipeline_config_path", config, "--trained_checkpoint_dir", "ckpt",
+                       "--output_directory", "tf2_export")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    image = tf.constant(np.random.default_rng(1).integers(0, 256, [1, 70, 50, 3], np.uint8))
+    got = tf.saved_model.load(str(families_run.workdir / "tf2_export" / "saved_model"))(image)
+    want = tf.saved_model.load(str(families_run.workdir / "exported_model" / "saved_model"))(image)
+    for name in ("detection_boxes", "detection_scores", "detection_classes", "num_detections"):
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=1e-6, err_msg=name)
