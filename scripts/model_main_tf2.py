@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Train or evaluate an SSD detector, with the TF2 tutorial's ``model_main_tf2.py`` flags.
 
-    python scripts/model_main_tf2.py --model_dir=ckpt --pipeline_config_path=ckpt/pipeline.config
-    python scripts/model_main_tf2.py --model_dir=ckpt --pipeline_config_path=... --checkpoint_dir=ckpt
+    python scripts/model_main_tf2.py --model_dir=ckpt --pipeline_config_path=ckpt/x.config
+    python scripts/model_main_tf2.py --model_dir=ckpt --pipeline_config_path=... \
+        --checkpoint_dir=ckpt
 
-An alias of ``odflow train``; the flags are translated in ``odflow.train.tf2_flags`` (see ``--help``).
+An alias of ``odflow train``; the flags are translated in ``odflow.train.tf2_flags``
+(see ``--help``).
 """
 
 import sys

@@ -2,8 +2,10 @@
 
 The TF2 tutorials train and evaluate with
 
-    python model_main_tf2.py --model_dir=models/my_ssd --pipeline_config_path=models/my_ssd/pipeline.config
-    python model_main_tf2.py --model_dir=models/my_ssd --pipeline_config_path=... --checkpoint_dir=models/my_ssd
+    python model_main_tf2.py --model_dir=models/my_ssd \
+        --pipeline_config_path=models/my_ssd/pipeline.config
+    python model_main_tf2.py --model_dir=models/my_ssd --pipeline_config_path=... \
+        --checkpoint_dir=models/my_ssd
 
 so ``scripts/model_main_tf2.py`` takes those flags and runs ``odflow train`` (``odflow.train.cli``)
 with the same meaning; this module is only the translation, so both commands stay one program:

@@ -15,7 +15,8 @@ any tarball exists (Snakemake plans outputs by name):
 
 Neither state file is ever copied: in ``ckpt/`` it would make training take the zoo's
 checkpoint for its own latest one.  ``model.layout: auto`` picks TF2 for a URL under the TF2
-zoo's ``/tf2/`` folder and for a starter model of a TF2 zoo architecture (``TF2_FEATURE_EXTRACTORS``).
+zoo's ``/tf2/`` folder and for a starter model of a TF2 zoo architecture
+(``TF2_FEATURE_EXTRACTORS``).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The zoo tarball (``ssd_mobilenet_v1_coco_2018_01_28.tar.gz``, or a TF2 zoo one such as
 ``ssd_mobilenet_v2_320x320_coco17_tpu-8.tar.gz``: ``odflow.workflow.layout``) also holds a
-frozen graph or a SavedModel that odflow does not need; extracting only named members keeps the model
-folder small and, more importantly, refuses members that would land outside it (links,
+frozen graph or a SavedModel that odflow does not need; extracting only named members keeps
+the model folder small and, more importantly, refuses members that would land outside it (links,
 absolute paths, ``..``), since a tarball is input from the internet.
 """
 
