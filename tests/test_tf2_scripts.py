@@ -45,8 +45,9 @@ def test_checkpoint_dir_means_evaluate_instead_of_training() -> None:
 
 def test_export_command_of_the_tf2_tutorial() -> None:
     argv = ["--input_type", "image_tensor",
-            "--pipeline_config_path", "models/my_ssd/pipeline.config", "--trained_checkpoint_dir", "models/my_ssd", "--output_directory",
-            "exported-models/my_model"]
+            "--pipeline_config_path", "models/my_ssd/pipeline.config",
+            "--trained_checkpoint_dir", "models/my_ssd",
+            "--output_directory", "exported-models/my_model"]
     assert export_args(argv) == [
         "--input_type", "image_tensor", "--pipeline_config_path", "models/my_ssd/pipeline.config",
         "--trained_checkpoint_prefix", "models/my_ssd",

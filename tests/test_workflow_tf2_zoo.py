@@ -252,7 +252,7 @@ def test_the_workflow_setting_still_chooses_the_checkpoint_type(tmp_path: Path) 
 
 def test_v1_leaves_a_tf1_config_as_it_was(tmp_path: Path) -> None:
     """TF1 tarballs patch to the same bytes as before the version existed."""
-    tf1 = REPO / "tests" / "fixtures" / "reference" / "sample_configs" / "ssd_mobilenet_v1_coco.config"
+    tf1 = REPO / "tests/fixtures/reference/sample_configs/ssd_mobilenet_v1_coco.config"
     common = dict(num_classes=1, fine_tune_checkpoint="ckpt/model.ckpt",
                   fine_tune_checkpoint_type="detection")
     without = patch_config(config_lib.load(tf1), **common)

@@ -1,8 +1,10 @@
-"""``exporter_main_v2.py``'s command line (the TF2 Object Detection API's flags) as ``odflow export``.
+"""``exporter_main_v2.py``'s command line (the TF2 Object Detection API's flags) as
+``odflow export``.
 
 The TF2 tutorials export with
 
-    python exporter_main_v2.py --input_type image_tensor --pipeline_config_path models/my_ssd/pipeline.config \\
+    python exporter_main_v2.py --input_type image_tensor \\
+        --pipeline_config_path models/my_ssd/pipeline.config \\
         --trained_checkpoint_dir models/my_ssd --output_directory exported-models/my_model
 
 ``--trained_checkpoint_dir`` is a directory: its latest checkpoint is exported (what
