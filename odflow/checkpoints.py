@@ -13,11 +13,14 @@ API's own training checkpoints (``V``, ``V/RMSProp``, ``V/ExponentialMovingAvera
 Crash safety: a bundle is written under a temporary prefix and its files renamed into place
 (data first, index last, since readers look for the index); only then does the state file,
 itself replaced atomically, point at it.  A crash at any moment leaves the state file naming the
-previous complete checkpoint.
+previous complete checkpoint.  A full disk is one such crash: the save removes what it had
+written and raises an ``OdflowError`` naming the checkpoint (TF reports it as a
+``ResourceExhaustedError`` traceback, which says neither what was being saved nor what to do).
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
@@ -91,8 +94,34 @@ def step_of(prefix: str | os.PathLike) -> int | None:
     return int(match.group(1)) if match else None
 
 
+#: errno values of a full disk or an exhausted quota.
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk (or quota) while writing: TF's or the OS's.
+
+    TF turns ENOSPC into a ``ResourceExhaustedError`` whose message ends in strerror's text;
+    the same class also means out of memory ("OOM when allocating"), hence the text test.
+    """
+    if isinstance(error, tf.errors.OpError):
+        return any(os.strerror(code) in error.message for code in _NO_SPACE_ERRNOS)
+    return isinstance(error, OSError) and error.errno in _NO_SPACE_ERRNOS
+
+
+def no_space_error(prefix: str | os.PathLike, error: BaseException) -> OdflowError:
+    """The message for a save that ran out of disk space."""
+    detail = error.message if isinstance(error, tf.errors.OpError) else error
+    return OdflowError(f"no space left on device while saving {prefix}; free space and rerun "
+                       f"[{str(detail).strip()}]")
+
+
 def write_bundle(prefix: str | os.PathLike, tensors: dict[str, tf.Tensor | np.ndarray]) -> None:
-    """Write ``tensors`` as one name-based bundle at ``prefix``, all-or-nothing."""
+    """Write ``tensors`` as one name-based bundle at ``prefix``, all-or-nothing.
+
+    A full disk raises ``OdflowError`` ("no space left on device while saving <prefix>"),
+    with no file of the new bundle left behind.
+    """
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     tmp = prefix.parent / f".{prefix.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -105,6 +134,10 @@ def write_bundle(prefix: str | os.PathLike, tensors: dict[str, tf.Tensor | np.nd
         # Readers find a checkpoint by its index: put the data in place first.
         os.replace(f"{tmp}{DATA_SUFFIX}", f"{prefix}{DATA_SUFFIX}")
         os.replace(f"{tmp}.index", f"{prefix}.index")
+    except (tf.errors.OpError, OSError) as error:
+        if not is_no_space(error):
+            raise
+        raise no_space_error(prefix, error) from None
     finally:
         for leftover in prefix.parent.glob(f"{tmp.name}*"):
             leftover.unlink(missing_ok=True)
@@ -283,11 +316,22 @@ class CheckpointManager:
         """Write the checkpoint for ``step``, point the state file at it, prune old ones."""
         name = f"{PREFIX}-{int(step)}"
         prefix = self.directory / name
+        listed_before = any(_resolve(self.directory, p) == prefix for p in self._kept)
         write_bundle(prefix, tensors)
         kept = [p for p in self._kept if _resolve(self.directory, p) != prefix] + [name]
         dropped, kept = kept[:-self.max_to_keep], kept[-self.max_to_keep:]
-        atomic_write_text(self.directory / STATE_FILE,
-                          CheckpointState(latest=name, all_paths=kept).render())
+        try:
+            atomic_write_text(self.directory / STATE_FILE,
+                              CheckpointState(latest=name, all_paths=kept).render())
+        except OSError as error:
+            if not is_no_space(error):
+                raise
+            # The state file still names the previous checkpoint: take the new one away too
+            # (unless the state file already listed it), so the folder is as it was.
+            if not listed_before:
+                for path in checkpoint_files(prefix):
+                    path.unlink(missing_ok=True)
+            raise no_space_error(prefix, error) from None
         self._kept = kept
         for old in dropped:  # only after the state file no longer names them
             for path in checkpoint_files(_resolve(self.directory, old)):

@@ -13,6 +13,7 @@ rule export:
         script=script("export_inference_graph.py"),
         checkpoint=checkpoint_prefix,
         input_type=setting("export", "input_type"),
+        clip_before_nms=lambda w: str(setting("postprocess", "clip_before_nms")(w)).lower(),
         output_dir=directory_of,
     log:
         log_path("export"),
@@ -29,7 +30,7 @@ rule export:
         " --input_type {params.input_type} --pipeline_config_path {input.config}"
         " --trained_checkpoint_prefix {params.checkpoint}"
         " --output_directory {params.output_dir} --label_map_path {input.label_map}"
-        " > {log} 2>&1"
+        " --clip_before_nms {params.clip_before_nms:q} > {log} 2>&1"
 
 
 # Deployable files made from the export (odflow convert): TFLite float32 and full-integer int8,

@@ -32,6 +32,7 @@ for _run, _settings in RUNS.items():
             model_dir=lambda w, output: os.path.dirname(output.checkpoint),
             eval_every=_settings["train"]["eval_every"],
             seed=_settings["train"]["seed"],
+            clip_before_nms=str(_settings["postprocess"]["clip_before_nms"]).lower(),
             checkpoint_every=untracked(_settings["train"]["checkpoint_every_steps"]),
             keep=untracked(_settings["train"]["keep_checkpoint_max"]),
             log_every=untracked(_settings["train"]["log_every"]),
@@ -56,6 +57,7 @@ for _run, _settings in RUNS.items():
             " --eval_every {params.eval_every}"
             " --checkpoint_every_steps {params.checkpoint_every}"
             " --keep_checkpoint_max {params.keep} --seed {params.seed}"
+            " --clip_before_nms {params.clip_before_nms:q}"
             " --log_every {params.log_every} --strategy {params.strategy} {params.progress}"
             " --metrics_json {output.metrics}"
             " && python {params.history_script} --model_dir {params.model_dir}"

@@ -49,7 +49,10 @@ def test_grayscale_keeps_three_channels():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("keep_aspect_ratio_resizer { min_dimension: 600 }", "'keep_aspect_ratio_resizer' is set"),
+    # (keep_aspect_ratio_resizer with padding: test_model_efficientdet_parts.py)
+    ("keep_aspect_ratio_resizer { min_dimension: 600 }",
+     "keep_aspect_ratio_resizer.pad_to_max_dimension"),
+    ("conditional_shape_resizer {}", "'conditional_shape_resizer' is set"),
     ("", "no resizer is set"),
     ("fixed_shape_resizer { height: 0 }", "fixed_shape_resizer.height"),
 ])

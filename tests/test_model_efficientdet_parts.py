@@ -117,6 +117,27 @@ def test_keep_aspect_ratio_resizer_pads_bottom_right_and_reports_true_shape() ->
     np.testing.assert_allclose(resized_dynamic.numpy(), resized.numpy())
 
 
+def test_input_pipeline_resizer_pads_and_moves_the_boxes_into_the_padded_frame() -> None:
+    """The TF2 API's input pipeline: the padded image's boxes are relative to the padded
+    square (a box over the whole 30x40 image covers rows 0..48 of 64)."""
+    from odflow.inputs.resize import build_resizer
+    from odflow.protos import pipeline_pb2
+
+    config = pipeline_pb2.ImageResizer()
+    config.keep_aspect_ratio_resizer.min_dimension = 64
+    config.keep_aspect_ratio_resizer.max_dimension = 64
+    config.keep_aspect_ratio_resizer.pad_to_max_dimension = True
+    resizer = build_resizer(config)
+    image, true_shape = resizer(tf.fill([30, 40, 3], tf.constant(7, tf.uint8)))
+    assert image.shape == (64, 64, 3) and image.dtype == tf.float32
+    np.testing.assert_array_equal(true_shape.numpy(), [48, 64, 3])
+    np.testing.assert_allclose(image[:48].numpy(), 7.0)
+    np.testing.assert_array_equal(image[48:].numpy(), 0.0)
+    boxes = resizer.realign_boxes(tf.constant([[0.0, 0.0, 1.0, 1.0], [0.5, 0.25, 1.0, 0.5]]),
+                                  true_shape)
+    np.testing.assert_allclose(boxes.numpy(), [[0, 0, 0.75, 1], [0.375, 0.25, 0.75, 0.5]])
+
+
 def test_efficientnet_scaling_rules() -> None:
     # EfficientNet-B7's stem and top (64, 2560), B6's stem (56), B4's (48) and the repeats of
     # B7's 4-block stack (ceil(4 * 3.1) = 13), as published with the paper's models.

@@ -97,8 +97,11 @@ def test_score_converters_and_builder():
     config.batch_non_max_suppression.iou_threshold = 0.5
     config.batch_non_max_suppression.max_total_detections = 6
     nms, _ = build_postprocessing(config)
-    # The built suppressor clips first, as the zoo's graphs did: see the next test.
-    assert nms(BOXES, SCORES)["num_detections"].numpy().tolist() == [4.0]
+    # The built suppressor suppresses first (the API's final TF1 and TF2 order); asked to, it
+    # clips first as the zoo's 2018 graphs did: see test_clip_before_nms_as_the_2018_zoo_graphs.
+    assert nms(BOXES, SCORES)["num_detections"].numpy().tolist() == [5.0]
+    nms_2018, _ = build_postprocessing(config, clip_before_nms=True)
+    assert nms_2018(BOXES, SCORES)["num_detections"].numpy().tolist() == [4.0]
     config.batch_non_max_suppression.use_combined_nms = True
     with pytest.raises(OdflowError, match="use_combined_nms"):
         build_postprocessing(config)
@@ -126,6 +129,46 @@ def test_clip_before_nms_as_the_2018_zoo_graphs():
         clip_before_nms=True)
     assert capped["num_detections"].numpy().tolist() == [2.0]
     np.testing.assert_allclose(capped["detection_scores"].numpy()[0], [0.95, 0.9, 0.0])
+
+
+# Two straddling pairs, worked by hand (window [0, 0, 1, 1], IoU threshold 0.5).  Class 0:
+#   a [0.6, 0, 1.4, 0.5] (0.9, reaches below the window; area 0.4, clipped [0.6, 0, 1, 0.5]: 0.2)
+#   b [0.4, 0, 1.0, 0.5] (0.8; area 0.3)
+#   unclipped: a & b = 0.4 x 0.5 = 0.2, union 0.4 + 0.3 - 0.2 = 0.5, IoU 0.4: both kept;
+#   clipped:   a & b = 0.2, union 0.2 + 0.3 - 0.2 = 0.3, IoU 0.67: a suppresses b.
+# Class 1:
+#   c [0, 0.6, 0.5, 1.6] (0.7, reaches right; area 0.5, clipped [0, 0.6, 0.5, 1]: 0.2)
+#   d [0, 0.9, 0.5, 1.7] (0.6; area 0.4, clipped [0, 0.9, 0.5, 1]: 0.05)
+#   unclipped: c & d = 0.7 x 0.5 = 0.35, union 0.5 + 0.4 - 0.35 = 0.55, IoU 0.64: c suppresses d;
+#   clipped:   c & d = 0.1 x 0.5 = 0.05, union 0.2 + 0.05 - 0.05 = 0.2, IoU 0.25: both kept.
+STRADDLING = np.array([[[0.6, 0.0, 1.4, 0.5], [0.4, 0.0, 1.0, 0.5],
+                        [0.0, 0.6, 0.5, 1.6], [0.0, 0.9, 0.5, 1.7]]], np.float32)
+STRADDLING_SCORES = np.array([[[0.9, 0.0], [0.8, 0.0], [0.0, 0.7], [0.0, 0.6]]], np.float32)
+
+
+@pytest.mark.parametrize(("clip_before_nms", "anchors", "scores", "classes", "boxes"), [
+    # The API's final TF1 and TF2 order (the default): NMS on the raw boxes, then each survivor
+    # clipped (_clip_window_prune_boxes): a, b and c; d was suppressed by c.
+    (None, [0, 1, 2], [0.9, 0.8, 0.7], [0, 0, 1],
+     [[0.6, 0.0, 1.0, 0.5], [0.4, 0.0, 1.0, 0.5], [0.0, 0.6, 0.5, 1.0]]),
+    # The zoo's 2018 graphs: clipped first, so a suppresses b and c no longer suppresses d.
+    (True, [0, 2, 3], [0.9, 0.7, 0.6], [0, 1, 1],
+     [[0.6, 0.0, 1.0, 0.5], [0.0, 0.6, 0.5, 1.0], [0.0, 0.9, 0.5, 1.0]]),
+])
+def test_built_suppressor_clips_after_nms_unless_asked(clip_before_nms, anchors, scores,
+                                                       classes, boxes):
+    config = pipeline_pb2.PostProcessing(batch_non_max_suppression={
+        "score_threshold": 0.1, "iou_threshold": 0.5, "max_detections_per_class": 10,
+        "max_total_detections": 5})
+    nms, _ = (build_postprocessing(config) if clip_before_nms is None
+              else build_postprocessing(config, clip_before_nms=clip_before_nms))
+    out = {key: value.numpy()[0] for key, value in nms(STRADDLING, STRADDLING_SCORES).items()}
+    assert out["num_detections"] == 3.0
+    assert out["detection_anchor_indices"][:3].tolist() == anchors
+    np.testing.assert_allclose(out["detection_scores"], scores + [0.0, 0.0], rtol=1e-6)
+    assert out["detection_classes"][:3].tolist() == classes
+    np.testing.assert_allclose(out["detection_boxes"][:3], boxes, atol=1e-6)
+    np.testing.assert_array_equal(out["detection_boxes"][3:], 0.0)
 
 
 def test_soft_nms_decays_overlapping_scores():
@@ -232,7 +275,10 @@ def test_nms_builder_reads_every_field():
     assert nms.keywords == {
         "score_threshold": 0.25, "iou_threshold": 0.75, "max_per_class": 7, "max_total": 9,
         "change_coordinate_frame": False, "use_class_agnostic_nms": True, "soft_nms_sigma": 0.5,
-        "clip_before_nms": True}
+        "clip_before_nms": False}
+    nms_2018, _ = build_postprocessing(
+        pipeline_pb2.PostProcessing(batch_non_max_suppression=config), clip_before_nms=True)
+    assert nms_2018.keywords == {**nms.keywords, "clip_before_nms": True}
     defaults, _ = build_postprocessing(pipeline_pb2.PostProcessing(
         batch_non_max_suppression={}))
     assert defaults.keywords["change_coordinate_frame"] is True

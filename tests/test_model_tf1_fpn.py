@@ -7,7 +7,9 @@ The TF1 MetaGraph is the independent source: it holds the API's FPN (nearest-nei
 upsampling, projections, smoothing), the weight-shared predictor with per-level batch norm,
 the multiscale anchors, the box decoding and the NMS as the 2018 zoo built them.  Both get the
 same seeded synthetic weights (batch-norm statistics chosen to keep activations in range) and
-must give the same top-10 detections.
+must give the same top-10 detections.  That graph clips the boxes to the image before its NMS,
+so odflow's model is built with ``clip_before_nms=True`` (its default suppresses first, as the
+API's later releases do).
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ def run_odflow_export(values: dict[str, np.ndarray], image_batch: np.ndarray
     run a frozen_inference_graph.pb."""
     config = pipeline_pb2.TrainEvalPipelineConfig()
     text_format.Parse((ZOO / "pipeline.config").read_text(), config)
-    model = builder.build(config.model, is_training=False)
+    # The 2018 graph clips boxes before its NMS: odflow's order for it (not the default).
+    model = builder.build(config.model, is_training=False, clip_before_nms=True)
     named = model.named_variables()
     assert sorted(named) == sorted(values)
     for name, variable in named.items():

@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from odflow import checkpoints as ck
 from odflow.train.cli import build_parser, main
-from tests.support.training import MODEL_MAIN, REPO, subprocess_env, write_config
+from tests.support.training import (MODEL_MAIN, REPO, subprocess_env, wait_for_log,
+                                    write_config)
 
 
 def test_help_lists_the_tutorial_flags():
@@ -107,19 +107,6 @@ def test_unsupported_train_config_field_is_named(tmp_path, capsys):
     assert code == 2 and "train_config.bias_grad_multiplier" in capsys.readouterr().err
 
 
-def _wait_for(process, log_path, text, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log_path.exists() and text in log_path.read_text():
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"exited early ({process.returncode}):\n"
-                                 + (log_path.read_text() if log_path.exists() else ""))
-        time.sleep(0.5)
-    process.kill()
-    raise AssertionError(f"{text!r} not logged within {timeout} s")
-
-
 @pytest.mark.slow
 def test_sigint_saves_the_current_step_and_a_rerun_continues(tmp_path):
     config = write_config(tmp_path, num_steps=100000, augment=False)
@@ -132,7 +119,7 @@ def test_sigint_saves_the_current_step_and_a_rerun_continues(tmp_path):
     process = subprocess.Popen(command, env=subprocess_env(), cwd=str(REPO),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(process, log_path, "step 3/100000", timeout=240)
+        wait_for_log(process, log_path, "step 3/100000", timeout=240)
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)
     finally:

@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
-from test_train_cli import _wait_for
 
 from odflow import checkpoints as ck
 from odflow.train import workdir
-from tests.support.training import MODEL_MAIN, REPO, subprocess_env, write_config
+from tests.support.training import (MODEL_MAIN, REPO, subprocess_env, wait_for_log,
+                                    write_config)
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_sigterm_stops_training_that_waits_for_data(tmp_path):
         env=subprocess_env(), cwd=str(REPO), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(process, log_path, "training from step 0", timeout=240)
+        wait_for_log(process, log_path, "training from step 0", timeout=240)
         time.sleep(1)
         process.send_signal(signal.SIGTERM)
         started = time.monotonic()
@@ -77,7 +77,7 @@ def test_second_training_is_refused_and_kill_9_leftovers_are_cleaned(tmp_path):
                              env=subprocess_env(), cwd=str(REPO),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(first, log_path, "saved checkpoint", timeout=240)
+        wait_for_log(first, log_path, "saved checkpoint", timeout=240)
         second = subprocess.run(
             [sys.executable, str(MODEL_MAIN),
              *_command(config, model_dir, tmp_path / "second.log")],

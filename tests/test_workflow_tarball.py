@@ -120,3 +120,64 @@ def test_extract_and_copy_remove_their_own_leftovers(tmp_path: Path) -> None:
     extract_model(tarball, tmp_path / "model")
     copy_checkpoint(tmp_path / "model", tmp_path / "ckpt")
     assert not any(p.exists() for p in leftovers) and kept.exists()
+
+
+def _hand_made_tarball(path: Path, files: dict[str, bytes],
+                       links: dict[str, tuple[bytes, str]] | None = None) -> Path:
+    """A tarball with ``files`` (full member names) and ``links``: name -> (tar type, target)."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = target
+            archive.addfile(info)
+    return path
+
+
+def _zoo_files(without: str = "") -> dict[str, bytes]:
+    return {f"zoo/{name}": data for name, data in ZOO_MEMBERS.items() if name != without}
+
+
+@pytest.mark.parametrize("name", ["../pipeline.config", "/pipeline.config"])
+def test_member_outside_the_folder_never_stands_in_for_the_config(tmp_path: Path,
+                                                                  name: str) -> None:
+    # "../pipeline.config" used to be read as <top>/pipeline.config, its top folder being "..".
+    tarball = _hand_made_tarball(tmp_path / "m.tar.gz",
+                                 {**_zoo_files(without="pipeline.config"), name: b"evil"})
+    with pytest.raises(OdflowError) as error:
+        extract_model(tarball, tmp_path / "out")
+    message = str(error.value)
+    assert "missing pipeline.config" in message
+    assert f"{name} is" in message and "refuses" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_member_outside_the_folder_is_ignored_beside_the_real_config(tmp_path: Path) -> None:
+    tarball = _hand_made_tarball(tmp_path / "m.tar.gz",
+                                 {**_zoo_files(), "../pipeline.config": b"evil"})
+    extract_model(tarball, tmp_path / "out")
+    assert (tmp_path / "out/pipeline.config").read_bytes() == ZOO_MEMBERS["pipeline.config"]
+
+
+@pytest.mark.parametrize(("member", "kind", "said"), [
+    ("pipeline.config", tarfile.SYMTYPE, "symbolic link (to /etc/passwd)"),
+    ("pipeline.config", tarfile.LNKTYPE, "hard link (to zoo/frozen_inference_graph.pb)"),
+    ("model.ckpt.index", tarfile.SYMTYPE, "symbolic link (to /etc/passwd)"),
+    ("model.ckpt.data-00000-of-00001", tarfile.LNKTYPE,
+     "hard link (to zoo/frozen_inference_graph.pb)"),
+])
+def test_linked_member_is_named_as_a_link(tmp_path: Path, member: str, kind: bytes,
+                                          said: str) -> None:
+    target = "/etc/passwd" if kind == tarfile.SYMTYPE else "zoo/frozen_inference_graph.pb"
+    tarball = _hand_made_tarball(tmp_path / "m.tar.gz", _zoo_files(without=member),
+                                 links={f"zoo/{member}": (kind, target)})
+    with pytest.raises(OdflowError) as error:
+        extract_model(tarball, tmp_path / "out")
+    message = str(error.value)
+    assert f"missing {member}: zoo/{member} is a {said}" in message
+    assert "odflow refuses links" in message
+    assert not (tmp_path / "out").exists()

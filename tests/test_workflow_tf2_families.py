@@ -27,7 +27,7 @@ FAMILIES = {
     "runs/fpn/": ("ssd_mobilenet_v1_fpn_keras", 64),
     "runs/fpnlite/": ("ssd_mobilenet_v2_fpn_keras", 64),
     "runs/resnet_fpn/": ("ssd_resnet50_v1_fpn_keras", 64),
-    "runs/efficientdet/": ("ssd_efficientdet_d0", 256),  # BiFPN to level 7: a multiple of 128
+    "runs/efficientdet/": ("ssd_efficientnet-b0_bifpn_keras", 256),  # its variant: always 256
 }
 
 

@@ -119,6 +119,8 @@ CHANGES: dict[str, Change] = {
     "train.strategy": Change("one_device", "synthetic", why_nothing=(
         "how training is spread over devices or workers, not what it learns: a run resumes "
         "across a change (multi-worker equals one worker with as many replicas)")),
+    # The NMS order of evaluation (eval/metrics.json, written by train) and of the export.
+    "postprocess.clip_before_nms": Change(True, "synthetic", jobs(AFTER_TRAIN)),
     "export.input_type": Change("encoded_image_string_tensor", "synthetic",
                                 jobs({"export", "all"})),
     "deploy.calibration_images": Change(5, "synthetic", why_nothing=(

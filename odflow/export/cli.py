@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from odflow.utils.cli import run_cli, start_job
+from odflow.utils.cli import add_clip_before_nms_flag, run_cli, start_job
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -38,6 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="export the checkpoint's V/ExponentialMovingAverage values: auto = "
                              "when eval_config.use_moving_averages is true and the checkpoint "
                              "has them (as the API's exporter did)")
+    add_clip_before_nms_flag(parser)
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
     return parser.parse_args(argv)
 
@@ -54,6 +55,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         output_directory=args.output_directory,
         label_map_path=args.label_map_path,
         use_moving_averages=args.use_moving_averages,
+        clip_before_nms=args.clip_before_nms,
     )
     return 0
 

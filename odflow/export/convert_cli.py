@@ -14,12 +14,7 @@ import argparse
 from collections.abc import Sequence
 
 from odflow.utils.cli import run_cli, start_job
-
-
-def _bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-    return text.lower() == "true"
+from odflow.utils.cli import true_or_false as _bool
 
 
 #: odflow.export.formats.FORMATS, repeated so that --help does not import TensorFlow

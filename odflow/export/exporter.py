@@ -53,8 +53,12 @@ class ExportResult:
 def export_inference_graph(input_type: str, pipeline_config_path: str | os.PathLike,
                            trained_checkpoint_prefix: str, output_directory: str | os.PathLike,
                            label_map_path: str | os.PathLike | None = None,
-                           use_moving_averages: str = "auto") -> ExportResult:
-    """Check every input first (cheap), then build, restore and write the export."""
+                           use_moving_averages: str = "auto",
+                           clip_before_nms: bool = False) -> ExportResult:
+    """Check every input first (cheap), then build, restore and write the export.
+
+    ``clip_before_nms``: the graphs' post-processing clips boxes before the suppression, as
+    the zoo's 2018 graphs did, instead of after it (``odflow.model.postprocess``)."""
     check_input_type(input_type)
     pipeline_config = _load_config(Path(pipeline_config_path))
     prefix = checkpoints.find_checkpoint(trained_checkpoint_prefix,
@@ -63,18 +67,25 @@ def export_inference_graph(input_type: str, pipeline_config_path: str | os.PathL
         _check_label_map(Path(label_map_path), pipeline_config)
     check_replaceable(Path(output_directory), EXPORT_ENTRIES)
     return export_model(pipeline_config, prefix, output_directory, input_type=input_type,
-                        label_map_path=label_map_path, use_moving_averages=use_moving_averages)
+                        label_map_path=label_map_path, use_moving_averages=use_moving_averages,
+                        clip_before_nms=clip_before_nms)
 
 
 def export_model(pipeline_config, checkpoint_prefix: str, output_directory: str | os.PathLike,
                  input_type: str = "image_tensor",
                  label_map_path: str | os.PathLike | None = None,
-                 use_moving_averages: str = "auto") -> ExportResult:
-    """Export ``checkpoint_prefix`` restored into the model that ``pipeline_config`` describes."""
+                 use_moving_averages: str = "auto",
+                 clip_before_nms: bool = False) -> ExportResult:
+    """Export ``checkpoint_prefix`` restored into the model that ``pipeline_config`` describes
+    (``clip_before_nms``: see :func:`export_inference_graph`)."""
     from odflow.model import builder  # TensorFlow model code: imported only when exporting
 
     check_input_type(input_type)
-    model = builder.build_pipeline(pipeline_config, is_training=False)  # variables included
+    model = builder.build_pipeline(pipeline_config, is_training=False,  # variables included
+                                   clip_before_nms=clip_before_nms)
+    log.info("post-processing: %s", "boxes clipped to the image, then non-max suppression "
+             "(the zoo's 2018 order)" if clip_before_nms else "non-max suppression, then the "
+             "survivors clipped to the image")
     variables = model.named_variables()
     weights = load_weights(variables, checkpoint_prefix, use_moving_averages,
                            wants_moving_averages(pipeline_config))

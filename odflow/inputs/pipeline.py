@@ -225,12 +225,15 @@ def build_dataset(input_reader: pipeline_pb2.InputReader, *,
         if augment is not None:
             sample = augment(sample, tf.random.experimental.stateless_fold_in(base_seed, index))
         resized, true_shape = resizer(sample.image)
+        boxes = sample.boxes
+        if hasattr(resizer, "realign_boxes"):  # padding: boxes into the padded frame
+            boxes = resizer.realign_boxes(tf.cast(boxes, tf.float32), true_shape)
         num_boxes = tf.minimum(tf.shape(sample.boxes)[0], max_number_of_boxes)
         batch = {
             "image": resized,
             "true_image_shape": true_shape,
             "original_image_shape": original_shape,
-            "groundtruth_boxes": _pad_or_clip(tf.cast(sample.boxes, tf.float32),
+            "groundtruth_boxes": _pad_or_clip(tf.cast(boxes, tf.float32),
                                               max_number_of_boxes),
             "groundtruth_classes": _pad_or_clip(tf.cast(sample.classes, tf.int32),
                                                 max_number_of_boxes),

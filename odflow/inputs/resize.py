@@ -1,10 +1,12 @@
 """Resize images to the model's input size, as the config's ``image_resizer`` says.
 
-Only ``fixed_shape_resizer`` is implemented (the SSD configs use it): every image becomes
+``fixed_shape_resizer`` (the TF1 SSD configs): every image becomes
 ``height x width`` whatever its aspect ratio, so normalised boxes stay valid unchanged and the
 whole image is the "true" image (no padding).  The resize is TF1's (``tf.compat.v1.image.resize``,
 ``align_corners=False``, no half-pixel centres), as in the API and in ``SSDMetaArch.preprocess``,
 which resizes exported-model inputs: training and inference must see the same pixels.
+``keep_aspect_ratio_resizer`` with ``pad_to_max_dimension`` (the TF2 zoo's EfficientDet):
+``PaddedKeepAspectRatioResizer``, whose padding moves the boxes (``realign_boxes``).
 """
 
 from __future__ import annotations
@@ -46,10 +48,54 @@ class FixedShapeResizer:
         return resized, true_shape
 
 
+@dataclass(frozen=True)
+class PaddedKeepAspectRatioResizer:
+    """``keep_aspect_ratio_resizer`` with ``pad_to_max_dimension`` (EfficientDet): the image
+    scaled as the API's ``resize_to_range`` (``odflow.model.image_resizer``, the same code as
+    the model's own preprocessing) and zero-padded at the bottom/right to ``max_dimension``
+    squared.  Normalised boxes are then relative to the unpadded part: ``realign_boxes`` moves
+    them into the padded frame, as the TF2 API's input pipeline does (``change_coordinate_frame``
+    with window ``[0, 0, max/h, max/w]``)."""
+
+    min_dimension: int
+    max_dimension: int
+    method: str = "BILINEAR"
+    per_channel_pad_value: tuple[float, ...] = (0.0, 0.0, 0.0)
+
+    def __call__(self, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        from odflow.model.image_resizer import KeepAspectRatioResizer
+
+        resizer = KeepAspectRatioResizer(self.min_dimension, self.max_dimension, self.method,
+                                         True, self.per_channel_pad_value)
+        resized, true_shape = resizer(tf.cast(image, tf.float32)[tf.newaxis])
+        if self.method == "BICUBIC":
+            resized = tf.clip_by_value(resized, 0.0, 255.0)
+        size = self.max_dimension
+        return tf.ensure_shape(resized[0], [size, size, 3]), true_shape[0]
+
+    def realign_boxes(self, boxes: tf.Tensor, true_shape: tf.Tensor) -> tf.Tensor:
+        scale = tf.cast(true_shape[:2], tf.float32) / float(self.max_dimension)
+        return boxes * tf.tile(scale, [2])
+
+
 def build_resizer(image_resizer: pipeline_pb2.ImageResizer,
-                  field: str = "model.ssd.image_resizer") -> FixedShapeResizer:
+                  field: str = "model.ssd.image_resizer"
+                  ) -> FixedShapeResizer | PaddedKeepAspectRatioResizer:
     """The resizer of the config; ``OdflowError`` naming the field for any other kind."""
     kind = image_resizer.WhichOneof("image_resizer_oneof")
+    if kind == "keep_aspect_ratio_resizer":
+        config = image_resizer.keep_aspect_ratio_resizer
+        where = f"{field}.keep_aspect_ratio_resizer"
+        if not config.pad_to_max_dimension:
+            raise OdflowError(f"{where}.pad_to_max_dimension: odflow needs it true (one input "
+                              "size for the batch)")
+        if not 0 < config.min_dimension <= config.max_dimension:
+            raise OdflowError(f"{where}: min_dimension must be positive and at most "
+                              "max_dimension")
+        return PaddedKeepAspectRatioResizer(
+            config.min_dimension, config.max_dimension,
+            pipeline_pb2.ResizeType.Name(config.resize_method),
+            tuple(config.per_channel_pad_value) or (0.0, 0.0, 0.0))
     if kind != "fixed_shape_resizer":
         found = f"{kind!r} is" if kind else "no resizer is"
         raise OdflowError(f"{field}: {found} set; odflow supports only fixed_shape_resizer "

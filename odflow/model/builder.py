@@ -43,11 +43,12 @@ _SSD = "model.ssd"
 
 
 def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
-                   is_training: bool) -> SSDMetaArch:
+                   is_training: bool, *, clip_before_nms: bool = False) -> SSDMetaArch:
     """``build(pipeline_config.model)`` after refusing pipeline-level options that change the
     network: ``graph_rewriter { quantization }`` (the zoo's *_quantized_* configs) asked for
     quantization-aware training with fake-quant ops, which odflow does not do; training the
-    float model instead would give a different detector than the config describes."""
+    float model instead would give a different detector than the config describes.
+    ``clip_before_nms``: see :func:`build`."""
     if pipeline_config.HasField("graph_rewriter"):
         which = ("graph_rewriter.quantization"
                  if pipeline_config.graph_rewriter.HasField("quantization") else "graph_rewriter")
@@ -55,11 +56,17 @@ def build_pipeline(pipeline_config: pipeline_pb2.TrainEvalPipelineConfig,
                 "(fake-quant min/max variables); remove the graph_rewriter block to train the "
                 "float model (the zoo's *_quantized_* checkpoints still restore their float "
                 "weights with fine_tune_checkpoint_type: detection)")
-    return build(pipeline_config.model, is_training)
+    return build(pipeline_config.model, is_training, clip_before_nms=clip_before_nms)
 
 
-def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMetaArch:
-    """Build the detector (variables included: call it under a strategy's scope)."""
+def build(model_config: pipeline_pb2.DetectionModel, is_training: bool, *,
+          clip_before_nms: bool = False) -> SSDMetaArch:
+    """Build the detector (variables included: call it under a strategy's scope).
+
+    ``clip_before_nms`` picks the post-processing's clipping order, which the pipeline config
+    cannot say (``odflow.model.postprocess``): False (default) suppresses, then clips, as the
+    API's final TF1 and TF2 releases; True clips first, as the zoo's 2018 graphs.
+    """
     which = model_config.WhichOneof("model")
     if which != "ssd":
         raise OdflowError(f"model: {which or 'no meta-architecture'} is set; odflow builds SSD "
@@ -79,7 +86,7 @@ def build(model_config: pipeline_pb2.DetectionModel, is_training: bool) -> SSDMe
             num_classes, config.encode_background_as_zeros))
     losses = build_losses(config.loss)
     non_max_suppression, score_converter = postprocess.build_postprocessing(
-        config.post_processing)
+        config.post_processing, clip_before_nms=clip_before_nms)
     anchors_per_location = anchor_generator.num_anchors_per_location()
     feature_extractor = FEATURE_EXTRACTORS[config.feature_extractor.type](config)
     num_maps = len(feature_extractor.feature_depths)

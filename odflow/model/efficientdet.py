@@ -27,6 +27,7 @@ TYPES = {f"ssd_efficientnet-b{i}_bifpn_keras": f"efficientnet-b{i}" for i in ran
 CHANNEL_MEAN = (0.485, 0.456, 0.406)
 CHANNEL_STD = (0.229, 0.224, 0.225)
 MIN_IMAGE_DIMENSION = 129  # the TF2 API's check_min_image_dim for this extractor
+FEATURE_SCOPE = "FeatureExtractor/"
 
 
 def scope_name(variant: str) -> str:
@@ -78,13 +79,17 @@ class EfficientDetFeatureExtractor(tf.Module):
         return self.backbone.units() + self.bifpn.units()
 
     def named_variables(self) -> dict[str, tf.Variable]:
+        """Names for odflow's name-based checkpoints: ``FeatureExtractor/`` + the Keras
+        variable name, so that a name-based ``detection`` restore (``FeatureExtractor/*``,
+        e.g. from an EfficientDet starter model) takes backbone and BiFPN as for every
+        other family."""
         named: dict[str, tf.Variable] = {}
         for unit in self.units():
             named.update(unit.named_variables())
         for node in self.bifpn.nodes:
             if node.combine_weights is not None:
                 named[node.combine_weights.name.split(":")[0]] = node.combine_weights
-        return named
+        return {f"{FEATURE_SCOPE}{name}": variable for name, variable in named.items()}
 
     def __call__(self, images: tf.Tensor, bn_training: bool = False,
                  training: bool | None = None) -> list[tf.Tensor]:

@@ -6,6 +6,16 @@ survivors of all classes are sorted by score (ties: lower class first, then NMS 
 to the clip window (boxes left with zero area are dropped), optionally expressed relative to the
 window, and the best ``max_total`` kept.  Outputs are padded with zeros to ``max_total``.
 
+Clipping order.  That is the order of the API's ``multiclass_non_max_suppression`` from late
+2018 on, in its final TF1 releases and in TF2 (``_clip_window_prune_boxes`` after the
+suppression): odflow's default.  The API's early-2018 releases, which made the zoo's exported
+graphs (``*_2018_*/frozen_inference_graph.pb``, ``model.ckpt.meta``), clipped each class's
+boxes to the window (dropping those left with zero area) *before* the suppression;
+``clip_before_nms=True`` selects that order, to reproduce those graphs.  The two differ only
+when boxes reach outside the window: clipping changes their overlaps, so which of them suppress
+each other.  (The TFLite export's ``TFLite_Detection_PostProcess`` op does not clip at all;
+odflow's TFLite runner clips its survivors, which is the later order.)
+
 Classes here are **0-based indices into the scores' class axis, which has no background
 column**: the meta-architecture adds 1 to get label-map ids for ``detection_classes``.
 
@@ -200,12 +210,14 @@ _ACCEPTED_NMS_FLAGS = ("use_static_shapes", "use_cpu_nms")
 _UNSUPPORTED_NMS_FLAGS = ("use_partitioned_nms", "use_combined_nms", "use_hard_nms")
 
 
-def build_non_max_suppressor(config) -> NmsFn:
+def build_non_max_suppressor(config, clip_before_nms: bool = False) -> NmsFn:
     """From a ``BatchNonMaxSuppression`` message: ``fn(boxes, scores, clip_window=None,
     additional_fields=None) -> dict`` (see :func:`batch_multiclass_non_max_suppression`).
 
-    Clips before the suppression, as the zoo's exported graphs (2018 API) did, so a zoo
-    model's detections are the ones its frozen graph gives (tests/test_model_tf1_fpn.py).
+    The pipeline config has no field for the clipping order (the API never made it one: each
+    release had its own), so it comes from odflow's setting (``postprocess.clip_before_nms``,
+    the ``--clip_before_nms`` flags): False (default) suppresses first as the API's final TF1
+    and TF2 releases do; True clips first as the zoo's 2018 graphs do (the module docstring).
     """
     where = "post_processing.batch_non_max_suppression"
     for flag in _UNSUPPORTED_NMS_FLAGS:
@@ -228,12 +240,15 @@ def build_non_max_suppressor(config) -> NmsFn:
         change_coordinate_frame=config.change_coordinate_frame,
         use_class_agnostic_nms=config.use_class_agnostic_nms,
         soft_nms_sigma=config.soft_nms_sigma,
-        clip_before_nms=True,
+        clip_before_nms=clip_before_nms,
     )
 
 
-def build_postprocessing(config) -> tuple[NmsFn, ScoreConverter]:
-    """From a ``PostProcessing`` message: (non-max suppressor, score converter)."""
+def build_postprocessing(config, clip_before_nms: bool = False
+                         ) -> tuple[NmsFn, ScoreConverter]:
+    """From a ``PostProcessing`` message: (non-max suppressor, score converter);
+    ``clip_before_nms`` as in :func:`build_non_max_suppressor`."""
     if not config.HasField("batch_non_max_suppression"):
         raise OdflowError("post_processing.batch_non_max_suppression is not set")
-    return build_non_max_suppressor(config.batch_non_max_suppression), build_score_converter(config)
+    return (build_non_max_suppressor(config.batch_non_max_suppression, clip_before_nms),
+            build_score_converter(config))

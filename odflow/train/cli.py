@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import TextIO
 
-from odflow.utils.cli import run_cli, setup_logging
+from odflow.utils.cli import add_clip_before_nms_flag, run_cli, setup_logging
 
 log = logging.getLogger("odflow.train")
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the final evaluation metrics to this JSON file")
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
+    add_clip_before_nms_flag(parser)
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
     parser.add_argument("--strategy", default="auto",
                         choices=("auto", "one_device", "mirrored", "multi_worker"),
@@ -122,7 +123,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         checkpoint_every_minutes=args.checkpoint_every_minutes,
         metrics_json=args.metrics_json, eval_backend=args.eval_backend,
         resume=args.resume, restart=args.restart, strategy=args.strategy,
-        console=_console(args.progress_fd))
+        clip_before_nms=args.clip_before_nms, console=_console(args.progress_fd))
     try:
         result = train(options)
     except Interrupted as stop:
@@ -158,7 +159,8 @@ def _evaluate(args, checkpoint_dir: str | None) -> int:
         tf.keras.utils.set_random_seed(args.seed)
     events_dir = args.model_dir or os.path.dirname(prefix) or "."
     evaluation.evaluate_checkpoint(config, prefix, model_dir=events_dir,
-                                   metrics_json=args.metrics_json, backend=args.eval_backend)
+                                   metrics_json=args.metrics_json, backend=args.eval_backend,
+                                   clip_before_nms=args.clip_before_nms)
     return 0
 
 
@@ -183,6 +185,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_backend", choices=("faster", "pycocotools"), default="faster",
                         help="COCO metric implementation (same numbers; faster is faster)")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
+    add_clip_before_nms_flag(parser)
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
     return parser
 

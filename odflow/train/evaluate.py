@@ -218,14 +218,17 @@ def load_for_eval(model, prefix: str, use_moving_averages: bool) -> int:
 
 
 def evaluate_checkpoint(config, prefix: str, *, model_dir: str | os.PathLike | None,
-                        metrics_json: str | os.PathLike | None, backend: str = "faster"
-                        ) -> dict[str, float]:
-    """Standalone evaluation (``--run_once``): build, load, evaluate once, report."""
+                        metrics_json: str | os.PathLike | None, backend: str = "faster",
+                        clip_before_nms: bool = False) -> dict[str, float]:
+    """Standalone evaluation (``--run_once``): build, load, evaluate once, report.
+
+    ``clip_before_nms``: the NMS clips boxes first, as the zoo's 2018 graphs did
+    (``odflow.model.postprocess``); the metrics of the two orders differ slightly."""
     from odflow.model import builder
 
     check_eval_config(config)
     eval_reader(config)  # fail on a missing eval reader before building anything
-    model = builder.build_pipeline(config, is_training=False)
+    model = builder.build_pipeline(config, is_training=False, clip_before_nms=clip_before_nms)
     step = load_for_eval(model, prefix, config.eval_config.use_moving_averages)
     log.info("evaluating %s (step %d)", prefix, step)
     evaluator = Evaluator(model, config, backend=backend).run()

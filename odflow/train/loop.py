@@ -81,6 +81,8 @@ class TrainOptions:
     resume: bool = False  # resume even when the inputs changed
     restart: bool = False  # start again even when they did not
     strategy: str = "auto"  # train.strategy: auto, one_device, mirrored, multi_worker
+    # The evaluations' NMS clips boxes first, as the zoo's 2018 graphs (postprocess.clip_before_nms)
+    clip_before_nms: bool = False
 
 
 @dataclass
@@ -365,7 +367,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
     strategy = placement.strategy
     from odflow.model import builder
     with strategy.scope():
-        model = builder.build_pipeline(config, is_training=True)
+        model = builder.build_pipeline(config, is_training=True,
+                                       clip_before_nms=options.clip_before_nms)
         state = TrainingState(model, train_config.optimizer, train_config)
     if resume_prefix is not None:
         try:
@@ -397,7 +400,8 @@ def _train_locked(options: TrainOptions, config, num_steps: int, model_dir: Path
         # Reading the training model's batch-norm statistics outside a step is a collective
         # the other workers would not join: the chief evaluates a plain copy, loaded from the
         # checkpoint every worker has just helped to save.
-        eval_copy = builder.build_pipeline(config, is_training=False)
+        eval_copy = builder.build_pipeline(config, is_training=False,
+                                           clip_before_nms=options.clip_before_nms)
     evaluator = (evaluation.Evaluator(eval_copy or model, config, backend=options.eval_backend,
                                       seed=options.seed) if evaluate_at_end else None)
     writer = SummaryWriter(write_dir)

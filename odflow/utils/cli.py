@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -47,3 +48,22 @@ def start_job(log_file: str | None = None) -> None:
     setup_logging(log_file)
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def true_or_false(text: str) -> bool:
+    """argparse type of the boolean flags the workflow passes as ``--flag true|false``."""
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return text.lower() == "true"
+
+
+def add_clip_before_nms_flag(parser: argparse.ArgumentParser) -> None:
+    """``--clip_before_nms [true|false]`` for the commands that run the model's NMS (train's
+    evaluations, eval, export): the pipeline config cannot say the clipping order, see
+    ``odflow.model.postprocess``; the workflow passes ``postprocess.clip_before_nms``."""
+    parser.add_argument(
+        "--clip_before_nms", type=true_or_false, nargs="?", const=True, default=False,
+        metavar="true|false",
+        help="clip boxes to the image before non-max suppression, as the zoo's 2018 graphs "
+             "did (alone or true); default false: suppress first and clip the survivors, as "
+             "the API's final TF1 and its TF2 releases do")

@@ -8,8 +8,8 @@ tarball shaped like the zoo's (``<name>/pipeline.config``, ``model.ckpt.{index,d
 same arguments, same tarball.
 
 An architecture of the TF2 zoo (``ssd_mobilenet_v2_keras``, ``ssd_mobilenet_v1_fpn_keras``,
-``ssd_mobilenet_v2_fpn_keras`` (FPNLite), ``ssd_resnet50_v1_fpn_keras``, ``ssd_efficientdet_d0``:
-``odflow.workflow.layout.TF2_FEATURE_EXTRACTORS``) is written as the TF2 zoo writes it:
+``ssd_mobilenet_v2_fpn_keras`` (FPNLite), ``ssd_resnet{50,101,152}_v1_fpn_keras``,
+``ssd_efficientnet-b0_bifpn_keras``: ``odflow.workflow.layout.TF2_FEATURE_EXTRACTORS``) is written as the TF2 zoo writes it:
 ``<name>/pipeline.config`` and an object-based checkpoint ``<name>/checkpoint/ckpt-0.*`` under
 the TF2 API's keys (``odflow.model.tf2_checkpoint.write_v2``) beside the state file
 ``<name>/checkpoint/checkpoint``; no ``saved_model/`` (the workflow never reads it).  So tests

@@ -80,17 +80,62 @@ def _describe(error: BaseException) -> str:
     return text
 
 
-def _members_by_name(archive: tarfile.TarFile, tar_path: Path) -> dict[str, tarfile.TarInfo]:
+def _refusal(member: tarfile.TarInfo) -> str | None:
+    """Why a member is never extracted, or None for a regular file inside the top folder.
+
+    A tarball comes from the internet: a link could point anywhere on this machine, and a
+    ``..`` or absolute name could land outside the model folder (or stand in for the model's
+    own files), so such members are refused whatever they are called.
+    """
+    if member.issym():
+        return f"a symbolic link (to {member.linkname})"
+    if member.islnk():
+        return f"a hard link (to {member.linkname})"
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "an absolute path"
+    if ".." in path.parts:
+        return "a path with '..' (outside the tarball's folder)"
+    return None
+
+
+def _members_by_name(archive: tarfile.TarFile, tar_path: Path
+                     ) -> tuple[dict[str, tarfile.TarInfo], list[tuple[str, str]]]:
+    """(regular files by their path below the top folder, refused members with the reason)."""
     found: dict[str, tarfile.TarInfo] = {}
+    refused: list[tuple[str, str]] = []
     for member in archive.getmembers():
+        reason = _refusal(member)
+        if reason is not None:
+            refused.append((member.name, reason))
+            continue
         parts = PurePosixPath(member.name).parts
         if not member.isfile() or len(parts) < 2:
             continue
         found["/".join(parts[1:])] = member
-    if not found:
+    if not found and not refused:
         raise OdflowError(f"{tar_path}: no files under a top-level folder; a model-zoo tarball "
                           "holds <model_name>/pipeline.config, <model_name>/model.ckpt.* ...")
-    return found
+    for name, reason in refused:
+        log.warning("%s: member %s is %s; odflow never extracts such members", tar_path, name,
+                    reason)
+    return found, refused
+
+
+def _missing_message(tar_path: Path, missing: Sequence[str], available: Sequence[str],
+                     refused: Sequence[tuple[str, str]]) -> str:
+    """Name the missing members, and the refused members that carry their names (and why)."""
+    message = f"{tar_path}: missing {', '.join(missing)}"
+    wanted = {PurePosixPath(name).name for name in missing}
+    stand_ins = [(name, reason) for name, reason in refused
+                 if PurePosixPath(name).name in wanted]
+    if stand_ins:
+        details = "; ".join(f"{name} is {reason}" for name, reason in stand_ins)
+        return (f"{message}: {details}. odflow refuses links, absolute paths and '..' in a "
+                "model tarball; repack it with regular files under one top folder "
+                "(<model_name>/pipeline.config, <model_name>/model.ckpt.*; tar's "
+                "--dereference and --hard-dereference store a link's file itself)")
+    return f"{message}; found {', '.join(sorted(available)) or 'no regular files'}"
 
 
 def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
@@ -110,12 +155,12 @@ def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
     written = []
     with archive:
         try:
-            available = _members_by_name(archive, tar_path)
+            available, refused = _members_by_name(archive, tar_path)
             missing = [name for name in members if name not in available]
             if missing:
-                raise OdflowError(f"{tar_path}: missing {', '.join(missing)}; found "
-                                  f"{', '.join(sorted(available))}."
-                                  + other_layout_hint(layout, set(available)))
+                message = _missing_message(tar_path, missing, list(available), refused)
+                hint = other_layout_hint(layout, set(available))
+                raise OdflowError(f"{message}.{hint}" if hint else message)
             for name in members:
                 target = output_dir / name
                 remove_stale_temporaries(target.parent, re.escape(target.name))

@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,21 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (device setup must precede TF's initialisation)."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=subprocess_env(), timeout=timeout, cwd=str(REPO), check=False)
+
+
+def wait_for_log(process: subprocess.Popen, log_path: Path, text: str, timeout: float) -> None:
+    """Wait until ``text`` appears in ``log_path`` while ``process`` runs.
+
+    Fails at once (with the log) if the process exits first, and kills it after ``timeout``
+    seconds, so a test that sends a signal at a known point never waits on a dead run.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log_path.exists() and text in log_path.read_text():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"exited early ({process.returncode}):\n"
+                                 + (log_path.read_text() if log_path.exists() else ""))
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError(f"{text!r} not logged within {timeout} s")
