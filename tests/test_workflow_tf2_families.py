@@ -95,19 +95,24 @@ def test_family_fine_tunes_from_its_tf2_checkpoint_and_exports(
 @pytest.mark.parametrize("prefix", list(FAMILIES), ids=[f[0] for f in FAMILIES.values()])
 def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, prefix: str,
                                                fmt: str, tmp_path: Path) -> None:
-    """`snakemake deploy`'s conversions (odflow.export.formats) work for every family: the
-    converted file's best detection is the frozen graph's, on an image at the model's size."""
+    """`snakemake deploy`'s conversions (odflow.export.formats) work for every family that
+    they can make: the converted file's best detection is the frozen graph's, on an image at
+    the model's size; EfficientDet's are refused before any work, naming the model and why."""
     from odflow.detect.runners import load_detector
+    from odflow.errors import OdflowError
     from odflow.export.formats import export_onnx, export_tflite
 
     if families_run.returncode != 0:
         pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
     exported = families_run.workdir / prefix / "exported_model"
     output = tmp_path / f"model.{fmt}"
-    if fmt == "tflite":
-        export_tflite(exported, output)
-    else:
-        export_onnx(exported, output)
+    convert = export_tflite if fmt == "tflite" else export_onnx
+    if FAMILIES[prefix][0].startswith("ssd_efficientnet-"):  # odflow.export.convertible
+        with pytest.raises(OdflowError, match=r"ssd_efficientnet-b0_bifpn_keras.*EfficientDet"):
+            convert(exported, output)
+        assert not output.exists()
+        return
+    convert(exported, output)
     size = FAMILIES[prefix][1]
     image = np.random.default_rng(5).integers(0, 256, [size, size, 3], dtype=np.uint8)
     want = load_detector(exported).detect(image)

@@ -387,3 +387,17 @@ def test_tf2_tarball_through_the_extract_and_fine_tune_rules(tmp_path: Path) -> 
     for key, value in values.items():
         np.testing.assert_array_equal(reader.get_tensor(key), value)
     assert tarball.read_bytes() == tarball_bytes  # the user's file, untouched
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "tflite_int8", "onnx"])
+def test_a_conversion_that_cannot_be_made_names_the_model_and_why(fmt: str) -> None:
+    from odflow.export.convertible import check_convertible
+
+    with pytest.raises(OdflowError) as info:
+        check_convertible(config_lib.load(EFFICIENTDET_CONFIG), fmt)
+    message = str(info.value)
+    assert "'ssd_efficientnet-b0_bifpn_keras' (EfficientDet)" in message
+    assert fmt in message and "frozen_inference_graph.pb" in message
+    reason = "TFLite_Detection_PostProcess" if fmt.startswith("tflite") else "tf2onnx"
+    assert reason in message
+    check_convertible(config_lib.load(MOBILENET_CONFIG), fmt)  # the others convert
