@@ -76,8 +76,16 @@ def test_one_class_changes_only_the_class_head(name):
     expected = tf2_zoo.keys(name)
     for key in tf2_zoo.BOOKKEEPING:
         expected.pop(key)
-    mapping = key_mapping(_build(name, "ssd { num_classes: 1 }"))
+    model = _build(name, "ssd { num_classes: 1 }")
+    mapping = key_mapping(model)
     assert sorted(mapping.variables) == sorted(expected)
+    # odflow's own name-based checkpoints agree on what "detection" restores: the variables
+    # under model/_feature_extractor/ are those named FeatureExtractor/... (TF1 semantics).
+    names = {id(v): n for n, v in model.named_variables().items()}
+    assert len(names) == len(mapping.variables)
+    for key, variable in mapping.variables.items():
+        assert names[id(variable)].startswith("FeatureExtractor/") == key.startswith(
+            "model/_feature_extractor/"), (key, names[id(variable)])
     changed = []
     for key, variable in mapping.variables.items():
         shape = expected[key][0]

@@ -20,7 +20,9 @@ from odflow.model.hyperparams import ConvHyperparams
 from odflow.model.mobilenet_ssd import MobilenetSsdFeatureExtractor
 from odflow.model.mobilenet_v2 import SPEC, TAPS
 
-SCOPE = "MobilenetV2_FPN"
+# odflow's own (name-based) checkpoints: under FeatureExtractor/ like every extractor, so
+# fine_tune_checkpoint_type: detection from a V1 checkpoint restores backbone and pyramid.
+SCOPE = "FeatureExtractor/MobilenetV2"
 # Pyramid level l takes slim's end point of stride 2**l.
 _LEVEL_LAYERS = {2: 4, 3: 7, 4: 14, 5: 19}
 # The bottom-up convs are numbered on from MobileNet v2's 19 layers.
@@ -31,7 +33,7 @@ def ssd_mobilenet_v2_fpn(options: ExtractorOptions, fpn: FpnLevels,
                          base_hyperparams: ConvHyperparams,
                          extra_hyperparams: ConvHyperparams) -> FpnFeatureExtractor:
     backbone = MobilenetSsdFeatureExtractor(
-        f"{SCOPE}/MobilenetV2", SPEC, TAPS,
+        SCOPE, SPEC, TAPS,
         dataclasses.replace(options, num_layers=2, use_depthwise=False), base_hyperparams,
         extra_hyperparams)
     endpoints = {level: (f"layer_{n}", backbone.layers[n - 1].out_depth)
@@ -40,6 +42,6 @@ def ssd_mobilenet_v2_fpn(options: ExtractorOptions, fpn: FpnLevels,
     base_max = min(fpn.max_level, 5)
     bottom_up = {level: f"bottom_up_Conv2d_{level - base_max + _NUM_LAYERS}"
                  for level in range(base_max + 1, fpn.max_level + 1)}
-    return FpnFeatureExtractor(backbone, fpn, f"{SCOPE}/FeatureMaps", endpoints, bottom_up,
+    return FpnFeatureExtractor(backbone, fpn, f"{SCOPE}/fpn", endpoints, bottom_up,
                                depth, extra_hyperparams, pad_to_multiple=options.pad_to_multiple,
                                use_depthwise=options.use_depthwise, upsample_smoothed=True)

@@ -75,7 +75,9 @@ class KerasResnetV1(tf.Module):
                  scope: str = "") -> None:
         super().__init__(name=None)
         self.pad_to_multiple = pad_to_multiple
-        scope = scope or f"ResNet{depth}V1"
+        # odflow's own (name-based) checkpoints: under FeatureExtractor/, so
+        # fine_tune_checkpoint_type: detection from a V1 checkpoint restores it.
+        scope = scope or f"FeatureExtractor/ResNet{depth}V1"
         self.conv1 = ConvUnit(f"{scope}/conv1_conv", 7, 3, 64, 2, hyperparams,
                               explicit_padding=True, biases=False)
         self.stages: list[tuple[str, list[KerasBottleneck]]] = []
@@ -126,7 +128,7 @@ def ssd_resnet_v1_fpn_keras(depth: int, fpn: FpnLevels, base_hyperparams: ConvHy
     backbone = KerasResnetV1(depth, base_hyperparams, pad_to_multiple)
     endpoints = {level: (f"conv{level}", backbone.depths[f"conv{level}"])
                  for level in range(2, 6)}
-    scope = f"ResNet{depth}V1_FPN"
+    scope = f"FeatureExtractor/ResNet{depth}V1_FPN"
     bottom_up = {level: f"bottom_up_block{level - 1}" for level in range(6, fpn.max_level + 1)}
     return FpnFeatureExtractor(backbone, fpn, f"{scope}/FeatureMaps", endpoints, bottom_up,
                                fpn_depth, extra_hyperparams, pad_to_multiple=pad_to_multiple,

@@ -184,16 +184,12 @@ def restore_v2(model, prefix: str | os.PathLike, checkpoint_type: str) -> Restor
         raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
                           + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
     prefix = checkpoints.find_checkpoint(prefix)
-    if not is_object_based(prefix):
-        raise OdflowError(
-            f"fine_tune_checkpoint {prefix} is a name-based (TF1) checkpoint but "
-            "train_config.fine_tune_checkpoint_version is V2; set fine_tune_checkpoint_version: "
-            "V1 (or remove it)")
+    check_version(prefix, 2)
     reader = tf.train.load_checkpoint(prefix)
-    shapes = {_strip(k): v for k, v in reader.get_variable_to_shape_map().items()}
+    stored_shapes = reader.get_variable_to_shape_map()
+    shapes = {_strip(k): v for k, v in stored_shapes.items()}
     dtypes = {_strip(k): v for k, v in reader.get_variable_to_dtype_map().items()}
-    stored = {k: k + KEY_SUFFIX if k + KEY_SUFFIX in reader.get_variable_to_shape_map() else k
-              for k in shapes}
+    stored = {_strip(k): k for k in stored_shapes}  # key without the suffix -> as stored
     mapping = key_mapping(model)
     if checkpoint_type == "classification":
         if not any(k.startswith(CLASSIFICATION_PREFIX) for k in shapes):
