@@ -198,3 +198,36 @@ def test_use_bfloat16_is_accepted_and_logged(caplog) -> None:
     with caplog.at_level(logging.INFO):
         check_train_config(train_config)
     assert "use_bfloat16" in caplog.text and "float32" in caplog.text
+
+
+@pytest.mark.slow
+def test_padded_input_detections_are_clipped_to_the_true_image_and_relative_to_it() -> None:
+    """A 128x256 image becomes 128x256 inside a 256x256 input (the starter's small D0): the
+    clip window is [0, 0, 0.5, 1], and each detection is its anchor's decoded box clipped to
+    it and expressed in its frame (y / 0.5), as the TF2 API's change_coordinate_frame does."""
+    from odflow.config import loads
+    from odflow.workflow import starter
+
+    text = starter.starter_pipeline_text(depth_multiplier=0.25, image_size=64, num_classes=2,
+                                         architecture="ssd_efficientnet-b0_bifpn_keras")
+    tf.random.set_seed(3)
+    model = builder.build(loads(text).model, is_training=False)
+    assert not model.add_background_class
+    images = tf.random.uniform([1, 128, 256, 3], 0, 255, seed=4)
+    preprocessed, shapes = model.preprocess(images)
+    assert preprocessed.shape == (1, 256, 256, 3)
+    np.testing.assert_array_equal(shapes.numpy(), [[128, 256, 3]])
+    prediction = model.predict(preprocessed, training=False)
+    assert prediction["class_predictions_with_background"].shape[-1] == 2  # no background
+    detections = model.postprocess(prediction, shapes)
+    decoded = model.decode(prediction["box_encodings"], prediction["anchors"])[0].numpy()
+    count = int(detections["num_detections"][0])
+    assert count > 0
+    for i in range(min(count, 5)):
+        anchor = int(detections["detection_anchor_indices"][0, i])
+        ymin, xmin, ymax, xmax = np.clip(decoded[anchor], 0.0, [0.5, 1.0, 0.5, 1.0])
+        expected = [ymin / 0.5, xmin, ymax / 0.5, xmax]
+        np.testing.assert_allclose(detections["detection_boxes"][0, i].numpy(), expected,
+                                   atol=1e-6)
+    classes = detections["detection_classes"][0, :count].numpy()
+    assert set(classes) <= {1.0, 2.0}  # label ids

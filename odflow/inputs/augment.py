@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from odflow.errors import OdflowError
 from odflow.inputs import ssd_random_crop as crops
+from odflow.inputs.scale_crop_pad import random_scale_crop_and_pad_to_square
 from odflow.inputs.sample import Augmentation, Sample, as_float, split_seed, uniform
 
 DEFAULT_FIELD = "train_config.data_augmentation_options"
@@ -246,6 +247,15 @@ def _normalize_image(message, field: str) -> Augmentation:
         message, "original_minval", "original_maxval", "target_minval", "target_maxval"))
 
 
+def _scale_crop_pad(message, field: str) -> Augmentation:
+    _require(message.output_size > 0, f"{field}.output_size",
+             f"must be positive, got {message.output_size}")
+    _check_range(message.scale_min, message.scale_max, field, "scale_min", "scale_max",
+                 positive=True)
+    return functools.partial(random_scale_crop_and_pad_to_square,
+                             **_values(message, "output_size", "scale_min", "scale_max"))
+
+
 _BUILDERS: dict[str, Callable[[object, str], Augmentation]] = {
     "random_horizontal_flip": _flip_like(random_horizontal_flip),
     "random_vertical_flip": _flip_like(random_vertical_flip),
@@ -263,6 +273,7 @@ _BUILDERS: dict[str, Callable[[object, str], Augmentation]] = {
     "random_rgb_to_gray": _random_rgb_to_gray,
     "rgb_to_gray": lambda message, field: rgb_to_gray,
     "normalize_image": _normalize_image,
+    "random_scale_crop_and_pad_to_square": _scale_crop_pad,
 }
 
 #: The ``PreprocessingStep`` kinds odflow implements.
