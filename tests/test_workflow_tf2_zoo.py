@@ -389,15 +389,14 @@ def test_tf2_tarball_through_the_extract_and_fine_tune_rules(tmp_path: Path) -> 
     assert tarball.read_bytes() == tarball_bytes  # the user's file, untouched
 
 
-@pytest.mark.parametrize("fmt", ["tflite", "tflite_int8", "onnx"])
-def test_a_conversion_that_cannot_be_made_names_the_model_and_why(fmt: str) -> None:
+def test_a_conversion_that_cannot_be_made_names_the_model_and_why() -> None:
     from odflow.export.convertible import check_convertible
 
     with pytest.raises(OdflowError) as info:
-        check_convertible(config_lib.load(EFFICIENTDET_CONFIG), fmt)
+        check_convertible(config_lib.load(EFFICIENTDET_CONFIG), "onnx")
     message = str(info.value)
     assert "'ssd_efficientnet-b0_bifpn_keras' (EfficientDet)" in message
-    assert fmt in message and "frozen_inference_graph.pb" in message
-    reason = "TFLite_Detection_PostProcess" if fmt.startswith("tflite") else "tf2onnx"
-    assert reason in message
-    check_convertible(config_lib.load(MOBILENET_CONFIG), fmt)  # the others convert
+    assert "onnx" in message and "tf2onnx" in message and "frozen_inference_graph.pb" in message
+    for fmt in ("tflite", "tflite_int8"):  # EfficientDet's TFLite files convert
+        check_convertible(config_lib.load(EFFICIENTDET_CONFIG), fmt)
+    check_convertible(config_lib.load(MOBILENET_CONFIG), "onnx")  # the others convert

@@ -4,12 +4,10 @@
 that conversion before any work, with the model named and the reason, instead of writing a
 file whose detections are not the frozen graph's:
 
-- EfficientDet (``ssd_efficientnet-b*_bifpn_keras``): its ``keep_aspect_ratio_resizer`` pads the
-  image into a square and the detections are normalised to the unpadded image; the TFLite file's
-  ``TFLite_Detection_PostProcess`` op returns boxes normalised to the padded input (checked on
-  the starter: the boxes differ from the frozen graph's), and tf2onnx leaves a tensor the
-  SavedModel captures as an extra ONNX input (ONNX Runtime then asks for an input the client
-  cannot give).  The frozen graph and the SavedModel (both clients) are the deployable files.
+- EfficientDet (``ssd_efficientnet-b*_bifpn_keras``) to ONNX: tf2onnx leaves a tensor the
+  SavedModel captures as an extra ONNX input (ONNX Runtime then asks for an input, e.g.
+  ``11850:0``, that no client can give).  Its TFLite files convert (their detections equal the
+  frozen graph's on the starter); the frozen graph and the SavedModel deploy as for any model.
 """
 
 from __future__ import annotations
@@ -19,9 +17,6 @@ from odflow.errors import OdflowError
 #: feature_extractor.type prefix -> (family name, why each format cannot be made).
 _NOT_CONVERTIBLE: dict[str, tuple[str, dict[str, str]]] = {
     "ssd_efficientnet-": ("EfficientDet", {
-        "tflite": "its keep_aspect_ratio_resizer pads the input, and TFLite's "
-                  "TFLite_Detection_PostProcess op would return boxes normalised to the padded "
-                  "square instead of the image",
         "onnx": "tf2onnx leaves a tensor its SavedModel captures as an extra ONNX input, which "
                 "no client can feed",
     }),
