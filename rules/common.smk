@@ -7,6 +7,7 @@ import re
 from odflow.data.yolo_source import split_inputs as yolo_split_inputs
 from odflow.errors import OdflowError
 from odflow.workflow.fingerprint import folder_digest
+from odflow.workflow.layout import LAYOUTS, TF1, get_layout, resolve_layout
 
 # -- runs: the base ("" prefix) and each experiment (runs/<name>/), see odflow/experiments.py.
 # Every path starts with the run prefix. Rules whose output names depend on settings (model
@@ -64,23 +65,55 @@ def setting(*keys):
     return value
 
 
+def run_layout(run):
+    """The run's tarball layout (odflow.workflow.layout): TF1 (model.ckpt.*) or TF2
+    (checkpoint/ckpt-0.*), model.layout with auto decided from the URL or the starter."""
+    model = RUNS[run]["model"]
+    return get_layout(resolve_layout(model["layout"], model["url"],
+                                     model["starter"]["architecture"]))
+
+
 def model_files(run):
-    """The extracted pipeline.config and model.ckpt.* a run uses (its model owner's)."""
+    """The extracted pipeline.config and checkpoint a run uses (its model owner's):
+    <name>/model.ckpt.* (TF1) or <name>/checkpoint/ckpt-0.* (TF2)."""
     name = RUNS[run]["model"]["name"]
     owner = MODEL_OWNER[run]
+    index, data = run_layout(run).checkpoint_members
     return {
         "pipeline_config": f"{owner}{name}/pipeline.config",
-        "index": f"{owner}{name}/model.ckpt.index",
-        "data": f"{owner}{name}/model.ckpt.data-00000-of-00001",
+        "index": f"{owner}{name}/{index}",
+        "data": f"{owner}{name}/{data}",
     }
 
 
 TARBALL = "{run}downloads/{model_name}.tar.gz"
-FINE_TUNE_CHECKPOINT = "{run}ckpt/model.ckpt"
+# The fine-tune checkpoint in ckpt/: model.ckpt (TF1 layout) or ckpt-0 (TF2 layout).
+FINE_TUNE_CHECKPOINT = "{run}ckpt/{fine_tune}"
 FINE_TUNE_FILES = [
     f"{FINE_TUNE_CHECKPOINT}.index",
     f"{FINE_TUNE_CHECKPOINT}.data-00000-of-00001",
 ]
+
+
+def fine_tune_patterns(layout):
+    """The fine-tune checkpoint files of a layout, as {run} patterns (a rule's outputs)."""
+    return [path.replace("{fine_tune}", layout.fine_tune_prefix) for path in FINE_TUNE_FILES]
+
+
+def fine_tune_rule_name(layout):
+    """fine_tune_checkpoint (TF1, as always) or fine_tune_checkpoint_tf2."""
+    return "fine_tune_checkpoint" + ("" if layout == TF1 else f"_{layout.name}")
+
+
+def run_fine_tune_checkpoint(run):
+    """A run's fine-tune checkpoint prefix: ckpt/model.ckpt or ckpt/ckpt-0."""
+    return of_run(FINE_TUNE_CHECKPOINT, run, fine_tune=run_layout(run).fine_tune_prefix)
+
+
+def run_fine_tune_files(run):
+    """The run's fine-tune checkpoint files (ckpt/<prefix>.{index,data-00000-of-00001})."""
+    return [of_run(path, run, fine_tune=run_layout(run).fine_tune_prefix)
+            for path in FINE_TUNE_FILES]
 LABEL_MAP = "{run}datasets/label_map.pbtxt"
 PIPELINE_CONFIG = "{run}ckpt/{config_name}.config"
 TRAINED_CHECKPOINT = "{run}ckpt/model.ckpt-{steps}"
@@ -106,6 +139,21 @@ PLOTS = ["{run}plots/mAP.png", "{run}plots/AR.png", "{run}plots/loss.png"]
 DATA_PREVIEW = [f"{{run}}plots/data/{name}" for name in (
     "train_augmented.png", "train.png", "val.png", "box_stats.png", "anchor_coverage.png",
     "anchor_coverage.json")]
+
+
+def fine_tune_source(layout, kind):
+    """The extracted checkpoint file (index or data) that the run's ckpt/ copy is made from;
+    a run whose model has the other layout has no job here."""
+
+    def source(w):
+        if run_layout(w.run) != layout:
+            raise WorkflowError(
+                f"{w.run}ckpt/{layout.fine_tune_prefix}.*: this run's model has the "
+                f"{run_layout(w.run).name} layout (model.layout), whose fine-tune checkpoint is "
+                f"{run_fine_tune_checkpoint(w.run)}")
+        return model_files(w.run)[kind]
+
+    return source
 
 
 def of_run(pattern, run, **wildcards):

@@ -75,7 +75,8 @@ for _run in MODEL_OWNERS:
                 " --sha256 {params.sha256:q} --output {output:q} > {log:q} 2>&1"
 
     rule:
-        """Only the members the pipeline needs: pipeline.config and model.ckpt.*."""
+        """Only the members the pipeline needs: pipeline.config and the checkpoint,
+        model.ckpt.* (TF1 layout) or checkpoint/ckpt-0.* (TF2 layout); never a state file."""
         name:
             rule_name("extract_model", _run)
         input:
@@ -85,6 +86,7 @@ for _run in MODEL_OWNERS:
         params:
             script=script("model_zoo.py"),
             output_dir=directory_of,
+            layout=run_layout(_run).name,
         log:
             of_run(log_path("extract_model"), _run),
         benchmark:
@@ -96,31 +98,40 @@ for _run in MODEL_OWNERS:
         conda:
             "../envs/odflow.yaml"
         shell:
-            "python {params.script:q} extract --tarball {input:q}"
-            " --output-dir {params.output_dir:q} > {log:q} 2>&1"
+            "python {params.script:q} extract --tarball {input:q} --output-dir {params.output_dir:q}"
+            " --layout {params.layout:q} > {log:q} 2>&1"
 
 
-rule fine_tune_checkpoint:
-    """Copy model.ckpt.* into the run's ckpt/ (not the zoo's 'checkpoint' state file)."""
-    input:
-        lambda w: model_files(w.run)["index"],
-        lambda w: model_files(w.run)["data"],
-    output:
-        FINE_TUNE_FILES,
-    params:
-        script=script("model_zoo.py"),
-        model_dir=lambda w, input: os.path.dirname(input[0]),
-        ckpt_dir=directory_of,
-    log:
-        log_path("fine_tune_checkpoint"),
-    benchmark:
-        benchmark_path("fine_tune_checkpoint")
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
-    conda:
-        "../envs/odflow.yaml"
-    shell:
-        "python {params.script:q} copy-checkpoint --model-dir {params.model_dir:q}"
-        " --ckpt-dir {params.ckpt_dir:q} > {log:q} 2>&1"
+# One rule per layout (their outputs differ by name): fine_tune_checkpoint copies the TF1
+# zoo's model.ckpt.* as they are; fine_tune_checkpoint_tf2 the TF2 zoo's checkpoint/ckpt-0.*
+# into ckpt/ckpt-0.*. Neither ever copies the zoo's 'checkpoint' state file.
+for _layout in LAYOUTS.values():
+
+    rule:
+        """Copy the extracted checkpoint into the run's ckpt/ (never the zoo's 'checkpoint'
+        state file): ckpt/model.ckpt.* (TF1 layout) or ckpt/ckpt-0.* (TF2 layout)."""
+        name:
+            fine_tune_rule_name(_layout)
+        input:
+            fine_tune_source(_layout, "index"),
+            fine_tune_source(_layout, "data"),
+        output:
+            fine_tune_patterns(_layout),
+        params:
+            script=script("model_zoo.py"),
+            model_dir=lambda w: os.path.dirname(model_files(w.run)["pipeline_config"]),
+            ckpt_dir=directory_of,
+            layout=_layout.name,
+        log:
+            log_path(fine_tune_rule_name(_layout)),
+        benchmark:
+            benchmark_path(fine_tune_rule_name(_layout))
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=10,
+        conda:
+            "../envs/odflow.yaml"
+        shell:
+            "python {params.script:q} copy-checkpoint --model-dir {params.model_dir:q}"
+            " --ckpt-dir {params.ckpt_dir:q} --layout {params.layout:q} > {log:q} 2>&1"

@@ -23,7 +23,8 @@ for _run, _settings in OWN_RUNS.items():
         params:
             script=script("patch_pipeline_config.py"),
             train=run_record_files(_run, "train"),
-            fine_tune_checkpoint=of_run(FINE_TUNE_CHECKPOINT, _run),
+            fine_tune_checkpoint=run_fine_tune_checkpoint(_run),
+            fine_tune_checkpoint_version=run_layout(_run).checkpoint_version,
             fine_tune_checkpoint_type=_settings["pipeline"]["fine_tune_checkpoint_type"],
             num_examples=_settings["pipeline"]["num_examples"],
             num_steps=_settings["train"]["num_steps"],
@@ -45,5 +46,6 @@ for _run, _settings in OWN_RUNS.items():
             " --eval-input {input.val:q}"
             " --fine-tune-checkpoint {params.fine_tune_checkpoint:q}"
             " --fine-tune-checkpoint-type {params.fine_tune_checkpoint_type:q}"
+            " --fine-tune-checkpoint-version {params.fine_tune_checkpoint_version:q}"
             " --num-examples {params.num_examples:q} --num-steps {params.num_steps:q}"
             " --set {params.overrides:q} --fit-anchors {params.fit_anchors:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ for _run, _settings in OWN_RUNS.items():
             rule_name("train", _run)
         input:
             config=run_pipeline_config(_run),
-            fine_tune_checkpoint=[of_run(path, _run) for path in FINE_TUNE_FILES],
+            fine_tune_checkpoint=run_fine_tune_files(_run),
             train=run_record_files(_run, "train"),
             val=run_record_files(_run, "val"),
         output:

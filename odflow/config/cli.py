@@ -18,7 +18,11 @@ import logging
 from collections.abc import Sequence
 
 from odflow.config.loader import dumps, load
-from odflow.config.patch import FINE_TUNE_CHECKPOINT_TYPES, patch_file
+from odflow.config.patch import (
+    FINE_TUNE_CHECKPOINT_TYPES,
+    FINE_TUNE_CHECKPOINT_VERSIONS,
+    patch_file,
+)
 from odflow.config.summary import problems, summarize
 from odflow.errors import OdflowError
 from odflow.utils.cli import run_cli, setup_logging
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     patch.add_argument("--fine-tune-checkpoint-type", choices=FINE_TUNE_CHECKPOINT_TYPES,
                        help="train_config.fine_tune_checkpoint_type (clears the deprecated "
                             "from_detection_checkpoint)")
+    patch.add_argument("--fine-tune-checkpoint-version", choices=FINE_TUNE_CHECKPOINT_VERSIONS,
+                       help="train_config.fine_tune_checkpoint_version: V1 (name-based, the TF1 "
+                            "zoo's model.ckpt) or V2 (object-based, the TF2 zoo's ckpt-0)")
     patch.add_argument("--train-input", nargs="+", metavar="PATH",
                        help="train input_path list (records, shards like "
                             "train.record-?????-of-00010, or globs)")
@@ -111,6 +118,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                    num_classes_from_label_map=args.num_classes_from_label_map,
                    fine_tune_checkpoint=args.fine_tune_checkpoint,
                    fine_tune_checkpoint_type=args.fine_tune_checkpoint_type,
+                   fine_tune_checkpoint_version=args.fine_tune_checkpoint_version,
                    train_input_paths=args.train_input,
                    eval_input_paths=args.eval_input,
                    label_map_path=args.label_map,
@@ -156,9 +164,13 @@ def build_workflow_parser() -> argparse.ArgumentParser:
                         help="label_map.pbtxt; num_classes is taken from its largest id")
     parser.add_argument("--train-input", nargs="+", required=True, help="train record paths")
     parser.add_argument("--eval-input", nargs="+", required=True, help="val record paths")
-    parser.add_argument("--fine-tune-checkpoint", required=True, help="e.g. ckpt/model.ckpt")
+    parser.add_argument("--fine-tune-checkpoint", required=True,
+                        help="e.g. ckpt/model.ckpt (TF1 zoo) or ckpt/ckpt-0 (TF2 zoo)")
     parser.add_argument("--fine-tune-checkpoint-type", default="detection",
                         choices=FINE_TUNE_CHECKPOINT_TYPES)
+    parser.add_argument("--fine-tune-checkpoint-version", choices=FINE_TUNE_CHECKPOINT_VERSIONS,
+                        help="V1 (name-based) or V2 (object-based, the TF2 zoo's); default: "
+                             "the template's")
     parser.add_argument("--num-examples", type=int, default=0,
                         help="eval num_examples; 0 = count the eval records")
     parser.add_argument("--num-steps", type=int, default=None,
@@ -178,6 +190,8 @@ def patch_pipeline_config_args(argv: Sequence[str] | None = None) -> list[str]:
              "--label-map", args.label_map, "--train-input", *args.train_input,
              "--eval-input", *args.eval_input, "--fine-tune-checkpoint", args.fine_tune_checkpoint,
              "--fine-tune-checkpoint-type", args.fine_tune_checkpoint_type]
+    if args.fine_tune_checkpoint_version:
+        patch += ["--fine-tune-checkpoint-version", args.fine_tune_checkpoint_version]
     if args.num_examples:
         patch += ["--num-examples", str(args.num_examples)]
     else:

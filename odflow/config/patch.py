@@ -23,6 +23,9 @@ from odflow.errors import OdflowError
 log = logging.getLogger(__name__)
 
 FINE_TUNE_CHECKPOINT_TYPES = ("detection", "classification", "full")
+#: ``train_config.fine_tune_checkpoint_version``: V1 name-based (the TF1 zoo's model.ckpt),
+#: V2 object-based (the TF2 zoo's checkpoint/ckpt-0).
+FINE_TUNE_CHECKPOINT_VERSIONS = ("V1", "V2")
 
 
 def patch_config(config: TrainEvalPipelineConfig, *,
@@ -30,6 +33,7 @@ def patch_config(config: TrainEvalPipelineConfig, *,
                  num_classes_from_label_map: bool = False,
                  fine_tune_checkpoint: str | None = None,
                  fine_tune_checkpoint_type: str | None = None,
+                 fine_tune_checkpoint_version: str | None = None,
                  train_input_paths: Sequence[str] | str | None = None,
                  eval_input_paths: Sequence[str] | str | None = None,
                  label_map_path: str | os.PathLike | None = None,
@@ -45,6 +49,12 @@ def patch_config(config: TrainEvalPipelineConfig, *,
     (``schedule.fit_schedule``) and checks that no step that will run has learning rate 0;
     an override may change the schedule but not ``num_steps`` itself (its one home is the
     caller's setting).
+
+    ``fine_tune_checkpoint_version`` (``V1``/``V2``) says how the checkpoint is read.  The TF2
+    zoo's configs all say ``fine_tune_checkpoint_type: "classification"`` (an ImageNet backbone
+    that is not in the tarball); with a zoo tarball's detection checkpoint that restores
+    nothing, so the TF2 tutorials tell users to write "detection" by hand: the caller's type
+    (the workflow's ``pipeline.fine_tune_checkpoint_type``, "detection" by default) does it.
     """
     if num_classes is not None and num_classes_from_label_map:
         raise OdflowError("give either num_classes or num_classes_from_label_map, not both")
@@ -68,6 +78,11 @@ def patch_config(config: TrainEvalPipelineConfig, *,
         patched.train_config.fine_tune_checkpoint_type = fine_tune_checkpoint_type
         # The deprecated flag would otherwise contradict the explicit type.
         patched.train_config.ClearField("from_detection_checkpoint")
+    if fine_tune_checkpoint_version is not None:
+        if fine_tune_checkpoint_version not in FINE_TUNE_CHECKPOINT_VERSIONS:
+            raise OdflowError(f"fine_tune_checkpoint_version {fine_tune_checkpoint_version!r} "
+                              f"is not one of {', '.join(FINE_TUNE_CHECKPOINT_VERSIONS)}")
+        _set_checkpoint_version(patched.train_config, fine_tune_checkpoint_version)
     if train_input_paths is not None:
         _set_input_paths(patched.train_input_reader, train_input_paths, "train input")
     if eval_input_paths is not None:
@@ -150,6 +165,16 @@ def patch_file(template: str | os.PathLike, output: str | os.PathLike,
     save(patched, output)
     log.info("wrote %s (patched from %s)", output, template)
     return patched
+
+
+def _set_checkpoint_version(train_config, version: str) -> None:
+    """Set ``fine_tune_checkpoint_version``; V1 on a template without the field leaves it
+    unset (V1 is its default), so a TF1 config patches to the same bytes as before."""
+    field = train_config.DESCRIPTOR.fields_by_name["fine_tune_checkpoint_version"]
+    number = field.enum_type.values_by_name[version].number
+    if not train_config.HasField("fine_tune_checkpoint_version") and number == field.default_value:
+        return
+    train_config.fine_tune_checkpoint_version = number
 
 
 def _positive_int(value: int, name: str) -> int:

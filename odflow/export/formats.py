@@ -16,6 +16,7 @@ from pathlib import Path
 from odflow import config as config_lib
 from odflow.errors import OdflowError
 from odflow.export import metadata
+from odflow.export.convertible import check_convertible
 from odflow.export.signature import OUTPUT_NAMES, SAVED_MODEL_INPUT_KEY
 from odflow.utils.atomic import atomic_output
 
@@ -87,6 +88,7 @@ def export_tflite(export_dir: str | os.PathLike, output: str | os.PathLike, *,
     if int8 and not calibration_records:
         raise OdflowError("the int8 TFLite export needs --calibration_records (the training "
                           "records)")
+    check_convertible(config_lib.load(export.pipeline_config), "tflite_int8" if int8 else "tflite")
     pipeline_config, model, step = _restored_model(export)
     settings = tflite.postprocess_settings(pipeline_config.model, use_regular_nms)
     representative = None
@@ -126,6 +128,7 @@ def export_onnx(export_dir: str | os.PathLike, output: str | os.PathLike,
     export = ExportDirectory(Path(export_dir))
     export.check()
     pipeline_config = config_lib.load(export.pipeline_config)
+    check_convertible(pipeline_config, "onnx")
     output = Path(output)
     with atomic_output(output) as tmp:
         convert_saved_model(export.saved_model, tmp, opset)

@@ -132,9 +132,16 @@ class TFLiteModule(tf.Module):
         model = self._model
         postprocess = self.postprocess_fn()
         anchor_values = self.anchors
+        # The file's input is the [-1, 1] image for every model (one convention for clients and
+        # for the int8 calibration); a feature extractor with its own input scaling (ResNet's
+        # channel means, EfficientNet's ImageNet mean and std) gets its pixels back first.
+        own_preprocess = getattr(model.feature_extractor, "preprocess", None)
 
         def run(normalized_input_image_tensor):
-            predictions = model.predict(normalized_input_image_tensor, training=False)
+            inputs = normalized_input_image_tensor
+            if own_preprocess is not None:
+                inputs = own_preprocess(inputs * INPUT_STD + INPUT_MEAN)
+            predictions = model.predict(inputs, training=False)
             scores = model.score_converter(predictions["class_predictions_with_background"])
             anchors = tf.constant(anchor_values, name="anchors")
             return postprocess(tf.identity(predictions["box_encodings"], name="box_encodings"),

@@ -42,15 +42,17 @@ def _starter(args: argparse.Namespace) -> None:
 
 
 def _extract(args: argparse.Namespace) -> None:
+    from odflow.workflow.layout import get_layout
     from odflow.workflow.tarball import extract_model
 
-    extract_model(args.tarball, args.output_dir)
+    extract_model(args.tarball, args.output_dir, layout=get_layout(args.layout))
 
 
 def _copy_checkpoint(args: argparse.Namespace) -> None:
+    from odflow.workflow.layout import get_layout
     from odflow.workflow.tarball import copy_checkpoint
 
-    copy_checkpoint(args.model_dir, args.ckpt_dir)
+    copy_checkpoint(args.model_dir, args.ckpt_dir, layout=get_layout(args.layout))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,15 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a feature_extractor.type odflow builds (or a starter variant)")
     starter.set_defaults(run=_starter)
 
-    extract = commands.add_parser("extract", help="unpack pipeline.config and model.ckpt.*")
+    extract = commands.add_parser("extract", help="unpack pipeline.config and the checkpoint "
+                                                  "(model.ckpt.*, or checkpoint/ckpt-0.* for tf2)")
     extract.add_argument("--tarball", required=True)
     extract.add_argument("--output-dir", required=True)
+    extract.add_argument("--layout", choices=("tf1", "tf2"), default="tf1",
+                         help="the zoo's layout: tf1 (model.ckpt.*) or tf2 "
+                              "(checkpoint/ckpt-0.*); default tf1")
     extract.set_defaults(run=_extract)
 
     copy = commands.add_parser("copy-checkpoint",
-                               help="copy model.ckpt.* (not the state file) into ckpt/")
-    copy.add_argument("--model-dir", required=True)
+                               help="copy model.ckpt.* (tf2: checkpoint/ckpt-0.* as ckpt-0.*; "
+                                    "never the state file) into ckpt/")
+    copy.add_argument("--model-dir", required=True, help="the extracted model folder")
     copy.add_argument("--ckpt-dir", required=True)
+    copy.add_argument("--layout", choices=("tf1", "tf2"), default="tf1",
+                      help="the zoo's layout (see extract); default tf1")
     copy.set_defaults(run=_copy_checkpoint)
     return parser
 

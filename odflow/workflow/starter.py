@@ -7,6 +7,14 @@ tarball shaped like the zoo's (``<name>/pipeline.config``, ``model.ckpt.{index,d
 (no pretrained weights are shipped or fetched).  The bytes depend only on the arguments:
 same arguments, same tarball.
 
+An architecture of the TF2 zoo (``ssd_mobilenet_v2_keras``, ``ssd_mobilenet_v1_fpn_keras``,
+``ssd_mobilenet_v2_fpn_keras`` (FPNLite), ``ssd_resnet{50,101,152}_v1_fpn_keras``,
+``ssd_efficientnet-b0_bifpn_keras``: ``odflow.workflow.layout.TF2_FEATURE_EXTRACTORS``) is written as the TF2 zoo writes it:
+``<name>/pipeline.config`` and an object-based checkpoint ``<name>/checkpoint/ckpt-0.*`` under
+the TF2 API's keys (``odflow.model.tf2_checkpoint.write_v2``) beside the state file
+``<name>/checkpoint/checkpoint``; no ``saved_model/`` (the workflow never reads it).  So tests
+and the demo fine-tune every TF2 family through the same V2 path as a downloaded tarball.
+
 The architecture (``model.starter.architecture``) is any feature-extractor type the model
 builder has registered (``odflow.model.builder.FEATURE_EXTRACTORS``), filled into one
 template; an architecture whose config differs in more than ``feature_extractor.type``
@@ -62,6 +70,13 @@ def _variant_type(name: str, overrides: list[str]) -> str:
     return name
 
 
+def variant_type(architecture: str) -> str:
+    """The ``feature_extractor.type`` a starter architecture builds: its variant's type line,
+    else the name itself.  Reads only the variant files (no TensorFlow), so the workflow can
+    ask while it plans."""
+    return _variant_type(architecture, _variants().get(architecture, []))
+
+
 def starter_architectures() -> list[str]:
     """The architectures a starter model can be built for: each registered feature-extractor
     builder once (under its first name), and each variant whose type is registered."""
@@ -97,11 +112,13 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
         # 1,000: benchmarks/train_step.md).
         "min_scale": "0.1",
     }
-    text = resources.files("odflow.workflow").joinpath(TEMPLATE).read_text()
-    text = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
+    fill = lambda text: re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)  # noqa: E731
+    text = fill(resources.files("odflow.workflow").joinpath(TEMPLATE).read_text())
     overrides = _variants().get(architecture)
     if overrides is None:
         return text
+    # A variant may use the same {placeholders} (EfficientDet's resizer takes {image_size}).
+    overrides = [fill(line) for line in overrides]
     from google.protobuf import text_format
 
     from odflow.config import loads
@@ -130,6 +147,25 @@ def write_starter_checkpoint(pipeline_text: str, directory: Path, seed: int) -> 
     log.info("initialised %d variables (seed %d)", len(values), seed)
 
 
+def write_starter_checkpoint_v2(pipeline_text: str, directory: Path, seed: int) -> None:
+    """Initialise the model from the config; save it as the TF2 exporter does: an object-based
+    ``ckpt-0`` under the TF2 API's keys, and the ``checkpoint`` state file naming it."""
+    import tensorflow as tf
+
+    from odflow.config import loads
+    from odflow.model.builder import build
+    from odflow.model.tf2_checkpoint import key_mapping, write_v2
+
+    tf.keras.utils.set_random_seed(seed)
+    config = loads(pipeline_text, source=TEMPLATE)
+    model = build(config.model, is_training=False)
+    write_v2(model, directory / "ckpt-0")
+    (directory / "checkpoint").write_text('model_checkpoint_path: "ckpt-0"\n'
+                                          'all_model_checkpoint_paths: "ckpt-0"\n')
+    log.info("initialised %d variables (seed %d), TF2 keys",
+             len(key_mapping(model).variables), seed)
+
+
 def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -142,15 +178,24 @@ def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 def build_starter_tarball(output: str | Path, *, name: str, depth_multiplier: float = 0.25,
                           image_size: int = 256, num_classes: int = 1, seed: int = 7,
                           architecture: str = DEFAULT_ARCHITECTURE) -> Path:
-    """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``."""
+    """Write ``output`` (.tar.gz) with ``<name>/{pipeline.config, model.ckpt.*, checkpoint}``
+    (TF1 zoo layout), or ``<name>/{pipeline.config, checkpoint/{checkpoint, ckpt-0.*}}`` for an
+    architecture of the TF2 zoo."""
+    from odflow.workflow.layout import TF2, starter_layout
+
     pipeline_text = starter_pipeline_text(depth_multiplier=depth_multiplier,
                                           image_size=image_size, num_classes=num_classes,
                                           architecture=architecture)
+    tf2 = starter_layout(architecture) == TF2
     with tempfile.TemporaryDirectory() as tmp:
-        write_starter_checkpoint(pipeline_text, Path(tmp), seed)
+        if tf2:
+            write_starter_checkpoint_v2(pipeline_text, Path(tmp), seed)
+        else:
+            write_starter_checkpoint(pipeline_text, Path(tmp), seed)
         members = {"pipeline.config": pipeline_text.encode()}
+        folder = "checkpoint/" if tf2 else ""
         for path in sorted(Path(tmp).iterdir()):
-            members[path.name] = path.read_bytes()
+            members[folder + path.name] = path.read_bytes()
         # gzip's header holds a name and a time; empty and 0 keep the bytes reproducible.
         with atomic_output(output) as tmp_out, open(tmp_out, "wb") as raw, \
                 gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz, \

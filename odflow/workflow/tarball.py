@@ -1,8 +1,9 @@
 """Unpack the members of a model-zoo tarball that the pipeline uses, and seed ``ckpt/``.
 
-The zoo tarball (``ssd_mobilenet_v1_coco_2018_01_28.tar.gz``) also holds a frozen graph and
-a SavedModel that odflow does not need; extracting only named members keeps the model
-folder small and, more importantly, refuses members that would land outside it (links,
+The zoo tarball (``ssd_mobilenet_v1_coco_2018_01_28.tar.gz``, or a TF2 zoo one such as
+``ssd_mobilenet_v2_320x320_coco17_tpu-8.tar.gz``: ``odflow.workflow.layout``) also holds a
+frozen graph or a SavedModel that odflow does not need; extracting only named members keeps
+the model folder small and, more importantly, refuses members that would land outside it (links,
 absolute paths, ``..``), since a tarball is input from the internet.
 """
 
@@ -20,13 +21,14 @@ from pathlib import Path, PurePosixPath
 
 from odflow.errors import OdflowError
 from odflow.utils.atomic import atomic_output, remove_stale_temporaries
+from odflow.workflow.layout import TF1, TarballLayout, other_layout_hint
 
 log = logging.getLogger(__name__)
 
-#: Members the pipeline needs, relative to the tarball's top folder.
-REQUIRED_MEMBERS = ("pipeline.config", "model.ckpt.index", "model.ckpt.data-00000-of-00001")
+#: Members the pipeline needs from a TF1 zoo tarball, relative to the tarball's top folder.
+REQUIRED_MEMBERS = TF1.members
 #: Checkpoint files copied into ckpt/ (the seed copies model.ckpt*, never the state file).
-CHECKPOINT_FILES = ("model.ckpt.index", "model.ckpt.data-00000-of-00001")
+CHECKPOINT_FILES = TF1.checkpoint_members
 
 
 #: File names that ``check_archive_complete`` can verify.
@@ -137,8 +139,11 @@ def _missing_message(tar_path: Path, missing: Sequence[str], available: Sequence
 
 
 def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
-                  members: Sequence[str] = REQUIRED_MEMBERS) -> list[Path]:
-    """Extract ``members`` (paths below the tarball's top folder) into ``output_dir``."""
+                  members: Sequence[str] | None = None,
+                  layout: TarballLayout = TF1) -> list[Path]:
+    """Extract ``members`` (paths below the tarball's top folder; default: what ``layout``
+    needs) into ``output_dir``, keeping their paths (``checkpoint/ckpt-0.index``)."""
+    members = layout.members if members is None else tuple(members)
     tar_path, output_dir = Path(tar_path), Path(output_dir)
     if not tar_path.is_file():
         raise OdflowError(f"{tar_path}: tarball not found")
@@ -153,7 +158,9 @@ def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
             available, refused = _members_by_name(archive, tar_path)
             missing = [name for name in members if name not in available]
             if missing:
-                raise OdflowError(_missing_message(tar_path, missing, list(available), refused))
+                message = _missing_message(tar_path, missing, list(available), refused)
+                hint = other_layout_hint(layout, set(available))
+                raise OdflowError(f"{message}.{hint}" if hint else message)
             for name in members:
                 target = output_dir / name
                 remove_stale_temporaries(target.parent, re.escape(target.name))
@@ -173,17 +180,20 @@ def extract_model(tar_path: str | os.PathLike, output_dir: str | os.PathLike,
     return written
 
 
-def copy_checkpoint(model_dir: str | os.PathLike, ckpt_dir: str | os.PathLike) -> list[Path]:
-    """Copy ``model.ckpt.*`` (not the ``checkpoint`` state file) into ``ckpt_dir``.
+def copy_checkpoint(model_dir: str | os.PathLike, ckpt_dir: str | os.PathLike,
+                    layout: TarballLayout = TF1) -> list[Path]:
+    """Copy the extracted checkpoint (not the ``checkpoint`` state file) into ``ckpt_dir``:
+    ``model.ckpt.*`` as they are (TF1), ``checkpoint/ckpt-0.*`` as ``ckpt-0.*`` (TF2).
 
     Copying the state file too would make training treat the zoo checkpoint as its own
     latest checkpoint and skip fine-tuning.
     """
     written = []
-    for name in CHECKPOINT_FILES:
-        source = Path(model_dir) / name
+    for member, name in zip(layout.checkpoint_members, layout.fine_tune_files, strict=True):
+        source = Path(model_dir) / member
         if not source.is_file():
-            raise OdflowError(f"{source} does not exist; extract the model tarball first")
+            raise OdflowError(f"{source} does not exist; extract the model tarball first "
+                              f"(model.layout {layout.name})")
         target = Path(ckpt_dir) / name
         remove_stale_temporaries(target.parent, re.escape(target.name))
         with atomic_output(target) as tmp:
