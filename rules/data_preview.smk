@@ -38,5 +38,5 @@ rule data_preview:
     conda:
         "../envs/odflow.yaml"
     shell:
-        "python {params.script} preview --pipeline_config {input.config:q}"
-        " --output_dir {params.output_dir:q} > {log} 2>&1"
+        "python {params.script:q} preview --pipeline_config {input.config:q}"
+        " --output_dir {params.output_dir:q} > {log:q} 2>&1"

@@ -72,7 +72,7 @@ for _run in MODEL_OWNERS:
                 "../envs/odflow.yaml"
             shell:
                 "python {params.script:q} download --url={params.url:q}"
-                " --sha256 {params.sha256:q} --output {output:q} > {log:q} 2>&1"
+                " --sha256={params.sha256:q} --output {output:q} > {log:q} 2>&1"
 
     rule:
         """Only the members the pipeline needs: pipeline.config and the checkpoint,
