@@ -161,7 +161,7 @@ def test_model_preset_combines_with_a_dataset_preset(tmp_path: Path) -> None:
         "-n", "-p", "exported_model/frozen_inference_graph.pb")
     assert result.returncode == 0, result.describe()
     assert planned_jobs(result.output)["download_model"] == 1, result.describe()
-    assert f"--url '{ZOO_URL.format(folder)}'" in result.output
+    assert f"--url={ZOO_URL.format(folder)}" in result.output
     assert f"ckpt/{config_name}.config" in result.output
 
 
