@@ -197,7 +197,7 @@ def test_profile_with_train_tasks_trains_with_two_slurm_workers(cluster: SlurmCl
     assert re.search(r"^0: .*worker 0 of 2 workers", train_log, re.MULTILINE), train_log[-3000:]
     assert re.search(r"^1: .*worker 1 of 2 workers", train_log, re.MULTILINE), train_log[-3000:]
     assert (work / f"ckpt/model.ckpt-{steps}.index").is_file()
-    assert (work / "eval/metrics.json").is_file()
+    assert (work / "eval/metrics_last.json").is_file()  # the train rule's final evaluation
     # The second worker's checkpoints went to a scratch folder, not to ckpt/.
     assert sorted(p.name for p in (work / "ckpt").glob("model.ckpt-*.index")) == [
         "model.ckpt-3.index", f"model.ckpt-{steps}.index"]
