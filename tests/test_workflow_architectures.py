@@ -3,7 +3,10 @@ steps on tiny synthetic data and export, with ``snakemake``; then run the frozen
 
 The default architecture (ssd_mobilenet_v1) runs in tests/test_workflow_run.py; this covers
 the others the model builder registers, so a newly registered feature extractor is tested
-through the workflow as soon as it is added (aliases of one builder run once).
+through the workflow as soon as it is added (aliases of one builder run once).  One
+``snakemake -c2`` run builds them all side by side (the base run and one experiment per
+further architecture, sharing one data build), as a user comparing architectures would; each
+architecture is then its own test case.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ import tensorflow as tf
 from odflow.config import loads
 from odflow.model import builder
 from odflow.workflow import starter
-from tests.support.workflow import planned_jobs, run_snakemake, tiny_config, write_config
+from tests.support.workflow import (
+    SnakemakeResult,
+    planned_jobs,
+    run_snakemake,
+    tiny_config,
+    write_config,
+)
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -50,17 +59,45 @@ def _all_architectures() -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("architecture", _architectures())
-def test_train_and_export_through_snakemake(tmp_path: Path, architecture: str) -> None:
-    config = tiny_config(
-        model={"name": f"{architecture}_starter", "starter": {"architecture": architecture}},
-        train={"num_steps": STEPS, "checkpoint_every_steps": STEPS})
-    configfile = write_config(tmp_path, config)
-    result = run_snakemake(tmp_path, configfile, "-c2", "exported_model/frozen_inference_graph.pb")
-    assert result.returncode == 0, result.describe()
-    assert (tmp_path / "ckpt" / f"model.ckpt-{STEPS}.index").is_file(), result.describe()
+ARCHITECTURES = _architectures()
+BASE = ARCHITECTURES[0]
 
-    exported = tmp_path / "exported_model"
+
+def _model(architecture: str) -> dict:
+    return {"name": f"{architecture}_starter", "starter": {"architecture": architecture}}
+
+
+def _run_dir(workdir: Path, architecture: str) -> Path:
+    """The base run's files are in the work dir; each experiment's in runs/<name>/."""
+    return workdir if architecture == BASE else workdir / "runs" / architecture
+
+
+@pytest.fixture(scope="module")
+def architectures_run(tmp_path_factory: pytest.TempPathFactory) -> SnakemakeResult:
+    workdir = tmp_path_factory.mktemp("architectures")
+    config = tiny_config(
+        model=_model(BASE),
+        train={"num_steps": STEPS, "checkpoint_every_steps": STEPS},
+        experiments={name: {"model": _model(name)} for name in ARCHITECTURES[1:]})
+    configfile = write_config(workdir, config)
+    targets = [str(_run_dir(Path(), name) / "exported_model/frozen_inference_graph.pb")
+               for name in ARCHITECTURES]
+    return run_snakemake(workdir, configfile, "-c2", *targets, timeout=1800)
+
+
+def test_the_run_succeeds(architectures_run: SnakemakeResult) -> None:
+    assert architectures_run.returncode == 0, architectures_run.describe()
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_train_and_export_through_snakemake(architectures_run: SnakemakeResult,
+                                            architecture: str) -> None:
+    if architectures_run.returncode != 0:
+        pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    run = _run_dir(architectures_run.workdir, architecture)
+    assert (run / "ckpt" / f"model.ckpt-{STEPS}.index").is_file(), architectures_run.describe()
+
+    exported = run / "exported_model"
     pipeline = loads((exported / "pipeline.config").read_text())
     assert pipeline.model.ssd.feature_extractor.type == (
         loads(starter.starter_pipeline_text(depth_multiplier=0.25, image_size=64,
@@ -85,11 +122,19 @@ def test_train_and_export_through_snakemake(tmp_path: Path, architecture: str) -
     assert boxes.shape == (1, 100, 4) and scores.shape == (1, 100)
     assert np.isfinite(boxes).all() and np.isfinite(scores).all() and 0 <= num[0] <= 100
 
-    # Another architecture under the same model name: the starter tarball and everything
-    # made from it are stale (a params change), the dataset is not.
+
+def test_another_architecture_under_the_same_name_rebuilds_the_model_not_the_data(
+        architectures_run: SnakemakeResult) -> None:
+    """The starter tarball and everything made from it are stale (a params change), the
+    dataset is not."""
+    if architectures_run.returncode != 0:
+        pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    workdir = architectures_run.workdir
+    config = tiny_config(model=_model(BASE),
+                         train={"num_steps": STEPS, "checkpoint_every_steps": STEPS})
     config["model"]["starter"]["architecture"] = starter.DEFAULT_ARCHITECTURE
-    changed = write_config(tmp_path, config, name="changed.yaml")
-    plan = run_snakemake(tmp_path, changed, "-n", "exported_model/frozen_inference_graph.pb")
+    changed = write_config(workdir, config, name="changed.yaml")
+    plan = run_snakemake(workdir, changed, "-n", "exported_model/frozen_inference_graph.pb")
     assert plan.returncode == 0, plan.describe()
     jobs = planned_jobs(plan.output)
     assert {"build_starter_model", "extract_model", "train", "export"} <= set(jobs), plan.output

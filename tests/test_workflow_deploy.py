@@ -31,9 +31,17 @@ def settings(**changes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> SnakemakeResult:
-    workdir = tmp_path_factory.mktemp("deploy_run")
-    return run_snakemake(workdir, write_config(workdir, settings()), "-c2", *TARGETS)
+def run(finished_tiny_run: SnakemakeResult,
+        tmp_path_factory: pytest.TempPathFactory) -> SnakemakeResult:
+    """The session's finished tiny run (tests/conftest.py) copied, then deployed: the deploy
+    and detect settings change nothing upstream, so only their rules run."""
+    import shutil
+
+    assert finished_tiny_run.returncode == 0, finished_tiny_run.describe()
+    workdir = tmp_path_factory.mktemp("deploy_run") / "work"
+    shutil.copytree(finished_tiny_run.workdir, workdir, symlinks=True)
+    return run_snakemake(workdir, write_config(workdir, settings(), name="deploy.yaml"), "-c2",
+                         *TARGETS)
 
 
 def dry_run(workdir: Path, config: dict, name: str) -> SnakemakeResult:

@@ -10,6 +10,7 @@ client's call of its SavedModel.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -29,6 +30,10 @@ FAMILIES = {
     "runs/resnet_fpn/": ("ssd_resnet50_v1_fpn_keras", 64),
     "runs/efficientdet/": ("ssd_efficientnet-b0_bifpn_keras", 256),  # its variant: always 256
 }
+# Conversions CI skips for time (the deploy converters see nothing in ResNet-50's graph that
+# the other families' do not have: convolutions, batch norm, ReLU, max pooling, the same
+# FPN and heads); ODFLOW_ALL_ARCHITECTURES=1 runs them too.
+OPT_IN_CONVERSIONS = {"runs/resnet_fpn/"}
 
 
 def model_settings(architecture: str, size: int) -> dict:
@@ -62,7 +67,7 @@ def test_family_fine_tunes_from_its_tf2_checkpoint_and_exports(
 
     if families_run.returncode != 0:
         pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
-    architecture, size = FAMILIES[prefix]
+    architecture, _size = FAMILIES[prefix]
     run = families_run.workdir / prefix
     name = f"{architecture}_starter"
     # the starter's TF2 layout, extracted without the state file, copied to ckpt/ckpt-0
@@ -105,6 +110,9 @@ def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, pr
 
     if families_run.returncode != 0:
         pytest.fail("the snakemake run failed (test_the_run_succeeds shows why)")
+    if prefix in OPT_IN_CONVERSIONS and os.environ.get("ODFLOW_ALL_ARCHITECTURES") != "1":
+        pytest.skip("ResNet's conversions take 80 s of CI's 30-minute budget; "
+                    "ODFLOW_ALL_ARCHITECTURES=1 runs them")
     exported = families_run.workdir / prefix / "exported_model"
     output = tmp_path / f"model.{fmt}"
     convert = export_tflite if fmt == "tflite" else export_onnx
