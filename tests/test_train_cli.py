@@ -11,8 +11,7 @@ import pytest
 
 from odflow import checkpoints as ck
 from odflow.train.cli import build_parser, ignored_flags, main
-from tests.support.training import (MODEL_MAIN, REPO, subprocess_env, wait_for_log,
-                                    write_config)
+from tests.support.training import MODEL_MAIN, REPO, subprocess_env, wait_for_log, write_config
 
 
 def test_help_lists_the_tutorial_flags():
