@@ -8,19 +8,17 @@ not within one, so building twice in the same process would not catch it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from odflow.protos import pipeline_pb2
 from odflow.train import fingerprint as fp
+from tests.support.images import write_random_jpeg
 from tests.support.training import REPO, subprocess_env
 
 # One tiny input per writer: WIDER FACE, the tutorial's CSV, Pascal VOC and synthetic.
@@ -69,14 +67,6 @@ for argv in (
 """
 
 
-def _jpeg(path: Path, width: int, height: int, seed: int) -> None:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-
-
 def _make_sources(src: Path) -> None:
     src.mkdir()
     (src / "label_map.pbtxt").write_text("item { id: 1 name: 'person' }\n"
@@ -85,13 +75,13 @@ def _make_sources(src: Path) -> None:
     gt.parent.mkdir(parents=True)
     gt.write_text(WIDER_GT)
     for seed, name in enumerate(("0_Parade_1", "0_Parade_2")):
-        _jpeg(src / f"WIDER/WIDER_train/images/0--Parade/{name}.jpg", 48, 32, seed)
+        write_random_jpeg(src / f"WIDER/WIDER_train/images/0--Parade/{name}.jpg", 48, 32, seed)
     (src / "labels.csv").write_text(CSV)
-    _jpeg(src / "images/a.jpg", 48, 32, 2)
-    _jpeg(src / "images/b.jpg", 40, 24, 3)
+    write_random_jpeg(src / "images/a.jpg", 48, 32, 2)
+    write_random_jpeg(src / "images/b.jpg", 40, 24, 3)
     (src / "Annotations").mkdir()
     for seed, name in enumerate(("x1", "x2")):
-        _jpeg(src / f"JPEGImages/{name}.jpg", 48, 32, 4 + seed)
+        write_random_jpeg(src / f"JPEGImages/{name}.jpg", 48, 32, 4 + seed)
         (src / f"Annotations/{name}.xml").write_text(VOC_XML.format(name=name))
 
 

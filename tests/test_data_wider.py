@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from odflow import label_map as label_map_lib
 from odflow.data.cli import main as data_main
 from odflow.data.records import iter_examples
 from odflow.data.wider_face import WiderEntry, WiderProblem, convert_wider, parse_annotations
 from odflow.errors import OdflowError
-
-
-def jpeg(width: int, height: int, seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
+from tests.support.images import write_random_jpeg
 
 # Three images: two faces (one flagged invalid, one 8 px), a face-less image (count 0 + a
 # line of zeros), and one with a zero-width box and a box running past the right edge.
@@ -51,7 +42,7 @@ def make_wider(root: Path, annotations: str = ANNOTATIONS, split: str = "train")
     for index, (name, (w, h)) in enumerate(SIZES.items()):
         path = root / f"WIDER_{split}" / "images" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg(w, h, index))
+        write_random_jpeg(path, w, h, index)
     return gt
 
 

@@ -160,19 +160,16 @@ def test_unknown_and_no_common_classes(tmp_path):
                      label_map_path=label_map_file(tmp_path, ["face"]))
 
 
-def test_yaml_errors(tmp_path):
+@pytest.mark.parametrize("text, message", [
+    ("train: [a\nnames: [x]\n", r"data\.yaml:\d+:\d+: not valid YAML"),
+    ("train: a\nval: b\n", "no 'names'"),
+    ("train: a\nval: b\nnames: {0: x, 2: y}\n", r"ids must be 0\.\.1 without gaps"),
+    ("train: a\nval: b\nnc: 3\nnames: [x]\n", "nc is 3 but names has 1"),
+], ids=["not-yaml", "no-names", "id-gap", "nc-mismatch"])
+def test_yaml_errors(tmp_path, text, message):
     path = tmp_path / "data.yaml"
-    path.write_text("train: [a\nnames: [x]\n")
-    with pytest.raises(OdflowError, match=r"data\.yaml:\d+:\d+: not valid YAML"):
-        load_data_yaml(path)
-    path.write_text("train: a\nval: b\n")
-    with pytest.raises(OdflowError, match="no 'names'"):
-        load_data_yaml(path)
-    path.write_text("train: a\nval: b\nnames: {0: x, 2: y}\n")
-    with pytest.raises(OdflowError, match=r"ids must be 0\.\.1 without gaps"):
-        load_data_yaml(path)
-    path.write_text("train: a\nval: b\nnc: 3\nnames: [x]\n")
-    with pytest.raises(OdflowError, match="nc is 3 but names has 1"):
+    path.write_text(text)
+    with pytest.raises(OdflowError, match=message):
         load_data_yaml(path)
 
 

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from PIL import Image
 
 from odflow.data.example import ImageAnnotation, encode_example
 from odflow.errors import OdflowError
 from odflow.inputs import BATCH_KEYS, EVAL_BATCH_KEYS, build_dataset
 from odflow.protos import pipeline_pb2
+from tests.support.images import random_jpeg
 
 TUTORIAL_CONFIG = (Path(__file__).parent / "fixtures" / "reference" / "sample_configs"
                    / "ssd_mobilenet_v1_coco.config")
@@ -33,19 +32,12 @@ CROWD = [[], [0], [0, 1, 0], [1, 1], [0]]  # image/object/is_crowd
 NUM_CLASSES = 2
 
 
-def _jpeg(height, width, seed):
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
 def _write_records(path, indices):
     encoded = {}
     with tf.io.TFRecordWriter(str(path)) as writer:
         for i in indices:
             height, width = SIZES[i]
-            data = _jpeg(height, width, i)
+            data = random_jpeg(width, height, i, quality=90)
             encoded[i] = data
             writer.write(encode_example(ImageAnnotation(
                 data, "jpeg", f"{i}.jpg", f"id{i}", height, width,

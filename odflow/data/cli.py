@@ -53,10 +53,14 @@ def _add_filter_options(parser: argparse.ArgumentParser, empty_word: str = "boxe
                              "classes with a counted warning instead of failing")
 
 
-def _add_unknown_classes_option(parser: argparse.ArgumentParser) -> None:
+def _add_class_matching_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the converters whose datasets carry their own class names (COCO, YOLO:
+    ``odflow.data.class_names`` matches them to the required label map by name)."""
     parser.add_argument("--skip-unknown-classes", action="store_true",
                         help="drop (and count) the boxes of dataset classes that are not in "
                              "the label map, instead of failing")
+    _add_output_options(parser, label_map_required=True)
+    _add_filter_options(parser)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -107,9 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
     coco.add_argument("--json", required=True, help="the COCO JSON file")
     coco.add_argument("--images", help="folder the file_name entries are relative to "
                                        "(default: the JSON's folder, Roboflow's layout)")
-    _add_unknown_classes_option(coco)
-    _add_output_options(coco, label_map_required=True)
-    _add_filter_options(coco)
+    _add_class_matching_options(coco)
 
     yolo = commands.add_parser(
         "yolo", help="YOLO txt labels (Ultralytics data.yaml, or images/ + labels/ folders)",
@@ -122,9 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
     yolo.add_argument("--images", action="append", default=[], metavar="FOLDER",
                       help="instead of --data: a folder of images (repeatable); class id i is "
                            "the label map's i-th class")
-    _add_unknown_classes_option(yolo)
-    _add_output_options(yolo, label_map_required=True)
-    _add_filter_options(yolo)
+    _add_class_matching_options(yolo)
 
     synthetic = commands.add_parser(
         "synthetic", help="synthetic faces for the offline demo",

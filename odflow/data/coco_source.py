@@ -36,10 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from odflow.data.class_names import ClassMatcher
-from odflow.data.convert import BadInput, clean_boxes, load_image, resolve_label_map
+from odflow.data.convert import BadInput, clean_objects, load_image, resolve_label_map
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
@@ -374,12 +372,11 @@ def convert_coco(json_path: str | os.PathLike, images_dir: str | os.PathLike | N
                 label = matcher.id_of(name, summary)
                 if label is not None:
                     kept.append((name, label, crowd, (x, y, x + w, y + h)))
-            raw = np.asarray([k[3] for k in kept], np.float64).reshape(-1, 4)
-            keep, boxes = clean_boxes(raw, image.height, image.width, min_size, summary)
-            kept = [k for k, flag in zip(kept, keep) if flag]
-            if drop_empty and not kept:
-                summary.drop_image("no boxes left (--drop-empty)")
+            cleaned = clean_objects(kept, [k[3] for k in kept], image, min_size, summary,
+                                    drop_empty)
+            if cleaned is None:
                 continue
+            kept, boxes = cleaned
             writer.write(ImageAnnotation(
                 encoded=image.encoded, image_format=image.image_format,
                 filename=entry.file_name, source_id=str(entry.image_id),

@@ -11,8 +11,10 @@ that check.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +29,9 @@ OUTSIDE_IMAGE = "outside the image"
 TOO_SMALL = "smaller than --min-size"
 INVALID = "flagged invalid (--drop-invalid)"
 CLIPPED = "clipped to the image"
+NO_BOXES_LEFT = "no boxes left (--drop-empty)"
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -154,3 +159,19 @@ def clean_boxes(boxes_abs, height: int, width: int, min_size: float,
     summary.drop_boxes(TOO_SMALL, small)
     summary.note_boxes(CLIPPED, clipped)
     return keep, np.asarray(kept, np.float32).reshape(-1, 4)
+
+
+def clean_objects(objects: Sequence[T], boxes_abs: Iterable[Sequence[float]],
+                  image: LoadedImage, min_size: float, summary: DatasetSummary,
+                  drop_empty: bool) -> tuple[list[T], np.ndarray] | None:
+    """``clean_boxes`` for one image's objects (anything a converter keeps per box, with their
+    pixel boxes ``[x1, y1, x2, y2]`` in the same order): the objects whose boxes are kept and
+    those boxes, normalised.  ``None`` when ``drop_empty`` and no box is left (the image is
+    counted as dropped in ``summary``), so every converter filters and drops alike."""
+    raw = np.asarray(list(boxes_abs), np.float64).reshape(-1, 4)
+    keep, boxes = clean_boxes(raw, image.height, image.width, min_size, summary)
+    kept = [o for o, flag in zip(objects, keep, strict=True) if flag]
+    if drop_empty and not kept:
+        summary.drop_image(NO_BOXES_LEFT)
+        return None
+    return kept, boxes

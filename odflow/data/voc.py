@@ -13,13 +13,11 @@ import os
 from pathlib import Path
 from xml.etree import ElementTree
 
-import numpy as np
-
 from odflow.data.convert import (
     BadInput,
     check_box_order,
     class_id,
-    clean_boxes,
+    clean_objects,
     load_image,
     resolve_label_map,
 )
@@ -126,18 +124,19 @@ def convert_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLik
             except OdflowError as error:
                 bad(error, "bad annotation, image or class")
                 continue
-            raw = np.asarray([o["box"] for o in objects], np.float64).reshape(-1, 4)
-            keep, boxes = clean_boxes(raw, image.height, image.width, min_size, summary)
-            kept = [o for o, k in zip(objects, keep) if k]
-            if drop_empty and not kept:
-                summary.drop_image("no boxes left (--drop-empty)")
+            cleaned = clean_objects(list(zip(objects, ids, strict=True)),
+                                    [o["box"] for o in objects], image, min_size, summary,
+                                    drop_empty)
+            if cleaned is None:
                 continue
+            kept_ids, boxes = cleaned
+            kept = [o for o, _ in kept_ids]
             writer.write(ImageAnnotation(
                 encoded=image.encoded, image_format=image.image_format,
                 filename=entry["filename"], source_id=entry["filename"],
                 height=image.height, width=image.width, boxes=boxes,
                 class_texts=[o["name"] for o in kept],
-                class_ids=[i for i, k in zip(ids, keep) if k],
+                class_ids=[i for _, i in kept_ids],
                 difficult=[o["difficult"] for o in kept],
                 truncated=[o["truncated"] for o in kept],
                 view=[o["pose"] for o in kept]))

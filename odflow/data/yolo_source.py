@@ -24,11 +24,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from odflow.data.class_names import ClassMatcher
-from odflow.data.convert import BadInput, clean_boxes, load_image, resolve_label_map
+from odflow.data.convert import BadInput, clean_objects, load_image, resolve_label_map
 from odflow.data.example import ImageAnnotation
 from odflow.data.records import RecordWriter
 from odflow.data.summary import DatasetSummary
@@ -257,12 +256,11 @@ def convert_yolo(image_folders: list[str | os.PathLike], output_path: str | os.P
                     kept.append((names[cls], label,
                                  ((cx - w / 2) * image.width, (cy - h / 2) * image.height,
                                   (cx + w / 2) * image.width, (cy + h / 2) * image.height)))
-            raw = np.asarray([k[2] for k in kept], np.float64).reshape(-1, 4)
-            keep, normalised = clean_boxes(raw, image.height, image.width, min_size, summary)
-            kept = [k for k, flag in zip(kept, keep) if flag]
-            if drop_empty and not kept:
-                summary.drop_image("no boxes left (--drop-empty)")
+            cleaned = clean_objects(kept, [k[2] for k in kept], image, min_size, summary,
+                                    drop_empty)
+            if cleaned is None:
                 continue
+            kept, normalised = cleaned
             relative = _relative_name(image_path, folders)
             writer.write(ImageAnnotation(
                 encoded=image.encoded, image_format=image.image_format,

@@ -21,16 +21,9 @@ from odflow.utils.cli import add_clip_before_nms_flag, run_cli, start_job
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input_type", default="image_tensor",
-                        help="image_tensor (uint8 [batch, height, width, 3], default) or "
-                             "encoded_image_string_tensor (JPEG/PNG strings [batch])")
-    parser.add_argument("--pipeline_config_path", required=True,
-                        help="the pipeline config the checkpoint was trained with")
-    parser.add_argument("--trained_checkpoint_prefix", required=True,
-                        help="checkpoint to export, e.g. ckpt/model.ckpt-41471 (a directory "
-                             "means its latest checkpoint)")
-    parser.add_argument("--output_directory", required=True,
-                        help="directory to write (replaced if it holds a previous export)")
+    add_export_flags(parser, "--trained_checkpoint_prefix",
+                     "checkpoint to export, e.g. ckpt/model.ckpt-41471 (a directory means its "
+                     "latest checkpoint)")
     parser.add_argument("--label_map_path", default=None,
                         help="label map to copy beside the model as label_map.pbtxt")
     parser.add_argument("--use_moving_averages", default="auto",
@@ -41,6 +34,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_clip_before_nms_flag(parser)
     parser.add_argument("--log_file", default=None, help="also write the log to this file")
     return parser.parse_args(argv)
+
+
+def add_export_flags(parser: argparse.ArgumentParser, checkpoint_flag: str,
+                     checkpoint_help: str) -> None:
+    """The flags ``export_inference_graph.py`` shares with the TF2 API's ``exporter_main_v2.py``
+    (``odflow.export.tf2_flags``), declared once so the two commands cannot drift apart; only
+    the checkpoint's flag differs (``--trained_checkpoint_prefix`` / ``_dir``)."""
+    parser.add_argument("--input_type", default="image_tensor",
+                        help="image_tensor (uint8 [batch, height, width, 3], default) or "
+                             "encoded_image_string_tensor (JPEG/PNG strings [batch])")
+    parser.add_argument("--pipeline_config_path", required=True,
+                        help="the pipeline config the checkpoint was trained with")
+    parser.add_argument(checkpoint_flag, required=True, help=checkpoint_help)
+    parser.add_argument("--output_directory", required=True,
+                        help="directory to write (replaced if it holds a previous export)")
 
 
 def run(argv: Sequence[str] | None = None) -> int:

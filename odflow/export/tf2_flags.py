@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from odflow.export.cli import add_export_flags
 from odflow.utils.cli import run_cli
 
 
@@ -27,15 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="exporter_main_v2.py",
         description="Export the latest checkpoint of --trained_checkpoint_dir with the TF2 "
                     "Object Detection API's flags; the same as 'odflow export' (see its --help).")
-    parser.add_argument("--input_type", default="image_tensor",
-                        help="image_tensor (uint8 [batch, height, width, 3], default) or "
-                             "encoded_image_string_tensor (JPEG/PNG strings [batch])")
-    parser.add_argument("--pipeline_config_path", required=True,
-                        help="the pipeline config the checkpoint was trained with")
-    parser.add_argument("--trained_checkpoint_dir", required=True,
-                        help="the training directory; its latest checkpoint is exported")
-    parser.add_argument("--output_directory", required=True,
-                        help="directory to write (replaced if it holds a previous export)")
+    add_export_flags(parser, "--trained_checkpoint_dir",
+                     "the training directory; its latest checkpoint is exported")
     return parser
 
 

@@ -8,8 +8,10 @@ checkpoint from which nothing restores is an error.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import tensorflow as tf
 
@@ -20,6 +22,12 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_TYPES = ("detection", "classification", "full")
 _FEATURE_SCOPE = "FeatureExtractor/"
+
+
+class TensorReader(Protocol):
+    """What the restore loop needs of a checkpoint reader (``tf.train.load_checkpoint``'s)."""
+
+    def get_tensor(self, key: str) -> Any: ...
 
 
 @dataclass
@@ -47,6 +55,13 @@ class RestoreReport:
                 f"{len(self.skipped_shape)} of another shape or dtype{unused})")
 
 
+def check_checkpoint_type(checkpoint_type: str) -> None:
+    """An ``OdflowError`` for a ``fine_tune_checkpoint_type`` neither restore knows."""
+    if checkpoint_type not in CHECKPOINT_TYPES:
+        raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
+                          + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
+
+
 def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,
                 load_all: bool) -> dict[str, str]:
     """Model variable name -> checkpoint name."""
@@ -59,6 +74,41 @@ def _candidates(named: dict[str, tf.Variable], checkpoint_type: str,
     return {name: name[len(_FEATURE_SCOPE):] for name in named if name.startswith(_FEATURE_SCOPE)}
 
 
+def copy_variables(reader: TensorReader, prefix: str,
+                   shapes: Mapping[str, Sequence[int]], dtypes: Mapping[str, tf.DType],
+                   wanted: Iterable[tuple[str, str, tf.Variable]], report: RestoreReport,
+                   stored: Mapping[str, str] | None = None) -> None:
+    """Copy each ``(model name, checkpoint key, variable)`` of ``wanted``, in that order, from
+    ``reader`` into its variable, and record the outcome in ``report`` under the model name.
+
+    The one restore loop of both checkpoint kinds (name-based here, object-based in
+    ``odflow.model.tf2_checkpoint``), so both skip, warn and fail alike.  ``shapes`` and
+    ``dtypes`` are by checkpoint key as shown in messages; ``stored`` maps a shown key to the
+    key the checkpoint stores it under when they differ (a TF2 key without its
+    ``/.ATTRIBUTES/VARIABLE_VALUE`` suffix).  A key the checkpoint lacks, or holds with another
+    shape or dtype (another ``num_classes``), is skipped with a warning; a value that cannot be
+    read (a truncated ``.data-*`` file) is an ``OdflowError``.
+    """
+    for name, key, variable in wanted:
+        if key not in shapes:
+            log.warning("not restored: %s (no %s in %s)", name, key, prefix)
+            report.skipped_missing.append(name)
+            continue
+        want_shape, want_dtype = variable.shape.as_list(), variable.dtype.base_dtype
+        if list(shapes[key]) != want_shape or dtypes[key] != want_dtype:
+            log.warning("not restored: %s (checkpoint has %s %s, model needs %s %s)", name,
+                        list(shapes[key]), dtypes[key].name, want_shape, want_dtype.name)
+            report.skipped_shape.append(name)
+            continue
+        try:
+            value = reader.get_tensor(stored[key] if stored is not None else key)
+        except (tf.errors.OpError, ValueError) as error:
+            raise OdflowError(f"cannot read {key} from checkpoint {prefix} (is its "
+                              f".data-* file missing or truncated?): {error}") from error
+        variable.assign(value)
+        report.restored.append(name)
+
+
 def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_type: str,
                                  load_all_detection_checkpoint_vars: bool = False
                                  ) -> RestoreReport:
@@ -69,9 +119,7 @@ def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_
     ``FeatureExtractor/<Backbone>/*``;
     ``full``: everything.  ``global_step`` is never a model variable, so never restored here.
     """
-    if checkpoint_type not in CHECKPOINT_TYPES:
-        raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
-                          + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
+    check_checkpoint_type(checkpoint_type)
     prefix = checkpoints.find_checkpoint(checkpoint_path)
     try:
         reader = tf.train.load_checkpoint(prefix)
@@ -81,27 +129,10 @@ def restore_fine_tune_checkpoint(model, checkpoint_path: str | Path, checkpoint_
     dtypes = reader.get_variable_to_dtype_map()
     named = model.named_variables()
     report = RestoreReport(prefix, checkpoint_type)
-    for name, ckpt_name in sorted(_candidates(named, checkpoint_type,
-                                              load_all_detection_checkpoint_vars).items()):
-        variable = named[name]
-        if ckpt_name not in shapes:
-            log.warning("not restored: %s (no %s in %s)", name, ckpt_name, prefix)
-            report.skipped_missing.append(name)
-            continue
-        want_shape, want_dtype = variable.shape.as_list(), variable.dtype.base_dtype
-        if list(shapes[ckpt_name]) != want_shape or dtypes[ckpt_name] != want_dtype:
-            log.warning("not restored: %s (checkpoint has %s %s, model needs %s %s)", name,
-                        list(shapes[ckpt_name]), dtypes[ckpt_name].name, want_shape,
-                        want_dtype.name)
-            report.skipped_shape.append(name)
-            continue
-        try:
-            value = reader.get_tensor(ckpt_name)
-        except (tf.errors.OpError, ValueError) as error:
-            raise OdflowError(f"cannot read {ckpt_name} from checkpoint {prefix} (is its "
-                              f".data-* file missing or truncated?): {error}") from error
-        variable.assign(value)
-        report.restored.append(name)
+    wanted = sorted(_candidates(named, checkpoint_type,
+                                load_all_detection_checkpoint_vars).items())
+    copy_variables(reader, prefix, shapes, dtypes,
+                   [(name, ckpt_name, named[name]) for name, ckpt_name in wanted], report)
     log.info("%s", report.summary())
     if not report.restored:
         example = next(iter(sorted(shapes)), "nothing")

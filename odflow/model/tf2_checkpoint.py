@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from odflow import checkpoints
 from odflow.errors import OdflowError
-from odflow.model.restore import CHECKPOINT_TYPES, RestoreReport
+from odflow.model.restore import RestoreReport, check_checkpoint_type, copy_variables
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def is_object_based(prefix: str | os.PathLike) -> bool:
 
 
 def _strip(key: str) -> str:
-    return key[: -len(KEY_SUFFIX)] if key.endswith(KEY_SUFFIX) else key
+    return key.removesuffix(KEY_SUFFIX)
 
 
 def classification_key(key: str) -> str:
@@ -180,9 +180,7 @@ def restore_v2(model, prefix: str | os.PathLike, checkpoint_type: str) -> Restor
     Shape or dtype mismatches (another ``num_classes``) are skipped with a warning; keys the
     mapping does not restore are logged with why; nothing restored is an ``OdflowError``.
     """
-    if checkpoint_type not in CHECKPOINT_TYPES:
-        raise OdflowError(f"fine_tune_checkpoint_type {checkpoint_type!r} is not supported; use "
-                          + ", ".join(repr(t) for t in CHECKPOINT_TYPES))
+    check_checkpoint_type(checkpoint_type)
     prefix = checkpoints.find_checkpoint(prefix)
     check_version(prefix, 2)
     reader = tf.train.load_checkpoint(prefix)
@@ -204,26 +202,10 @@ def restore_v2(model, prefix: str | os.PathLike, checkpoint_type: str) -> Restor
     else:
         wanted = {k: k for k in mapping.keys_for(checkpoint_type)}
     report = RestoreReport(prefix, checkpoint_type)
-    for ckpt_key, model_key in sorted(wanted.items()):
-        variable = mapping.variables[model_key]
-        if ckpt_key not in shapes:
-            log.warning("not restored: %s (no %s in %s)", model_key, ckpt_key, prefix)
-            report.skipped_missing.append(model_key)
-            continue
-        want_shape, want_dtype = variable.shape.as_list(), variable.dtype.base_dtype
-        if list(shapes[ckpt_key]) != want_shape or dtypes[ckpt_key] != want_dtype:
-            log.warning("not restored: %s (checkpoint has %s %s, model needs %s %s)", model_key,
-                        list(shapes[ckpt_key]), dtypes[ckpt_key].name, want_shape,
-                        want_dtype.name)
-            report.skipped_shape.append(model_key)
-            continue
-        try:
-            value = reader.get_tensor(stored[ckpt_key])
-        except (tf.errors.OpError, ValueError) as error:
-            raise OdflowError(f"cannot read {ckpt_key} from checkpoint {prefix} (is its "
-                              f".data-* file missing or truncated?): {error}") from error
-        variable.assign(value)
-        report.restored.append(model_key)
+    copy_variables(reader, prefix, shapes, dtypes,
+                   [(model_key, ckpt_key, mapping.variables[model_key])
+                    for ckpt_key, model_key in sorted(wanted.items())],
+                   report, stored=stored)
     report.unused = _unused_keys(shapes, wanted, mapping, checkpoint_type)
     log.info("%s", report.summary())
     if not report.restored:

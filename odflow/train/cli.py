@@ -33,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an SSD detector from a pipeline.config (resuming from the latest "
                     "checkpoint in --model_dir when it was trained on the same inputs, see "
                     "--resume/--restart), or evaluate a checkpoint with --run_once.")
-    parser.add_argument("--model_dir", help="where checkpoints model.ckpt-<step>, the "
-                        "'checkpoint' state file and TensorBoard events go")
-    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
-    parser.add_argument("--num_train_steps", type=int, default=None,
-                        help="overrides train_config.num_steps (0: train until stopped)")
-    parser.add_argument("--checkpoint_dir", default=None,
-                        help="evaluate the latest checkpoint in this directory and exit")
+    add_tutorial_flags(parser)
     parser.add_argument("--checkpoint_path", default=None,
                         help="evaluate this checkpoint prefix (e.g. ckpt/model.ckpt-41471)")
     parser.add_argument("--run_once", action="store_true",
@@ -84,23 +78,53 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--restart", action="store_true",
                         help="start again from the fine-tune checkpoint; the existing "
                              "checkpoints and events move to <model_dir>/superseded/<time>/")
-    for name in TF1_FLAGS_WITH_VALUE:
-        parser.add_argument(f"--{name}", dest=f"tf1_{name}", default=None,
-                            help=argparse.SUPPRESS)
-    for name in TF1_SWITCHES:
-        parser.add_argument(f"--{name}", dest=f"tf1_{name}", nargs="?", const=True,
-                            default=None, help=argparse.SUPPRESS)
+    add_ignored_flags(parser, TF1_FLAGS_WITH_VALUE, TF1_SWITCHES)
     return parser
+
+
+def add_tutorial_flags(parser: argparse.ArgumentParser, *, model_dir_required: bool = False
+                       ) -> None:
+    """The flags ``model_main.py`` shares with the TF2 API's ``model_main_tf2.py``
+    (``odflow.train.tf2_flags``), declared once so the two commands cannot drift apart."""
+    parser.add_argument("--model_dir", required=model_dir_required,
+                        help="where checkpoints model.ckpt-<step>, the 'checkpoint' state file "
+                             "and TensorBoard events go (with --checkpoint_dir: the evaluation "
+                             "events)")
+    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
+    parser.add_argument("--num_train_steps", type=int, default=None,
+                        help="overrides train_config.num_steps (0: train until stopped)")
+    parser.add_argument("--checkpoint_dir", default=None,
+                        help="evaluate the latest checkpoint in this directory instead of "
+                             "training, once (odflow does not wait for new checkpoints)")
+
+
+_IGNORED = "ignored_"
+
+
+def add_ignored_flags(parser: argparse.ArgumentParser, with_value: Sequence[str],
+                      switches: Sequence[str]) -> None:
+    """Accept (hidden from ``--help``) flags of the upstream commands that change nothing in
+    odflow, so a tutorial's command line runs as written; ``ignored_flags`` lists those given."""
+    for name in with_value:
+        parser.add_argument(f"--{name}", dest=f"{_IGNORED}{name}", default=None,
+                            help=argparse.SUPPRESS)
+    for name in switches:
+        parser.add_argument(f"--{name}", dest=f"{_IGNORED}{name}", nargs="?", const=True,
+                            default=None, help=argparse.SUPPRESS)
+
+
+def ignored_flags(args: argparse.Namespace) -> list[str]:
+    """The ``add_ignored_flags`` flags given, as ``--name``, sorted."""
+    return sorted(f"--{key[len(_IGNORED):]}" for key, value in vars(args).items()
+                  if key.startswith(_IGNORED) and value is not None)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
-    ignored = sorted(key[4:] for key, value in vars(args).items()
-                     if key.startswith("tf1_") and value is not None)
+    ignored = ignored_flags(args)
     if ignored:
-        log.info("ignoring TF1 flag(s) with no effect in odflow: %s",
-                 ", ".join(f"--{name}" for name in ignored))
+        log.info("ignoring TF1 flag(s) with no effect in odflow: %s", ", ".join(ignored))
 
     from odflow.errors import OdflowError
 

@@ -26,6 +26,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from odflow.train.cli import add_ignored_flags, add_tutorial_flags, ignored_flags
 from odflow.utils.cli import run_cli, setup_logging
 
 log = logging.getLogger("odflow.train")
@@ -43,33 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an SSD detector from a pipeline.config with the TF2 Object Detection "
                     "API's flags, or evaluate the latest checkpoint of --checkpoint_dir; the "
                     "same as 'odflow train' (see 'odflow train --help' for what it does).")
-    parser.add_argument("--model_dir", required=True,
-                        help="where checkpoints, the 'checkpoint' state file and TensorBoard "
-                             "events go (with --checkpoint_dir: the evaluation events)")
-    parser.add_argument("--pipeline_config_path", required=True, help="the pipeline.config")
-    parser.add_argument("--num_train_steps", type=int, default=None,
-                        help="overrides train_config.num_steps")
+    add_tutorial_flags(parser, model_dir_required=True)
     parser.add_argument("--sample_1_of_n_eval_examples", type=int, default=None,
                         help="accepted as 'odflow train' accepts it (odflow evaluates every "
                              "example; set eval_input_reader.sample_1_of_n_examples to sample)")
-    parser.add_argument("--checkpoint_dir", default=None,
-                        help="evaluate the latest checkpoint in this directory instead of "
-                             "training (once: odflow does not wait for new checkpoints)")
     parser.add_argument("--checkpoint_every_n", type=int, default=1000,
                         help="save a checkpoint every N steps (default 1000)")
-    for name in IGNORED_WITH_VALUE:
-        parser.add_argument(f"--{name}", dest=f"ignored_{name}", default=None,
-                            help=argparse.SUPPRESS)
-    for name in IGNORED_SWITCHES:
-        parser.add_argument(f"--{name}", dest=f"ignored_{name}", nargs="?", const=True,
-                            default=None, help=argparse.SUPPRESS)
+    add_ignored_flags(parser, IGNORED_WITH_VALUE, IGNORED_SWITCHES)
     return parser
-
-
-def ignored_flags(args: argparse.Namespace) -> list[str]:
-    """The TF2-only flags given, which change nothing here."""
-    return sorted(f"--{key[len('ignored_'):]}" for key, value in vars(args).items()
-                  if key.startswith("ignored_") and value is not None)
 
 
 def train_args(argv: Sequence[str] | None = None) -> list[str]:
