@@ -41,3 +41,45 @@ def test_bifpn_sum_has_no_weights_and_adds() -> None:
     assert all(n.combine_weights is None for n in bifpn.nodes)
     ones = tf.ones([1, 2, 2, 4])
     np.testing.assert_allclose(bifpn._combine(node, [ones, 3 * ones]).numpy(), 4.0)
+
+
+def _tower_output(feature_type: str, activation: str) -> tuple[np.ndarray, np.ndarray]:
+    """The box tower of the weight-shared predictor the builder makes for ``feature_type``
+    with ``activation`` in its conv_hyperparams, its 1x1 conv the identity and batch norm
+    neutral: (tower output, its input / sqrt(1 + epsilon))."""
+    from google.protobuf import text_format
+
+    from odflow.model import builder
+    from odflow.protos import pipeline_pb2
+
+    config = pipeline_pb2.Ssd()
+    text_format.Parse(f"""
+        num_classes: 1
+        feature_extractor {{ type: '{feature_type}' }}
+        box_predictor {{ weight_shared_convolutional_box_predictor {{
+          depth: 2 num_layers_before_predictor: 1 kernel_size: 1
+          conv_hyperparams {{ activation: {activation}
+            regularizer {{ l2_regularizer {{}} }} initializer {{ truncated_normal_initializer {{}} }}
+            batch_norm {{ epsilon: 0.001 }} }} }} }}""", config)
+    predictor = builder._weight_shared_box_predictor(config, [2], [1])
+    tower = predictor.box_tower
+    tower.convs[0].weights.assign(tf.eye(2)[tf.newaxis, tf.newaxis])
+    x = tf.constant([[[[-3.0, -0.5], [0.5, 7.0]]]])  # [1, 1, 2, 2]
+    return tower(x, 0, False).numpy(), x.numpy() / np.sqrt(1.001)
+
+
+def test_keras_weight_shared_towers_apply_the_configs_activation() -> None:
+    """The TF2 API's Keras ``WeightSharedConvolutionalBoxPredictor`` puts
+    ``conv_hyperparams.build_activation_layer`` after each tower batch norm (TF1's slim
+    predictor hard-coded ReLU6): SWISH gives x * sigmoid(x), for the ``*_keras`` extractors
+    (ResNet / MobileNet FPN) as for EfficientDet."""
+    got, x = _tower_output("ssd_resnet50_v1_fpn_keras", "SWISH")
+    np.testing.assert_allclose(got, x / (1 + np.exp(-x)), rtol=1e-5)
+    got, x = _tower_output("ssd_mobilenet_v1_fpn_keras", "RELU_6")
+    np.testing.assert_allclose(got, np.clip(x, 0, 6), rtol=1e-5)
+
+
+def test_tf1_weight_shared_towers_keep_relu6() -> None:
+    """TF1's ``ssd_resnet50_v1_fpn`` (slim) hard-coded ``tf.nn.relu6`` whatever the config."""
+    got, x = _tower_output("ssd_resnet50_v1_fpn", "SWISH")
+    np.testing.assert_allclose(got, np.clip(x, 0, 6), rtol=1e-5)
