@@ -1,6 +1,6 @@
 """The TF2 API's Keras backbones of the families without reference outputs (SSD ResNet v1 FPN,
-SSD MobileNet V1 FPN) against the Keras applications they wrap, with the API's layer overrides
-applied by hand.
+SSD MobileNet V1 FPN, EfficientDet D1-D7's EfficientNet) against Keras applications, with the
+API's layer overrides applied by hand.
 
 Upstream (``models/keras_models/resnet_v1.py`` and ``mobilenet_v1.py``) builds
 ``keras.applications.ResNet50`` / ``MobileNet`` with a ``layers=`` object that replaces:
@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from odflow.model import efficientnet
 from odflow.model.feature_maps import ExtractorOptions
 from odflow.model.hyperparams import BatchNormParams, ConvHyperparams, InitializerParams
 from odflow.model.mobilenet_v1 import SSDMobileNetV1FeatureExtractor
@@ -125,3 +126,68 @@ def test_mobilenet_v1_is_the_keras_application_with_the_api_overrides() -> None:
     # The API's SSD MobileNet V1 FPN taps conv_pw_{3,5,11,13}_relu.
     _compare(lambda x: ours.base_endpoints(x), reference,
              {f"Conv2d_{k}_pointwise": f"conv_pw_{k}_relu" for k in (3, 5, 11, 13)})
+
+
+def test_efficientnet_b3_is_the_keras_application() -> None:
+    """EfficientDet-D3's backbone.  The TF2 API takes tf-models' EfficientNet; the Keras
+    application is another implementation of the same network (width 1.2 / depth 1.4:
+    ``round_filters``, ``ceil`` repeats, SE on the block's input filters, swish, batch norm
+    epsilon 1e-3), whose input rescaling and normalisation layers are made no-ops (the API
+    passes ``rescale_input: False`` and normalises in ``preprocess``).  It pads its stride-2
+    convs by hand ((0, 1) / (1, 2) for 3x3 / 5x5), which equals tf-models' 'same' on even
+    sizes, so the input is 128x96 (every stride-2 step sees an even size).  The level
+    endpoints of ``_EFFICIENTNET_LEVEL_ENDPOINTS`` in the application's names:
+    stack_2/block_1/add = block3b_add (stack 2 has 3 blocks in b3: not its last),
+    stack_4/block_2/add = block5c_add, stack_6/block_0/project_bn = block7a_project_bn."""
+    ours = efficientnet.EfficientNet("efficientnet-b3", 3, 5)
+    application = keras.applications.EfficientNetB3(include_top=False, weights=None,
+                                                    input_shape=(None, None, 3))
+
+    def no_input_scaling(layer):
+        if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    reference = keras.models.clone_model(application, clone_function=no_input_scaling)
+    suffixes = {"expand_conv2d": "expand_conv", "expand_bn": "expand_bn",
+                "depthwise_conv2d": "dwconv", "depthwise_bn": "bn",
+                "se_reduce_conv2d": "se_reduce", "se_expand_conv2d": "se_expand",
+                "project_conv2d": "project_conv", "project_bn": "project_bn"}
+
+    def keras_name(name: str) -> str:  # stack_<i>/block_<j>/<layer> -> block<i+1><a+j>_...
+        if name in ("stem_conv2d", "stem_bn"):
+            return {"stem_conv2d": "stem_conv", "stem_bn": "stem_bn"}[name]
+        stack, block, layer = name.split("/")
+        i, j = int(stack.split("_")[1]), int(block.split("_")[1])
+        return f"block{i + 1}{chr(ord('a') + j)}_{suffixes[layer]}"
+
+    rng = np.random.default_rng(0)
+    assigned = 0
+    for layer in ours.layers:
+        theirs = reference.get_layer(keras_name(layer.layer_name))
+        for attribute, variable in layer.weights().items():
+            target = theirs.kernel if attribute.endswith("kernel") else getattr(theirs, attribute)
+            assert tuple(target.shape) == tuple(variable.shape), (layer.layer_name, attribute)
+            shape = variable.shape
+            if attribute.endswith("kernel"):
+                fan_in = np.prod(shape[:2]) if attribute == "depthwise_kernel" else \
+                    np.prod(shape[:-1])
+                value = rng.normal(0, 1 / np.sqrt(fan_in), shape)
+            elif attribute in ("gamma", "moving_variance"):
+                value = rng.uniform(0.5, 1.5, shape)
+            else:
+                value = rng.normal(0, 0.1, shape)
+            variable.assign(value.astype(np.float32))
+            target.assign(value.astype(np.float32))
+            assigned += 1
+    # b3 up to block7a: everything but block7b (19 weights) and the top (5).
+    assert assigned == len(reference.weights) - 24 == 470
+    endpoints = {3: "block3b_add", 4: "block5c_add", 5: "block7a_project_bn"}
+    model = keras.Model(reference.inputs,
+                        [reference.get_layer(name).output for name in endpoints.values()])
+    images = tf.random.uniform([1, 128, 96, 3], -2, 2, seed=1)
+    mine = ours(images)
+    for (level, name), expected in zip(endpoints.items(), model(images, training=False)):
+        assert mine[level].shape == tuple(expected.shape), name
+        np.testing.assert_allclose(mine[level].numpy(), expected.numpy(), atol=1e-5,
+                                   err_msg=name)
