@@ -15,8 +15,10 @@ bidirectional_feature_pyramid_generators.py`` and ``utils/bifpn_utils.py``):
   ``num_filters`` (backbone inputs always count as different); then max-pooling (kernel
   stride + 1, 'same') down, or nearest-neighbour up.
 - Several inputs are combined by ``fast_attention`` (``relu(w) / (sum relu(w) + 1e-4)``
-  weighted sum, w initialised to 1), ``attention`` (softmax weights), ``weighted_sum`` or
-  ``sum``; then swish, a 3x3 separable conv and batch norm (the activation comes first).
+  weighted sum, w initialised to 1), ``attention`` (``tf.nn.softmax`` of the ``[inputs, 1]``
+  weights over their *last* axis, as ``BiFPNCombineLayer`` calls it: every weight is 1, a
+  plain sum), ``weighted_sum`` or ``sum``; then swish, a 3x3 separable conv and batch norm
+  (the activation comes first).
 - The outputs are the last ``max - min + 1`` nodes, levels min..max.
 
 Checkpoint paths of the layers (``KerasBiFpnFeatureMaps`` attributes, for the TF2 key
@@ -185,7 +187,9 @@ class BiFpn(tf.Module):
             w = tf.nn.relu(w)
             w = w / (tf.reduce_sum(w) + FAST_ATTENTION_EPSILON)
         elif self.combine_method == "attention":
-            w = tf.nn.softmax(w, axis=0)
+            # Upstream's softmax runs over the last axis, of size 1: each weight becomes 1
+            # whatever its value (kept so that its checkpoints give its outputs).
+            w = tf.nn.softmax(w, axis=-1)
         return tf.squeeze(tf.linalg.matmul(tf.stack(maps, axis=-1), w), axis=[-1])
 
     def __call__(self, features: dict[int, tf.Tensor], bn_training: bool = False

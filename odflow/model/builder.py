@@ -14,9 +14,15 @@ import functools
 from collections.abc import Callable
 
 from odflow.errors import OdflowError
-from odflow.model import efficientdet_builder
+from odflow.model import (
+    efficientdet_builder,
+    mobilenet_v2,
+    mobilenet_v3,
+    postprocess,
+    target_assigner,
+    tf2_layouts,  # noqa: F401  (registers the TF2 checkpoint layouts)
+)
 from odflow.model import hyperparams as hp
-from odflow.model import mobilenet_v2, mobilenet_v3, postprocess, target_assigner
 from odflow.model.anchors import build_anchor_generator
 from odflow.model.box_coder import build_box_coder
 from odflow.model.box_predictor import BoxPredictorOptions, ConvolutionalBoxPredictor
@@ -32,7 +38,6 @@ from odflow.model.resnet_v1 import resnet_arg_scope_defaults
 from odflow.model.resnet_v1_fpn import ssd_resnet50_v1_fpn
 from odflow.model.resnet_v1_keras import ssd_resnet_v1_fpn_keras
 from odflow.model.ssd import LossOptions, SSDMetaArch
-from odflow.model import tf2_layouts  # noqa: F401  (registers the TF2 checkpoint layouts)
 from odflow.model.weight_shared_box_predictor import (
     WeightSharedConvolutionalBoxPredictor,
     WeightSharedOptions,
@@ -450,6 +455,7 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
     depth = proto.depth or depths[0]
     if proto.num_layers_before_predictor > 0 and proto.depth <= 0:
         _refuse(f"{field}.depth must be positive with num_layers_before_predictor > 0")
+    tower_hyperparams = hp.from_proto(proto.conv_hyperparams, f"{field}.conv_hyperparams")
     options = WeightSharedOptions(
         num_classes=config.num_classes,
         depth=depth,
@@ -462,7 +468,9 @@ def _weight_shared_box_predictor(config: pipeline_pb2.Ssd, depths: list[int],
         share_prediction_tower=proto.share_prediction_tower,
         use_depthwise=proto.use_depthwise,
         box_encodings_clip_range=clip,
+        # The TF2 API's Keras predictor (for the *_keras extractors) honours the activation.
+        tower_activation=(tower_hyperparams.activation
+                          if config.feature_extractor.type.endswith("_keras") else "relu6"),
     )
-    return WeightSharedConvolutionalBoxPredictor(
-        options, depths, anchors_per_location,
-        hp.from_proto(proto.conv_hyperparams, f"{field}.conv_hyperparams"))
+    return WeightSharedConvolutionalBoxPredictor(options, depths, anchors_per_location,
+                                                 tower_hyperparams)

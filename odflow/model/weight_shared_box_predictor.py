@@ -6,7 +6,8 @@ then ``BoxPredictor`` and ``ClassPredictor`` convs (biases; the class one starts
 ``class_prediction_bias_init``), all applied to every feature map with the same weights.
 Batch norm is the exception: each tower conv has its own statistics per level
 (``conv2d_i/BatchNorm/feature_j``), and the activation after it is ReLU6 whatever the
-hyperparams say, as TF1 hard-coded it.  ``share_prediction_tower`` uses one
+hyperparams say, as TF1 hard-coded it; the TF2 API's Keras predictor (the ``*_keras`` feature
+extractors) applies the hyperparams' activation there instead (``tower_activation``).  ``share_prediction_tower`` uses one
 ``PredictionTower`` for both heads.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, replace
 import tensorflow as tf
 
 from odflow.model.hyperparams import ConvHyperparams
-from odflow.model.layers import BatchNorm, ConvUnit, SeparableConvUnit, flat_units
+from odflow.model.layers import BatchNorm, ConvUnit, SeparableConvUnit, _activate, flat_units
 
 SCOPE = "WeightSharedConvolutionalBoxPredictor"
 
@@ -36,10 +37,13 @@ class WeightSharedOptions:
     # Separable (depthwise kxk, then 1x1) tower convs and heads: the TF2 zoo's FPNLite.
     use_depthwise: bool = False
     box_encodings_clip_range: tuple[float, float] | None = None
+    # After each tower batch norm: TF1's slim predictor hard-coded ReLU6; the TF2 API's Keras
+    # one builds the conv_hyperparams' activation layer (convolutional_keras_box_predictor).
+    tower_activation: str = "relu6"
 
 
 class _Tower(tf.Module):
-    """Shared conv weights, per-level batch norm, ReLU6."""
+    """Shared conv weights, per-level batch norm, ``options.tower_activation``."""
 
     def __init__(self, scope: str, in_depth: int, options: WeightSharedOptions, num_levels: int,
                  hyperparams: ConvHyperparams) -> None:
@@ -63,6 +67,7 @@ class _Tower(tf.Module):
                 for j in range(num_levels)])
             depth = options.depth
         self.out_depth = depth
+        self.activation = options.tower_activation
 
     def units(self) -> list[ConvUnit]:
         return flat_units(self.convs)
@@ -80,7 +85,7 @@ class _Tower(tf.Module):
             x = conv(x, training)
             if norms:
                 x = norms[level](x, training)
-            x = tf.nn.relu6(x)
+            x = _activate(x, self.activation)
         return x
 
 

@@ -85,6 +85,25 @@ def _image_key(source_id: bytes, index: int) -> str:
     return text or f"image-{index}"
 
 
+def groundtruth_in_true_image_frame(boxes: np.ndarray, true_shapes: np.ndarray,
+                                    padded_size: tuple[int, int]) -> np.ndarray:
+    """Normalised ground-truth boxes of the padded model input -> relative to the true
+    (unpadded) image, the frame of the detections.
+
+    With ``keep_aspect_ratio_resizer { pad_to_max_dimension: true }`` (EfficientDet) the input
+    pipeline moves the boxes into the padded square, as the TF2 API's inputs do, while
+    ``postprocess`` gives detections relative to the true image (``change_coordinate_frame``
+    to the clip window).  The TF2 API's evaluation brings the ground truth back the same way
+    before scaling both to the original image (``eval_util.result_dict_for_batched_example``:
+    ``_scale_box_to_normalized_true_image``, the window ``[0, 0, h / H, w / W]``); without it
+    the ground truth would shrink by ``h / H`` against the detections, and IoUs and COCO's
+    area ranges would be wrong.  Unpadded inputs (``true == padded``) are unchanged.
+    """
+    height, width = padded_size
+    scale = true_shapes[:, :2].astype(np.float64) / np.array([height, width], np.float64)
+    return (boxes / np.tile(scale, 2)[:, np.newaxis, :]).astype(boxes.dtype)
+
+
 class Evaluator:
     """Evaluates ``model`` (its current variables) on the config's first eval reader."""
 
@@ -137,7 +156,9 @@ class Evaluator:
                 raise EvaluationAborted()
             detections = {k: v.numpy() for k, v in self._detect(batch["image"]).items()}
             shapes = batch["original_image_shape"].numpy()
-            gt_boxes = batch["groundtruth_boxes"].numpy()
+            gt_boxes = groundtruth_in_true_image_frame(
+                batch["groundtruth_boxes"].numpy(), batch["true_image_shape"].numpy(),
+                tuple(batch["image"].shape[1:3]))
             gt_classes = batch["groundtruth_classes"].numpy()
             gt_counts = batch["num_groundtruth_boxes"].numpy()
             gt_crowd = batch["groundtruth_is_crowd"].numpy()
