@@ -10,7 +10,7 @@ to Python, ``Progress.update`` and the TensorBoard scalars every ``--log_every``
 
 ``--baseline`` interleaves blocks of the pre-issue-20 step (``tests/support/reference_step.py``)
 with today's, each with its own model and input pipeline, so both see the same load from
-other processes; the ratio is of medians over blocks.  Between blocks a 2048x2048 float32
+other processes; the ratio is of medians over blocks.  Between blocks a 1024x1024 float32
 matmul measures the machine's GFLOP/s in the same process; the roofline column is the step's
 FLOPs (TF's cost model on the forward graph, x3 for forward + the two backward convolutions)
 per second over that matmul rate.  ``--kernels`` times every convolution of the step alone
