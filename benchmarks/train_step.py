@@ -10,14 +10,16 @@ to Python, ``Progress.update`` and the TensorBoard scalars every ``--log_every``
 
 ``--baseline`` interleaves blocks of the pre-issue-20 step (``tests/support/reference_step.py``)
 with today's, each with its own model and input pipeline, so both see the same load from
-other processes; the ratio is of medians over blocks.  Between blocks a 2048x2048 float32
+other processes; the ratio is of medians over blocks.  Between blocks a 1024x1024 float32
 matmul measures the machine's GFLOP/s in the same process; the roofline column is the step's
 FLOPs (TF's cost model on the forward graph, x3 for forward + the two backward convolutions)
-per second over that matmul rate.  ``--trace DIR`` writes a ``tf.profiler`` trace of a few
-steps per model and prints where the step's op time goes, by kind of op.
+per second over that matmul rate.  ``--kernels`` times every convolution of the step alone
+(forward, input and filter gradients; ``roofline.kernel_times``) against the step's wall time:
+the bound on any speed-up that keeps TF's kernels.  ``--trace DIR`` writes a ``tf.profiler``
+trace of a few steps per model and prints where the step's op time goes, by kind of op.
 
     python benchmarks/train_step.py [--models tutorial,v2,demo] [--blocks 5] [--steps 4] \
-        [--baseline] [--trace /tmp/train_step_trace]
+        [--baseline] [--kernels] [--trace /tmp/train_step_trace]
 """
 
 from __future__ import annotations
@@ -39,20 +41,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
+from roofline import (
+    DIRECTIONS,
+    MATMUL_SIZE,
+    conv_layers,
+    forward_flops,
+    kernel_times,
+    matmul_rate,
+)
+from train_pipeline import make_records
 
-from odflow import config as config_lib  # noqa: E402
-from odflow.data.synthetic import generate_records  # noqa: E402
-from odflow.inputs import build_dataset  # noqa: E402
-from odflow.model import builder  # noqa: E402
-from odflow.train.batches import BatchSource  # noqa: E402
-from odflow.train.progress import Progress  # noqa: E402
-from odflow.train.state import TrainingState  # noqa: E402
-from odflow.train.step import LEARNING_RATE, build_train_step  # noqa: E402
-from odflow.train.summaries import SummaryWriter  # noqa: E402
-from odflow.workflow.starter import starter_pipeline_text  # noqa: E402
-from roofline import MATMUL_SIZE, forward_flops, matmul_rate  # noqa: E402
-from train_pipeline import make_records  # noqa: E402
+from odflow import config as config_lib
+from odflow.data.synthetic import generate_records
+from odflow.inputs import build_dataset
+from odflow.model import builder
+from odflow.train.batches import BatchSource
+from odflow.train.progress import Progress
+from odflow.train.state import TrainingState
+from odflow.train.step import LEARNING_RATE, build_train_step
+from odflow.train.summaries import SummaryWriter
+from odflow.workflow.starter import starter_pipeline_text
 
 TUTORIAL = REPO / "tests/fixtures/reference/sample_configs/ssd_mobilenet_v1_coco.config"
 V2 = REPO / "tests/fixtures/reference/tf2_zoo/configs/ssd_mobilenet_v2_320x320_coco17_tpu-8.config"
@@ -184,6 +193,36 @@ def trace_breakdown(loop: Loop, directory: Path, steps: int = 3) -> list[tuple[s
     return totals.most_common()
 
 
+def kernel_table(loop: Loop, step_ms: float, matmul: float) -> str:
+    """Where the step's convolution time can go: each forward convolution of today's traced
+    step timed alone (TF's kernels, random data of its shapes) forward and for both gradients,
+    summed by layer kind, against the step's wall time per step measured in the same process.
+
+    The last line is the bound on any change that keeps these kernels: with everything else
+    in the step (batch norm, ReLU6, losses, optimiser, input) at zero cost, the step would take
+    the convolutions' time, so ``step_ms / convolutions`` is the largest possible speed-up."""
+    layers = conv_layers(loop.step.get_concrete_function(loop.batches.next_batch()).graph)
+    times = kernel_times(layers)
+    head = (f"| layers ({len(layers)} convolutions) | direction | ms per step | GFLOP per step "
+            "| GFLOP/s | / matmul | share of the step |")
+    lines = [head, "|---" * 7 + "|"]
+    total = 0.0
+    for kind in ("1x1", "kxk", "depthwise"):
+        for direction in DIRECTIONS:
+            if (kind, direction) not in times:
+                continue
+            seconds, flops = times[kind, direction]
+            total += seconds
+            rate = flops / seconds / 1e9
+            lines.append(f"| {kind} | {direction} | {seconds * 1e3:.0f} | {flops / 1e9:.1f} | "
+                         f"{rate:.0f} | {rate / matmul:.0%} | {seconds * 1e3 / step_ms:.0%} |")
+    lines.append(f"| all convolutions | | {total * 1e3:.0f} | | | | "
+                 f"**{total * 1e3 / step_ms:.0%}** of {step_ms:.0f} ms |")
+    lines.append(f"\nmatmul {matmul:.0f} GFLOP/s; bound with these kernels (all else free): "
+                 f"**{step_ms / (total * 1e3):.2f}x**")
+    return "\n".join(lines)
+
+
 def _row(name: str, cfg, flops: float, speeds: dict[str, list[float]], rates: list[float],
          baseline: bool) -> str:
     medians = {label: statistics.median(values) for label, values in speeds.items()}
@@ -208,6 +247,8 @@ def main() -> None:
     parser.add_argument("--baseline", action="store_true",
                         help="interleave the pre-issue-20 step (tests/support/reference_step)")
     parser.add_argument("--trace", type=Path, help="write tf.profiler traces here")
+    parser.add_argument("--kernels", action="store_true",
+                        help="time each convolution of the step alone, forward and backward")
     args = parser.parse_args()
     builds = {"today": build_train_step}
     if args.baseline:
@@ -224,7 +265,7 @@ def main() -> None:
           + ("today / before (per block) | " if args.baseline else "")
           + "matmul GFLOP/s | step GFLOP/s / matmul |")
     print("|---" * (5 + len(labels) + int(args.baseline)) + "|", flush=True)
-    breakdowns = {}
+    breakdowns, kernels = {}, {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for name in args.models.split(","):
@@ -243,7 +284,13 @@ def main() -> None:
             if args.trace is not None:
                 breakdowns[name] = trace_breakdown(loops["today"], args.trace / name)
             print(_row(name, cfg, flops, speeds, rates, args.baseline), flush=True)
+            if args.kernels:
+                step_ms = 1e3 * loops["today"].batch_size / statistics.median(speeds["today"])
+                kernels[name] = kernel_table(loops["today"], step_ms, matmul_rate())
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+    for name, table in kernels.items():
+        print(f"\n{name}: convolution kernels alone, best of 5 each, against today's step\n")
+        print(table)
     for name, kinds in breakdowns.items():
         total = sum(ms for _, ms in kinds)
         print(f"\n{name}: op time per step by kind (both executor threads), {total:.0f} ms")
