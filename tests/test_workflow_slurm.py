@@ -185,9 +185,9 @@ def test_profile_with_train_tasks_trains_with_two_slurm_workers(
     profile["set-resources"]["train"].update({"tasks": 2, "mpi": "srun"})
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
-    steps = 6
+    steps = 8  # the tiny run trained 6
     configfile = write_config(work, tiny_config(train={"num_steps": steps,
-                                                       "checkpoint_every_steps": 3}),
+                                                       "checkpoint_every_steps": 4}),
                               name="tasks.yaml")
     target = f"ckpt/model.ckpt-{steps}.index"
     process, output = start_snakemake(work, configfile, "--profile", str(tmp_path / "profile"),
