@@ -1,0 +1,622 @@
+"""Fault probe of round 3's new inputs: COCO JSON, YOLO, class names, TF2 tarballs, anchors, TF2 flags.
+
+Each case builds a small bad input in a fresh folder and runs the command a user runs
+(``odflow ...`` in-process, the one line ``run_cli`` prints for a user error), then checks:
+the exit code, words the message must hold (the file, the line or field, the fix), no
+traceback, nothing written at the output, the user's input files unchanged.
+
+    python tests/support/fault_probe.py            # table of every case
+    python tests/support/fault_probe.py -k coco    # the cases whose id holds "coco"
+
+``tests/test_faults_round3.py`` runs the same cases under pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.support.images import random_jpeg, write_random_jpeg  # noqa: E402
+
+
+@dataclass
+class Case:
+    """One probe: ``make(folder)`` writes the input and returns the argv of ``odflow``."""
+
+    id: str
+    make: Callable[[Path], list[str]]
+    exit_code: int
+    words: tuple[str, ...] = ()
+    # for skip_bad cases: words the log must hold (counts)
+    log_words: tuple[str, ...] = ()
+    output: str = "out/train.record"   # must not exist after a failure
+    command: str = "odflow"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    exit_code: int | None
+    stderr: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+LABEL_MAP = "item {\n  id: 1\n  name: 'face'\n}\nitem {\n  id: 2\n  name: 'car'\n}\n"
+
+
+def _label_map(folder: Path, text: str = LABEL_MAP) -> Path:
+    path = folder / "label_map.pbtxt"
+    path.write_text(text)
+    return path
+
+
+def _coco(images=None, annotations=None, categories=None) -> dict:
+    return {
+        "images": images if images is not None else [
+            {"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+        "annotations": annotations if annotations is not None else [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "iscrowd": 0}],
+        "categories": categories if categories is not None else [{"id": 1, "name": "face"}],
+    }
+
+
+def coco_case(data=None, *, text: str | bytes | None = None, images=("a.jpg",),
+              extra: tuple[str, ...] = (), json_name: str = "_annotations.coco.json"):
+    """A Roboflow-layout COCO folder: the JSON with 64x48 JPEGs beside it."""
+    def make(folder: Path) -> list[str]:
+        data_dir = folder / "train"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(images):
+            write_random_jpeg(data_dir / name, 64, 48, seed=i)
+        json_path = data_dir / json_name
+        content = text if text is not None else json.dumps(data if data is not None else _coco())
+        if isinstance(content, str):
+            json_path.write_text(content, encoding="utf-8")
+        else:
+            json_path.write_bytes(content)
+        return ["data", "coco", "--json", str(json_path), "-o", str(folder / "out/train.record"),
+                "--label-map", str(_label_map(folder)), *extra]
+    return make
+
+
+def yolo_case(labels: dict[str, str | bytes] | None = None, *, yaml_text: str | None = None,
+              images=("a.jpg",), extra: tuple[str, ...] = (), folder_name: str = "ds"):
+    """An Ultralytics layout: data.yaml, train/images/*.jpg, train/labels/*.txt."""
+    def make(folder: Path) -> list[str]:
+        root = folder / folder_name
+        for i, name in enumerate(images):
+            write_random_jpeg(root / "train/images" / name, 64, 48, seed=i)
+        (root / "val/images").mkdir(parents=True, exist_ok=True)
+        (root / "train/labels").mkdir(parents=True, exist_ok=True)
+        for name, content in (labels if labels is not None
+                              else {"a.txt": "0 0.5 0.5 0.25 0.25\n"}).items():
+            path = root / "train/labels" / name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8", newline="")
+        yaml_path = root / "data.yaml"
+        yaml_path.write_text(yaml_text if yaml_text is not None else
+                             "train: train/images\nval: val/images\nnames: [face, car]\n",
+                             encoding="utf-8")
+        return ["data", "yolo", "--data", str(yaml_path), "-o",
+                str(folder / "out/train.record"), "--label-map", str(_label_map(folder)),
+                *extra]
+    return make
+
+
+def _tarball(folder: Path, members: dict[str, bytes | tuple[str, str]], name="m.tar.gz") -> Path:
+    """A tarball of ``members``: bytes are files, ``("sym"|"hard", target)`` links."""
+    path = folder / name
+    with tarfile.open(path, "w:gz") as archive:
+        for member, content in members.items():
+            info = tarfile.TarInfo(member)
+            if isinstance(content, tuple):
+                info.type = tarfile.SYMTYPE if content[0] == "sym" else tarfile.LNKTYPE
+                info.linkname = content[1]
+                archive.addfile(info)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+    return path
+
+
+TF2_MEMBERS = {"m/pipeline.config": b"model {}\n", "m/checkpoint/checkpoint": b"x",
+               "m/checkpoint/ckpt-0.index": b"x", "m/checkpoint/ckpt-0.data-00000-of-00001": b"x"}
+TF1_MEMBERS = {"m/pipeline.config": b"model {}\n", "m/model.ckpt.index": b"x",
+               "m/model.ckpt.data-00000-of-00001": b"x", "m/model.ckpt.meta": b"x"}
+
+
+def tar_case(members: dict, layout: str = "tf2"):
+    def make(folder: Path) -> list[str]:
+        tar = _tarball(folder, members)
+        return ["zoo", "extract", "--tarball", str(tar), "--output-dir", str(folder / "out/m"),
+                "--layout", layout]
+    return make
+
+
+def _without(members: dict, *names: str) -> dict:
+    return {k: v for k, v in members.items() if k not in names}
+
+
+def copy_ckpt_case(files: dict[str, bytes]):
+    def make(folder: Path) -> list[str]:
+        model = folder / "model"
+        for name, content in files.items():
+            (model / name).parent.mkdir(parents=True, exist_ok=True)
+            (model / name).write_bytes(content)
+        return ["zoo", "copy-checkpoint", "--model-dir", str(model), "--ckpt-dir",
+                str(folder / "out/ckpt"), "--layout", "tf2"]
+    return make
+
+
+def argv_case(*argv: str):
+    def make(folder: Path) -> list[str]:
+        return [a.replace("{tmp}", str(folder)) for a in argv]
+    return make
+
+
+def anchors_case(config_text: str | None, records: tuple[str, ...] | None = None,
+                 command: str = "coverage"):
+    def make(folder: Path) -> list[str]:
+        config = folder / "pipeline.config"
+        if config_text is not None:
+            config.write_text(config_text)
+        argv = ["anchors", command, "--pipeline_config", str(config)]
+        if records is not None:
+            paths = []
+            for name in records:
+                if name.endswith("!empty"):
+                    name = name[:-6]
+                    (folder / name).write_bytes(b"")
+                elif name.endswith("!junk"):
+                    name = name[:-5]
+                    (folder / name).write_bytes(b"not a record at all" * 10)
+                paths.append(str(folder / name))
+            argv += ["--records", *paths]
+        return argv
+    return make
+
+
+# -- the cases -----------------------------------------------------------------------------------
+
+def _ann(**changes) -> dict:
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "iscrowd": 0}
+    ann.update(changes)
+    return ann
+
+
+def cases() -> list[Case]:
+    two_images = [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+                  {"id": 2, "file_name": "b.jpg", "width": 64, "height": 48}]
+    c = Case
+    coco = [
+        c("coco_ok", coco_case(), 0),
+        c("coco_malformed_json", coco_case(text='{"images": [\n  {"id": 1,,}]}'), 2,
+          ("_annotations.coco.json:2:", "not valid JSON")),
+        c("coco_truncated_json", coco_case(text=json.dumps(_coco())[:-20]), 2,
+          ("_annotations.coco.json", "not valid JSON")),
+        c("coco_empty_file", coco_case(text=""), 2, ("_annotations.coco.json", "JSON")),
+        c("coco_top_level_list", coco_case(text="[1, 2]"), 2, ("_annotations.coco.json", "object")),
+        c("coco_missing_images", coco_case(text=json.dumps(
+            {"annotations": [], "categories": [{"id": 1, "name": "face"}]})), 2,
+          ("'images'",)),
+        c("coco_missing_annotations", coco_case(text=json.dumps(
+            {"images": [], "categories": []})), 2, ("'annotations'",)),
+        c("coco_missing_categories", coco_case(text=json.dumps(
+            {"images": [], "annotations": []})), 2, ("'categories'",)),
+        c("coco_images_not_list", coco_case(text=json.dumps(
+            {"images": {}, "annotations": [], "categories": []})), 2, ("'images'", "list")),
+        c("coco_unknown_image_id", coco_case(_coco(annotations=[_ann(image_id=7)])), 2,
+          ("annotations[0].image_id", "7")),
+        c("coco_unknown_image_id_skip", coco_case(_coco(annotations=[_ann(image_id=7)]),
+                                                  extra=("--skip-bad",)), 0,
+          log_words=("warning",)),
+        c("coco_negative_width", coco_case(_coco(annotations=[_ann(bbox=[4, 4, -3, 5])])), 2,
+          ("annotations[0].bbox", "negative")),
+        c("coco_zero_width", coco_case(_coco(annotations=[_ann(bbox=[4, 4, 0, 5])])), 0,
+          log_words=("zero width",)),
+        c("coco_bbox_outside", coco_case(_coco(annotations=[_ann(bbox=[100, 4, 5, 5])])), 2,
+          ("annotations[0].bbox", "outside")),
+        c("coco_bbox_outside_skip", coco_case(_coco(annotations=[_ann(bbox=[100, 4, 5, 5])]),
+                                              extra=("--skip-bad",)), 0,
+          log_words=("dropped images",)),
+        c("coco_bbox_string", coco_case(_coco(annotations=[_ann(bbox=[4, "4", 5, 5])])), 2,
+          ("annotations[0].bbox[1]", "number")),
+        c("coco_bbox_three", coco_case(_coco(annotations=[_ann(bbox=[4, 4, 5])])), 2,
+          ("annotations[0].bbox", "[x, y, width, height]")),
+        c("coco_bbox_null", coco_case(_coco(annotations=[_ann(bbox=None)])), 2,
+          ("annotations[0].bbox",)),
+        c("coco_bbox_nan", coco_case(text=json.dumps(_coco()).replace("[4, 4, 20, 20]",
+                                                                       "[4, NaN, 20, 20]")), 2,
+          ("_annotations.coco.json",)),
+        c("coco_missing_bbox", coco_case(_coco(annotations=[
+            {"id": 1, "image_id": 1, "category_id": 1}])), 2, ("annotations[0]", "'bbox'")),
+        c("coco_category_id_string", coco_case(_coco(annotations=[_ann(category_id="1")])), 2,
+          ("annotations[0].category_id",)),
+        c("coco_duplicate_image_id", coco_case(_coco(images=[two_images[0],
+                                                             dict(two_images[1], id=1)]),
+                                               images=("a.jpg", "b.jpg")), 2,
+          ("images[1].id", "duplicate")),
+        c("coco_duplicate_file_name", coco_case(_coco(images=[two_images[0],
+                                                              dict(two_images[1], file_name="a.jpg")])),
+          2, ("images[1]", "a.jpg", "duplicate")),
+        c("coco_unknown_category", coco_case(_coco(annotations=[_ann(category_id=9)])), 2,
+          ("annotations[0].category_id", "9")),
+        c("coco_image_missing_on_disk", coco_case(_coco(images=two_images),
+                                                  images=("a.jpg",)), 2,
+          ("images[1]", "b.jpg", "not found")),
+        c("coco_image_missing_skip", coco_case(_coco(images=two_images), images=("a.jpg",),
+                                               extra=("--skip-bad",)), 0,
+          log_words=("1 images",)),
+        c("coco_corrupt_image", _corrupt_coco_image, 2, ("images[0]", "a.jpg")),
+        c("coco_wrong_size", coco_case(_coco(images=[dict(two_images[0], width=640)])), 2,
+          ("images[0]", "640x48")),
+        c("coco_non_utf8", coco_case(text=json.dumps(_coco()).replace(
+            '"face"', '"f\\u00e9"').encode().replace(b"\\u00e9", b"\xe9")), 2,
+          ("_annotations.coco.json", "UTF-8")),
+        c("coco_bom", coco_case(text=b"\xef\xbb\xbf" + json.dumps(_coco()).encode()), 0),
+        c("coco_class_not_in_config", coco_case(_coco(categories=[{"id": 1, "name": "dog"}])),
+          2, ("dog", "classes:")),
+        c("coco_extra_class", coco_case(_coco(
+            annotations=[_ann(), _ann(id=2, category_id=3)],
+            categories=[{"id": 1, "name": "face"}, {"id": 3, "name": "dog"}])), 2,
+          ("dog", "skip_unknown_classes")),
+        c("coco_extra_class_skip", coco_case(_coco(
+            annotations=[_ann(), _ann(id=2, category_id=3)],
+            categories=[{"id": 1, "name": "face"}, {"id": 3, "name": "dog"}]),
+            extra=("--skip-unknown-classes",)), 0, log_words=("dropped boxes",)),
+        c("coco_hostile_category", coco_case(_coco(categories=[
+            {"id": 1, "name": "$(touch INJECTED); `x` \"q\""}])), 2, ("$(touch INJECTED)",)),
+        c("coco_unicode_space_path", coco_case(
+            _coco(images=[{"id": 1, "file_name": "été photo.jpg", "width": 64, "height": 48}]),
+            images=("été photo.jpg",)), 0),
+        c("coco_json_not_found", argv_case("data", "coco", "--json", "{tmp}/nope.json", "-o",
+                                           "{tmp}/out/train.record", "--label-map",
+                                           "{tmp}/lm.pbtxt"), 2, ("not found",)),
+        c("coco_json_is_dir", _coco_json_dir, 2, ("directory",)),
+        c("coco_iscrowd_2", coco_case(_coco(annotations=[_ann(iscrowd=2)])), 2,
+          ("annotations[0].iscrowd",)),
+        c("coco_annotation_not_object", coco_case(_coco(annotations=[[1, 2]])), 2,
+          ("annotations[0]", "object")),
+        c("coco_image_no_file_name", coco_case(_coco(images=[{"id": 1}])), 2,
+          ("images[0]", "'file_name'")),
+        c("coco_file_name_escapes", coco_case(_coco(images=[
+            {"id": 1, "file_name": "../../etc/passwd", "width": 64, "height": 48}])), 2,
+          ("images[0]",)),
+    ]
+    yolo = [
+        c("yolo_ok", yolo_case(), 0),
+        c("yolo_four_fields", yolo_case({"a.txt": "0 0.5 0.5 0.2\n"}), 2,
+          ("a.txt:1", "5 numbers")),
+        c("yolo_six_fields", yolo_case({"a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"}), 2,
+          ("a.txt:1", "5 numbers")),
+        c("yolo_six_fields_skip", yolo_case({"a.txt": "0 0.5 0.5 0.2 0.2 0.9\n"},
+                                            extra=("--skip-bad",)), 0,
+          log_words=("malformed label file",)),
+        c("yolo_class_out_of_range", yolo_case({"a.txt": "5 0.5 0.5 0.2 0.2\n"}), 2,
+          ("a.txt:1", "class 5")),
+        c("yolo_negative_class", yolo_case({"a.txt": "-1 0.5 0.5 0.2 0.2\n"}), 2,
+          ("a.txt:1",)),
+        c("yolo_coords_over_one", yolo_case({"a.txt": "0 32 24 10 10\n"}), 2,
+          ("a.txt:1", "normalised")),
+        c("yolo_coords_negative", yolo_case({"a.txt": "0 -0.5 0.5 0.2 0.2\n"}), 2,
+          ("a.txt:1", "normalised")),
+        c("yolo_non_numeric", yolo_case({"a.txt": "0 0.5 abc 0.2 0.2\n"}), 2,
+          ("a.txt:1", "number")),
+        c("yolo_class_name_as_id", yolo_case({"a.txt": "face 0.5 0.5 0.2 0.2\n"}), 2,
+          ("a.txt:1",)),
+        c("yolo_crlf", yolo_case({"a.txt": "0 0.5 0.5 0.2 0.2\r\n1 0.3 0.3 0.1 0.1\r\n"}), 0),
+        c("yolo_bom", yolo_case({"a.txt": "\ufeff0 0.5 0.5 0.2 0.2\n"}), 0),
+        c("yolo_non_utf8_label", yolo_case({"a.txt": b"0 0.5 0.5 0.2 0.2 \xe9\n"}), 2,
+          ("a.txt",)),
+        c("yolo_empty_label", yolo_case({"a.txt": ""}), 0),
+        c("yolo_no_names", yolo_case(yaml_text="train: train/images\nval: val/images\n"), 2,
+          ("data.yaml", "names")),
+        c("yolo_names_dict", yolo_case(
+            yaml_text="train: train/images\nval: val/images\nnames: {0: face, 1: car}\n"), 0),
+        c("yolo_names_dict_gap", yolo_case(
+            yaml_text="train: train/images\nval: val/images\nnames: {0: face, 2: car}\n"), 2,
+          ("data.yaml", "names")),
+        c("yolo_names_string", yolo_case(
+            yaml_text="train: train/images\nval: val/images\nnames: face\n"), 2,
+          ("data.yaml", "names")),
+        c("yolo_nc_mismatch", yolo_case(
+            yaml_text="train: train/images\nval: val/images\nnc: 3\nnames: [face, car]\n"), 2,
+          ("data.yaml", "nc")),
+        c("yolo_yaml_syntax", yolo_case(yaml_text="train: [train/images\nval: val\n"), 2,
+          ("data.yaml:", "YAML")),
+        c("yolo_yaml_empty", yolo_case(yaml_text=""), 2, ("data.yaml",)),
+        c("yolo_yaml_non_utf8", _yolo_yaml_bytes(b"names: [f\xe9]\ntrain: train/images\n"
+                                                 b"val: val/images\n"), 2,
+          ("data.yaml", "UTF-8")),
+        c("yolo_yaml_bom", _yolo_yaml_bytes(b"\xef\xbb\xbftrain: train/images\nval: val/images\n"
+                                            b"names: [face, car]\n"), 0),
+        c("yolo_train_missing", yolo_case(
+            yaml_text="train: nowhere/images\nval: val/images\nnames: [face]\n"), 2,
+          ("data.yaml", "nowhere/images", "not found")),
+        c("yolo_no_val", yolo_case(yaml_text="train: train/images\nnames: [face]\n"), 2,
+          ("data.yaml", "'val'")),
+        c("yolo_yaml_not_found", argv_case("data", "yolo", "--data", "{tmp}/nope.yaml", "-o",
+                                           "{tmp}/out/train.record", "--label-map",
+                                           "{tmp}/lm.pbtxt"), 2, ("not found",)),
+        c("yolo_yaml_is_dir", _yolo_yaml_dir, 2, ("directory",)),
+        c("yolo_class_not_in_config", yolo_case(
+            yaml_text="train: train/images\nval: val/images\nnames: [dog]\n"), 2,
+          ("dog", "classes:")),
+        c("yolo_unicode_space_path", yolo_case(folder_name="my données", images=("é 1.jpg",),
+                                               labels={"é 1.txt": "0 0.5 0.5 0.2 0.2\n"}), 0),
+        c("yolo_corrupt_image", _yolo_corrupt_image, 2, ("a.jpg",)),
+        c("yolo_corrupt_image_skip", _yolo_corrupt_image_skip, 0,
+          log_words=("missing or unreadable image",)),
+        c("yolo_symlink_loop", _yolo_symlink_loop, 2, ("images",)),
+        c("yolo_bmp_image", yolo_case(images=("a.jpg", "b.bmp")), 2, ("b.bmp", "JPEG")),
+        c("yolo_no_data_no_images", argv_case("data", "yolo", "-o", "{tmp}/out/train.record",
+                                              "--label-map", "{tmp}/lm.pbtxt"), 2,
+          ("--data",)),
+    ]
+    tar = [
+        c("tar_tf2_ok", tar_case(TF2_MEMBERS), 0, output=""),
+        c("tar_tf2_missing_index", tar_case(_without(TF2_MEMBERS, "m/checkpoint/ckpt-0.index")),
+          2, ("ckpt-0.index",), output="out/m"),
+        c("tar_tf2_missing_data", tar_case(_without(
+            TF2_MEMBERS, "m/checkpoint/ckpt-0.data-00000-of-00001")), 2,
+          ("ckpt-0.data",), output="out/m"),
+        c("tar_tf1_given_as_tf2", tar_case(TF1_MEMBERS), 2, ("tf1",), output="out/m"),
+        c("tar_tf2_given_as_tf1", tar_case(TF2_MEMBERS, layout="tf1"), 2, ("tf2",),
+          output="out/m"),
+        c("tar_dotdot_config", tar_case({**_without(TF2_MEMBERS, "m/pipeline.config"),
+                                         "m/../pipeline.config": b"model {}"}), 2,
+          ("pipeline.config",), output="out/m"),
+        c("tar_symlink_config", tar_case({**_without(TF2_MEMBERS, "m/pipeline.config"),
+                                          "m/pipeline.config": ("sym", "/etc/passwd")}), 2,
+          ("link",), output="out/m"),
+        c("tar_hardlink_index", tar_case({**_without(TF2_MEMBERS, "m/checkpoint/ckpt-0.index"),
+                                          "m/checkpoint/ckpt-0.index": ("hard", "/etc/passwd")}),
+          2, ("link",), output="out/m"),
+        c("tar_not_a_tar", _not_a_tar, 2, ("tar",), output="out/m"),
+        c("tar_truncated", _truncated_tar, 2, ("complete",), output="out/m"),
+        c("tar_not_found", argv_case("zoo", "extract", "--tarball", "{tmp}/none.tar.gz",
+                                     "--output-dir", "{tmp}/out/m", "--layout", "tf2"), 2,
+          ("not found",), output="out/m"),
+        c("copy_ckpt_missing_data", copy_ckpt_case({
+            "checkpoint/ckpt-0.index": b"x", "pipeline.config": b""}), 2,
+          ("ckpt-0.data",), output="out/ckpt"),
+        c("copy_ckpt_no_model_dir", argv_case("zoo", "copy-checkpoint", "--model-dir",
+                                              "{tmp}/none", "--ckpt-dir", "{tmp}/out/ckpt",
+                                              "--layout", "tf2"), 2, ("none",),
+          output="out/ckpt"),
+    ]
+    anchors = [
+        c("anchors_config_missing", anchors_case(None), 2, ("pipeline.config",), output=""),
+        c("anchors_config_garbage", anchors_case("model { ssd { nonsense: 1 } }"), 2,
+          ("pipeline.config",), output=""),
+        c("anchors_records_missing", anchors_case(_MINI_CONFIG, ("none.record",)), 2,
+          ("none.record",), output=""),
+        c("anchors_records_empty", anchors_case(_MINI_CONFIG, ("e.record!empty",)), 2,
+          ("e.record",), output=""),
+        c("anchors_records_junk", anchors_case(_MINI_CONFIG, ("j.record!junk",)), 2,
+          ("j.record",), output=""),
+        c("anchors_fit_records_junk", anchors_case(_MINI_CONFIG, ("j.record!junk",), "fit"), 2,
+          ("j.record",), output=""),
+    ]
+    scripts = [
+        c("tf2_train_no_pipeline", argv_case("--model_dir={tmp}/ckpt"), 2,
+          ("pipeline_config_path",), output="ckpt", command="model_main_tf2"),
+        c("tf2_train_config_missing", argv_case("--model_dir={tmp}/ckpt",
+                                                "--pipeline_config_path={tmp}/none.config"), 2,
+          ("none.config",), output="ckpt", command="model_main_tf2"),
+        c("tf2_eval_checkpoint_dir_missing", argv_case(
+            "--model_dir={tmp}/ckpt", "--pipeline_config_path={tmp}/none.config",
+            "--checkpoint_dir={tmp}/nockpt"), 2, ("nockpt",), output="ckpt",
+          command="model_main_tf2"),
+        c("tf2_train_bad_steps", argv_case("--model_dir={tmp}/ckpt",
+                                           "--pipeline_config_path={tmp}/p.config",
+                                           "--num_train_steps=ten"), 2,
+          ("num_train_steps",), output="ckpt", command="model_main_tf2"),
+        c("tf2_export_no_flags", argv_case(), 2, ("--",), output="", command="exporter_main_v2"),
+        c("tf2_export_ckpt_dir_missing", argv_case(
+            "--input_type=image_tensor", "--pipeline_config_path={tmp}/none.config",
+            "--trained_checkpoint_dir={tmp}/nockpt", "--output_directory={tmp}/out/e"), 2,
+          ("nockpt",), output="out/e", command="exporter_main_v2"),
+        c("tf2_export_bad_input_type", argv_case(
+            "--input_type=float_tensor_x", "--pipeline_config_path={tmp}/p.config",
+            "--trained_checkpoint_dir={tmp}/ckpt", "--output_directory={tmp}/out/e"), 2,
+          ("input_type",), output="out/e", command="exporter_main_v2"),
+    ]
+    return coco + yolo + tar + anchors + scripts
+
+
+_MINI_CONFIG = """model { ssd { num_classes: 1 image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
+  feature_extractor { type: "ssd_mobilenet_v1" depth_multiplier: 0.25 min_depth: 8
+    conv_hyperparams { regularizer { l2_regularizer {} } initializer { truncated_normal_initializer {} } } }
+  box_coder { faster_rcnn_box_coder { y_scale: 10 x_scale: 10 height_scale: 5 width_scale: 5 } }
+  matcher { argmax_matcher { matched_threshold: 0.5 unmatched_threshold: 0.5 } }
+  similarity_calculator { iou_similarity {} }
+  anchor_generator { ssd_anchor_generator { num_layers: 6 min_scale: 0.2 max_scale: 0.95
+    aspect_ratios: 1.0 } }
+  box_predictor { convolutional_box_predictor { kernel_size: 1 box_code_size: 4
+    conv_hyperparams { regularizer { l2_regularizer {} } initializer { truncated_normal_initializer {} } } } }
+  loss { classification_loss { weighted_sigmoid {} } localization_loss { weighted_smooth_l1 {} } }
+  post_processing { batch_non_max_suppression { score_threshold: 0.1 iou_threshold: 0.5
+    max_detections_per_class: 10 max_total_detections: 10 } score_converter: SIGMOID }
+} }
+train_config { batch_size: 1 }
+"""
+
+
+def _corrupt_coco_image(folder: Path) -> list[str]:
+    argv = coco_case()(folder)
+    image = folder / "train/a.jpg"
+    image.write_bytes(image.read_bytes()[:200])
+    return argv
+
+
+def _coco_json_dir(folder: Path) -> list[str]:
+    argv = coco_case()(folder)
+    (folder / "dir.json").mkdir()
+    argv[argv.index("--json") + 1] = str(folder / "dir.json")
+    return argv
+
+
+def _yolo_yaml_bytes(content: bytes):
+    def make(folder: Path) -> list[str]:
+        argv = yolo_case()(folder)
+        (folder / "ds/data.yaml").write_bytes(content)
+        return argv
+    return make
+
+
+def _yolo_yaml_dir(folder: Path) -> list[str]:
+    argv = yolo_case()(folder)
+    (folder / "d.yaml").mkdir()
+    argv[argv.index("--data") + 1] = str(folder / "d.yaml")
+    return argv
+
+
+def _yolo_corrupt_image(folder: Path) -> list[str]:
+    argv = yolo_case()(folder)
+    image = folder / "ds/train/images/a.jpg"
+    image.write_bytes(image.read_bytes()[:200])
+    return argv
+
+
+def _yolo_corrupt_image_skip(folder: Path) -> list[str]:
+    return [*_yolo_corrupt_image(folder), "--skip-bad"]
+
+
+def _yolo_symlink_loop(folder: Path) -> list[str]:
+    argv = yolo_case()(folder)
+    os.symlink(".", folder / "ds/train/images/loop")
+    return argv
+
+
+def _not_a_tar(folder: Path) -> list[str]:
+    (folder / "m.tar.gz").write_bytes(b"<html>404 Not Found</html>")
+    return ["zoo", "extract", "--tarball", str(folder / "m.tar.gz"), "--output-dir",
+            str(folder / "out/m"), "--layout", "tf2"]
+
+
+def _truncated_tar(folder: Path) -> list[str]:
+    big = {**TF2_MEMBERS, "m/checkpoint/ckpt-0.data-00000-of-00001": random_jpeg(256, 256)}
+    tar = _tarball(folder, big)
+    tar.write_bytes(tar.read_bytes()[: tar.stat().st_size // 2])
+    return ["zoo", "extract", "--tarball", str(tar), "--output-dir", str(folder / "out/m"),
+            "--layout", "tf2"]
+
+
+# -- running -------------------------------------------------------------------------------------
+
+def _entry(command: str):
+    if command == "model_main_tf2":
+        from odflow.train.tf2_flags import main
+        return main
+    if command == "exporter_main_v2":
+        from odflow.export.tf2_flags import main
+        return main
+    from odflow.cli import main
+    return main
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` (links not followed): the user's inputs."""
+    found = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = Path(root, name)
+            if path.is_file() and not path.is_symlink():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def run_case(case: Case, folder: Path) -> Outcome:
+    """Build the case's input in ``folder``, run it, and list what is wrong."""
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = case.make(folder)
+    before = _snapshot(folder)
+    stderr = io.StringIO()
+    code: int | None
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = _entry(case.command)(argv)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 2
+        except BaseException:  # noqa: BLE001 - a traceback is what the probe looks for
+            traceback.print_exc(file=stderr)
+            code = None
+    import logging
+    for handler in logging.getLogger().handlers[:]:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    text = stderr.getvalue()
+    outcome = Outcome(case, code, text)
+    if "Traceback (most recent call last)" in text:
+        outcome.problems.append("traceback")
+    if code != case.exit_code:
+        outcome.problems.append(f"exit {code}, expected {case.exit_code}")
+    if case.exit_code != 0:
+        error_lines = [line for line in text.splitlines() if line.startswith("error:")
+                       or line.startswith("usage:") or ": error:" in line]
+        message = "\n".join(error_lines) or text
+        missing = [w for w in case.words if w.lower() not in message.lower()]
+        if missing:
+            outcome.problems.append(f"message lacks {missing}")
+        if case.output and (folder / case.output).exists():
+            outcome.problems.append(f"{case.output} written")
+        leftovers = [p for p in (folder / "out").rglob("*") if p.is_file()] \
+            if (folder / "out").is_dir() and case.output.startswith("out") else []
+        if leftovers:
+            outcome.problems.append(f"left {[p.name for p in leftovers]}")
+    else:
+        missing = [w for w in case.log_words if w.lower() not in text.lower()]
+        if missing:
+            outcome.problems.append(f"log lacks {missing}")
+    after = _snapshot(folder)
+    changed = [p for p, digest in before.items() if after.get(p) != digest]
+    if changed:
+        outcome.problems.append(f"inputs changed: {changed}")
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", default="", help="run only the cases whose id holds this")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    selected = [case for case in cases() if args.k in case.id]
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in selected:
+            outcome = run_case(case, Path(tmp) / case.id)
+            failed += not outcome.passed
+            last = [line for line in outcome.stderr.strip().splitlines() if line][-1:] or [""]
+            status = "ok" if outcome.passed else "FAIL " + "; ".join(outcome.problems)
+            print(f"{case.id:34s} exit={outcome.exit_code!s:4s} {status}\n"
+                  f"{'':34s} {last[0][:160]}")
+    print(f"{len(selected) - failed}/{len(selected)} passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
