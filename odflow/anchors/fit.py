@@ -243,10 +243,11 @@ def apply_fitted_anchors(config: pipeline_pb2.TrainEvalPipelineConfig,
     """``config`` with its anchors fitted to its own training records (``anchors.fit: true``
     in the workflow); logs the coverage before and after, the lines applied and, when the
     head's shapes change, that its restored weights are dropped."""
-    from odflow.anchors.groundtruth import read_boxes
+    from odflow.anchors.groundtruth import read_boxes, require_boxes
     from odflow.anchors.measure import train_record_paths
 
     groundtruth = read_boxes(train_record_paths(config), config.model.ssd.num_classes)
+    require_boxes(groundtruth, config.model.ssd.num_classes)
     boxes = boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes)
     result = fit_anchors(config, boxes, max_boxes=max_boxes)
     log.info("anchors fit: before, %s", result.before.line())
