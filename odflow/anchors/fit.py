@@ -152,8 +152,8 @@ def _search_space(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarra
             out += [f"{prefix}.min_scale={_number(values['min_scale'])}",
                     f"{prefix}.max_scale={_number(values['max_scale'])}",
                     f"{prefix}.aspect_ratios={_ratio_list(values['aspect_ratios'])}",
-                    f"{prefix}.reduce_boxes_in_lowest_layer="
-                    f"{str(values['reduce_boxes_in_lowest_layer']).lower()}"]
+                    (f"{prefix}.reduce_boxes_in_lowest_layer="
+                     f"{str(values['reduce_boxes_in_lowest_layer']).lower()}")]
             return out
         return space, start, lines
     if which == "multiscale_anchor_generator":

@@ -210,7 +210,7 @@ def draw_box_stats(path: Path, groundtruth: GroundTruth, boxes: np.ndarray,
     ok = (widths > 0) & (heights > 0)
     if ok.any():
         edges = np.linspace(0, max(width, height), 41)
-        counts, _, _, mesh = sizes.hist2d(widths[ok], heights[ok], bins=[edges, edges],
+        _, _, _, mesh = sizes.hist2d(widths[ok], heights[ok], bins=[edges, edges],
                                           cmin=1, cmap="viridis")
         figure.colorbar(mesh, ax=sizes, label="boxes")
         ratio = widths[ok] / heights[ok]
