@@ -444,7 +444,97 @@ def cases() -> list[Case]:
             "--trained_checkpoint_dir={tmp}/ckpt", "--output_directory={tmp}/out/e"), 2,
           ("input_type",), output="out/e", command="exporter_main_v2"),
     ]
-    return coco + yolo + tar + anchors + scripts
+    checkpoints = [
+        c("ckpt_v2_ok", ckpt_case(), 0, output="", command="restore"),
+        c("ckpt_missing_index", ckpt_case(remove="ckpt-0.index"), 2, ("ckpt-0.index",),
+          output="", command="restore"),
+        c("ckpt_missing_data", ckpt_case(remove="ckpt-0.data-00000-of-00001"), 2,
+          ("ckpt-0", "data"), output="", command="restore"),
+        c("ckpt_truncated_data", ckpt_case(truncate=True), 2, ("ckpt-0",), output="",
+          command="restore"),
+        c("ckpt_v2_given_as_v1", ckpt_case(version=1), 2,
+          ("fine_tune_checkpoint_version", "V2"), output="", command="restore"),
+        c("ckpt_v1_given_as_v2", ckpt_case(kind="v1", version=2), 2,
+          ("fine_tune_checkpoint_version", "V1"), output="", command="restore"),
+        c("ckpt_other_architecture", ckpt_case(architecture=OTHER_ARCHITECTURE), 2,
+          ("does not fit this model", "feature extractor type"), output="",
+          command="restore"),
+        c("ckpt_detection_as_classification", ckpt_case(checkpoint_type="classification"), 2,
+          ("fine_tune_checkpoint_type", "detection"), output="", command="restore"),
+        c("ckpt_type_unknown", ckpt_case(checkpoint_type="everything"), 2,
+          ("fine_tune_checkpoint_type",), output="", command="restore"),
+    ]
+    return coco + yolo + tar + anchors + scripts + checkpoints
+
+
+# -- TF2 checkpoints (restored as ``odflow train`` does for fine_tune_checkpoint) ----------------
+
+#: The checkpoints' architecture (a starter model: small and built offline), and another one.
+ARCHITECTURE = "ssd_mobilenet_v2_keras"
+OTHER_ARCHITECTURE = "ssd_mobilenet_v1_fpn_keras"
+_CACHE: dict[tuple[str, str], object] = {}
+
+
+def _starter_text(architecture: str) -> str:
+    from odflow.workflow.starter import starter_pipeline_text
+
+    return starter_pipeline_text(depth_multiplier=0.25, image_size=64, num_classes=1,
+                                 architecture=architecture)
+
+
+def _model(architecture: str):
+    """The odflow model of a small starter config (built once per process)."""
+    if ("model", architecture) not in _CACHE:
+        from odflow.config import loads
+        from odflow.model.builder import build
+
+        _CACHE["model", architecture] = build(loads(_starter_text(architecture)).model,
+                                              is_training=False)
+    return _CACHE["model", architecture]
+
+
+def _checkpoint_files(kind: str) -> dict[str, bytes]:
+    """The files of a starter checkpoint: ``v2`` object-based ``ckpt-0.*`` (the TF2 zoo's),
+    ``v1`` name-based ``model.ckpt.*`` (the TF1 zoo's); written once per process."""
+    if ("files", kind) not in _CACHE:
+        import tempfile
+
+        from odflow.workflow.starter import write_starter_checkpoint, write_starter_checkpoint_v2
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write = write_starter_checkpoint_v2 if kind == "v2" else write_starter_checkpoint
+            write(_starter_text(ARCHITECTURE if kind == "v2" else "ssd_mobilenet_v1"),
+                  Path(tmp), 7)
+            _CACHE["files", kind] = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+    return _CACHE["files", kind]  # type: ignore[return-value]
+
+
+def ckpt_case(kind: str = "v2", *, remove: str = "", truncate: bool = False,
+              architecture: str = ARCHITECTURE, checkpoint_type: str = "detection",
+              version: int | None = None):
+    def make(folder: Path) -> list[str]:
+        ckpt = folder / "ckpt"
+        ckpt.mkdir()
+        for name, content in _checkpoint_files(kind).items():
+            if name != remove:
+                (ckpt / name).write_bytes(content[: len(content) // 2]
+                                          if truncate and ".data-" in name else content)
+        prefix = ckpt / ("ckpt-0" if kind == "v2" else "model.ckpt")
+        return [str(prefix), architecture, checkpoint_type,
+                str(version if version is not None else (2 if kind == "v2" else 1))]
+    return make
+
+
+def _restore_main(argv: list[str]) -> int:
+    """``restore_for_version`` as training's fine-tune restore calls it, as a command."""
+    from odflow.model.tf2_checkpoint import restore_for_version
+    from odflow.utils.cli import run_cli
+
+    def run(args) -> int:
+        path, architecture, checkpoint_type, version = args
+        restore_for_version(_model(architecture), path, checkpoint_type, int(version))
+        return 0
+    return run_cli(run, argv)
 
 
 _MINI_CONFIG = """model { ssd { num_classes: 1 image_resizer { fixed_shape_resizer { height: 64 width: 64 } }
@@ -543,6 +633,8 @@ def _truncated_tar(folder: Path) -> list[str]:
 # -- running -------------------------------------------------------------------------------------
 
 def _entry(command: str):
+    if command == "restore":
+        return _restore_main
     if command == "model_main_tf2":
         from odflow.train.tf2_flags import main
         return main
