@@ -661,6 +661,10 @@ def run_case(case: Case, folder: Path) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
     argv = case.make(folder)
     before = _snapshot(folder)
+    import logging
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
     stderr = io.StringIO()
     code: int | None
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
@@ -671,10 +675,10 @@ def run_case(case: Case, folder: Path) -> Outcome:
         except BaseException:  # noqa: BLE001 - a traceback is what the probe looks for
             traceback.print_exc(file=stderr)
             code = None
-    import logging
-    for handler in logging.getLogger().handlers[:]:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+    for handler in root.handlers[:]:  # the CLI's handlers write to the closed StringIO
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
     text = stderr.getvalue()
     outcome = Outcome(case, code, text)
     if "Traceback (most recent call last)" in text:
