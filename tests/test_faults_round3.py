@@ -94,3 +94,12 @@ def test_copy_checkpoint_writes_nothing_when_a_file_is_missing(tmp_path):
     with pytest.raises(OdflowError, match="ckpt-0.data-00000-of-00001 does not exist"):
         copy_checkpoint(model, tmp_path / "ckpt", layout=TF2)
     assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.slow
+def test_workflow_plans_refuse_bad_datasets(tmp_path):
+    """The same mistakes in config.yaml: ``snakemake -n`` stops with the file and the fix
+    (one batch of dry runs, about 8 s)."""
+    outcomes = fault_probe.run_workflow_cases(tmp_path)
+    failed = {o.case.id: (o.problems, o.stderr[-1500:]) for o in outcomes if not o.passed}
+    assert not failed

@@ -709,19 +709,96 @@ def run_case(case: Case, folder: Path) -> Outcome:
     return outcome
 
 
+# -- the same inputs through ``snakemake -n`` (the config a user writes) -----------------------
+
+@dataclass
+class WorkflowCase:
+    """A ``dataset`` setting and what ``snakemake -n`` must say (non-zero exit, no traceback)."""
+
+    id: str
+    make: Callable[[Path], dict]     # writes the data in the folder; returns ``dataset``
+    words: tuple[str, ...]
+
+
+def _yolo_dataset(yaml_bytes: bytes | None):
+    def make(folder: Path) -> dict:
+        write_random_jpeg(folder / "ds/train/images/a.jpg", 64, 48)
+        (folder / "ds/val/images").mkdir(parents=True)
+        data = folder / "ds/data.yaml"
+        if yaml_bytes is None:
+            data.mkdir()
+        else:
+            data.write_bytes(yaml_bytes)
+        return {"source": "yolo", "yolo": {"data": str(data)}}
+    return make
+
+
+def workflow_cases() -> list[WorkflowCase]:
+    return [
+        WorkflowCase("wf_coco_json_missing", lambda folder: {
+            "source": "coco", "coco": {"train_json": str(folder / "none/train.json"),
+                                       "val_json": str(folder / "none/val.json")}},
+                     ("Missing input files", "none/val.json")),
+        WorkflowCase("wf_coco_json_unset", lambda folder: {"source": "coco"},
+                     ("dataset.coco.val_json is not set",)),
+        WorkflowCase("wf_yolo_no_names", _yolo_dataset(
+            b"train: train/images\nval: val/images\n"), ("data.yaml", "names")),
+        WorkflowCase("wf_yolo_yaml_not_utf8", _yolo_dataset(
+            b"train: train/images\nval: val/images\nnames: [f\xe9]\n"), ("data.yaml", "UTF-8")),
+        WorkflowCase("wf_yolo_yaml_is_dir", _yolo_dataset(None), ("data.yaml", "directory")),
+        WorkflowCase("wf_yolo_train_missing", _yolo_dataset(
+            b"train: nowhere/images\nval: val/images\nnames: [face]\n"),
+                     ("nowhere/images", "not found")),
+    ]
+
+
+def run_workflow_cases(folder: Path) -> list[Outcome]:
+    """Plan each case with ``snakemake -n`` (one batch: one Snakemake import)."""
+    from tests.support.dry_runs import dry_runs
+    from tests.support.workflow import tiny_config, write_config
+
+    plans = []
+    selected = workflow_cases()
+    for case in selected:
+        workdir = folder / case.id
+        workdir.mkdir(parents=True)
+        dataset = case.make(workdir)
+        plans.append((workdir, write_config(workdir, tiny_config(dataset=dataset)), ["all"]))
+    outcomes = []
+    for case, result in zip(selected, dry_runs(plans), strict=True):
+        probe = Case(case.id, argv_case(), 1, case.words)
+        outcome = Outcome(probe, result.returncode, result.output)
+        if result.returncode == 0:
+            outcome.problems.append("exit 0")
+        if "Traceback (most recent call last)" in result.output:
+            outcome.problems.append("traceback")
+        missing = [w for w in case.words if w.lower() not in result.output.lower()]
+        if missing:
+            outcome.problems.append(f"message lacks {missing}")
+        outcomes.append(outcome)
+    return outcomes
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default="", help="run only the cases whose id holds this")
-    args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser.add_argument("--snakemake", action="store_true",
+                        help="also plan the workflow cases with snakemake -n")
+    args = parser.parse_args(argv)
     selected = [case for case in cases() if args.k in case.id]
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for case in selected:
-            outcome = run_case(case, Path(tmp) / case.id)
+        outcomes = [run_case(case, Path(tmp) / case.id) for case in selected]
+        if args.snakemake:
+            planned = [c for c in workflow_cases() if args.k in c.id]
+            selected += planned
+            outcomes = [*outcomes, *run_workflow_cases(Path(tmp) / "workflow")]
+        for outcome in outcomes:
+            case = outcome.case
             failed += not outcome.passed
             last = [line for line in outcome.stderr.strip().splitlines() if line][-1:] or [""]
             status = "ok" if outcome.passed else "FAIL " + "; ".join(outcome.problems)
