@@ -18,8 +18,9 @@ from tests.support import fault_probe
 from tests.support.images import write_random_jpeg
 
 CASES = fault_probe.cases()
-#: Cases that build models or write checkpoints (a few seconds each on first use).
-SLOW = {case.id for case in CASES if case.command == "restore"}
+#: Cases that build models, write checkpoints or read records through the input pipeline
+#: (seconds each on first use).
+SLOW = {case.id for case in CASES if case.command == "restore" or case.id.startswith("preview")}
 
 
 @pytest.mark.parametrize(
@@ -103,3 +104,20 @@ def test_workflow_plans_refuse_bad_datasets(tmp_path):
     outcomes = fault_probe.run_workflow_cases(tmp_path)
     failed = {o.case.id: (o.problems, o.stderr[-1500:]) for o in outcomes if not o.passed}
     assert not failed
+
+
+@pytest.mark.parametrize("case_id", ["yolo_hostile_names", "coco_hostile_names"])
+def test_hostile_class_names_reach_the_records_exactly(case_id, tmp_path):
+    """Names with shell syntax, quotes, a leading dash and accents are data: the records'
+    class/text holds them byte for byte, with the label map's ids (1, 2: the names' order)."""
+    import tensorflow as tf
+
+    case = next(c for c in CASES if c.id == case_id)
+    outcome = fault_probe.run_case(case, tmp_path)
+    assert outcome.passed, outcome.problems
+    (record,) = tf.data.TFRecordDataset(str(tmp_path / "out/train.record")).as_numpy_iterator()
+    features = tf.train.Example.FromString(record).features.feature
+    texts = [t.decode() for t in features["image/object/class/text"].bytes_list.value]
+    labels = list(features["image/object/class/label"].int64_list.value)
+    assert sorted(zip(labels, texts)) == [(1, fault_probe.HOSTILE[0]), (2, fault_probe.HOSTILE[1])]
+    assert not list(tmp_path.rglob("INJECTED"))

@@ -62,9 +62,15 @@ class Outcome:
 LABEL_MAP = "item {\n  id: 1\n  name: 'face'\n}\nitem {\n  id: 2\n  name: 'car'\n}\n"
 
 
-def _label_map(folder: Path, text: str = LABEL_MAP) -> Path:
+def _label_map(folder: Path, names: list[str] | None = None) -> Path:
+    """``face`` and ``car`` (ids 1, 2), or ``names`` written by odflow's label-map writer."""
     path = folder / "label_map.pbtxt"
-    path.write_text(text)
+    if names is None:
+        path.write_text(LABEL_MAP)
+    else:
+        from odflow import label_map
+
+        label_map.write(path, names)
     return path
 
 
@@ -79,7 +85,8 @@ def _coco(images=None, annotations=None, categories=None) -> dict:
 
 
 def coco_case(data=None, *, text: str | bytes | None = None, images=("a.jpg",),
-              extra: tuple[str, ...] = (), json_name: str = "_annotations.coco.json"):
+              extra: tuple[str, ...] = (), json_name: str = "_annotations.coco.json",
+              label_map: list[str] | None = None):
     """A Roboflow-layout COCO folder: the JSON with 64x48 JPEGs beside it."""
     def make(folder: Path) -> list[str]:
         data_dir = folder / "train"
@@ -93,12 +100,13 @@ def coco_case(data=None, *, text: str | bytes | None = None, images=("a.jpg",),
         else:
             json_path.write_bytes(content)
         return ["data", "coco", "--json", str(json_path), "-o", str(folder / "out/train.record"),
-                "--label-map", str(_label_map(folder)), *extra]
+                "--label-map", str(_label_map(folder, label_map)), *extra]
     return make
 
 
 def yolo_case(labels: dict[str, str | bytes] | None = None, *, yaml_text: str | None = None,
-              images=("a.jpg",), extra: tuple[str, ...] = (), folder_name: str = "ds"):
+              images=("a.jpg",), extra: tuple[str, ...] = (), folder_name: str = "ds",
+              label_map: list[str] | None = None):
     """An Ultralytics layout: data.yaml, train/images/*.jpg, train/labels/*.txt."""
     def make(folder: Path) -> list[str]:
         root = folder / folder_name
@@ -118,8 +126,8 @@ def yolo_case(labels: dict[str, str | bytes] | None = None, *, yaml_text: str | 
                              "train: train/images\nval: val/images\nnames: [face, car]\n",
                              encoding="utf-8")
         return ["data", "yolo", "--data", str(yaml_path), "-o",
-                str(folder / "out/train.record"), "--label-map", str(_label_map(folder)),
-                *extra]
+                str(folder / "out/train.record"), "--label-map",
+                str(_label_map(folder, label_map)), *extra]
     return make
 
 
@@ -464,7 +472,80 @@ def cases() -> list[Case]:
         c("ckpt_type_unknown", ckpt_case(checkpoint_type="everything"), 2,
           ("fine_tune_checkpoint_type",), output="", command="restore"),
     ]
-    return coco + yolo + tar + anchors + scripts + checkpoints
+    preview = [
+        c("preview_config_missing", preview_case(config=False), 2, ("pipeline.config",),
+          output="out/plots"),
+        c("preview_train_records_missing", preview_case(train="none.record"), 2,
+          ("none.record",), output="out/plots"),
+        c("preview_val_records_missing", preview_case(val="none.record"), 2,
+          ("none.record",), output="out/plots"),
+        c("preview_num_images_zero", preview_case(extra=("--num-images", "0")), 2,
+          ("--num-images",), output="out/plots"),
+    ]
+    best = [
+        c("best_metrics_missing", best_case(best=None), 2, ("best.json", "not found"),
+          output="out/metrics.json", command="exported_metrics"),
+        c("best_metrics_not_json", best_case(best="{not json"), 2, ("best.json",),
+          output="out/metrics.json", command="exported_metrics"),
+        c("best_metrics_wrong_shape", best_case(best='{"global_step": 3}'), 2,
+          ("best.json", "metrics"), output="out/metrics.json", command="exported_metrics"),
+        c("best_checkpoint_unknown", best_case(checkpoint="bestest"), 2, ("--checkpoint",),
+          output="out/metrics.json", command="exported_metrics"),
+        c("best_ok", best_case(), 0, output="", command="exported_metrics"),
+    ]
+    hostile = [
+        c("yolo_hostile_names", yolo_case(
+            {"a.txt": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"},
+            yaml_text=f"train: train/images\nval: val/images\nnames: {json.dumps(HOSTILE)}\n",
+            label_map=HOSTILE), 0, log_words=("1 images, 2 boxes",)),
+        c("coco_hostile_names", coco_case(_coco(
+            annotations=[_ann(), _ann(id=2, category_id=2)],
+            categories=[{"id": 1, "name": HOSTILE[0]}, {"id": 2, "name": HOSTILE[1]}]),
+            label_map=HOSTILE), 0, log_words=("1 images, 2 boxes",)),
+    ]
+    return coco + yolo + tar + anchors + scripts + checkpoints + preview + best + hostile
+
+
+#: Class names that must stay data: shell syntax, quotes, a leading dash, non-ASCII, spaces.
+HOSTILE = ["$(touch INJECTED) `id`", "-x it's \"été\"; rm -rf"]
+
+
+def preview_case(*, config: bool = True, train: str = "train.record", val: str = "train.record",
+                 extra: tuple[str, ...] = ()):
+    """``odflow data preview`` of a pipeline config whose records come from ``coco_case``."""
+    def make(folder: Path) -> list[str]:
+        argv = coco_case()(folder)
+        from odflow.data.cli import run
+
+        run(argv[1:])
+        records = folder / "out/train.record"
+        records.rename(folder / "train.record")
+        (folder / "out/train.record.summary.json").unlink()
+        label_map = folder / "label_map.pbtxt"
+        readers = "".join(
+            f'{name} {{ label_map_path: "{label_map}" '
+            f'tf_record_input_reader {{ input_path: "{folder / path}" }} }}\n'
+            for name, path in (("train_input_reader", train), ("eval_input_reader", val)))
+        if config:
+            (folder / "pipeline.config").write_text(_MINI_CONFIG.replace("num_classes: 1",
+                                                                         "num_classes: 2")
+                                                    + readers)
+        return ["data", "preview", "--pipeline_config", str(folder / "pipeline.config"),
+                "--output_dir", str(folder / "out/plots"), *extra]
+    return make
+
+
+def best_case(*, best: str | None = "", checkpoint: str = "best"):
+    """``scripts/exported_metrics.py`` (``export.checkpoint``) with the two metrics JSONs."""
+    good = ('{"global_step": %d, "metrics": {"DetectionBoxes_Precision/mAP": %s}}')
+
+    def make(folder: Path) -> list[str]:
+        (folder / "last.json").write_text(good % (6, "0.1"))
+        if best is not None:
+            (folder / "best.json").write_text(best or good % (3, "0.2"))
+        return ["--last", str(folder / "last.json"), "--best", str(folder / "best.json"),
+                "--checkpoint", checkpoint, "--output", str(folder / "out/metrics.json")]
+    return make
 
 
 # -- TF2 checkpoints (restored as ``odflow train`` does for fine_tune_checkpoint) ----------------
@@ -635,6 +716,9 @@ def _truncated_tar(folder: Path) -> list[str]:
 def _entry(command: str):
     if command == "restore":
         return _restore_main
+    if command == "exported_metrics":
+        from odflow.train.best import main as exported_metrics
+        return exported_metrics
     if command == "model_main_tf2":
         from odflow.train.tf2_flags import main
         return main
@@ -713,11 +797,12 @@ def run_case(case: Case, folder: Path) -> Outcome:
 
 @dataclass
 class WorkflowCase:
-    """A ``dataset`` setting and what ``snakemake -n`` must say (non-zero exit, no traceback)."""
+    """A setting and what ``snakemake -n`` must say (non-zero exit, no traceback)."""
 
     id: str
     make: Callable[[Path], dict]     # writes the data in the folder; returns ``dataset``
     words: tuple[str, ...]
+    changes: dict = field(default_factory=dict)   # other sections of the config
 
 
 def _yolo_dataset(yaml_bytes: bytes | None):
@@ -749,7 +834,20 @@ def workflow_cases() -> list[WorkflowCase]:
         WorkflowCase("wf_yolo_train_missing", _yolo_dataset(
             b"train: nowhere/images\nval: val/images\nnames: [face]\n"),
                      ("nowhere/images", "not found")),
+        WorkflowCase("wf_export_checkpoint_unknown", _synthetic, ("export", "checkpoint"),
+                     {"export": {"checkpoint": "bestest"}}),
+        WorkflowCase("wf_clip_before_nms_string", _synthetic, ("clip_before_nms",),
+                     {"postprocess": {"clip_before_nms": "yes please"}}),
+        WorkflowCase("wf_anchors_fit_string", _synthetic, ("fit",),
+                     {"anchors": {"fit": "maybe"}}),
+        WorkflowCase("wf_model_layout_unknown", _synthetic, ("layout",),
+                     {"model": {"layout": "tf3"}}),
     ]
+
+
+def _synthetic(folder: Path) -> dict:
+    del folder
+    return {"source": "synthetic"}
 
 
 def run_workflow_cases(folder: Path) -> list[Outcome]:
@@ -763,7 +861,8 @@ def run_workflow_cases(folder: Path) -> list[Outcome]:
         workdir = folder / case.id
         workdir.mkdir(parents=True)
         dataset = case.make(workdir)
-        plans.append((workdir, write_config(workdir, tiny_config(dataset=dataset)), ["all"]))
+        config = tiny_config(dataset=dataset, **case.changes)
+        plans.append((workdir, write_config(workdir, config), ["all"]))
     outcomes = []
     for case, result in zip(selected, dry_runs(plans), strict=True):
         probe = Case(case.id, argv_case(), 1, case.words)
