@@ -112,6 +112,7 @@ def yolo_case(labels: dict[str, str | bytes] | None = None, *, yaml_text: str | 
         root = folder / folder_name
         for i, name in enumerate(images):
             write_random_jpeg(root / "train/images" / name, 64, 48, seed=i)
+        (root / "train/images").mkdir(parents=True, exist_ok=True)
         (root / "val/images").mkdir(parents=True, exist_ok=True)
         (root / "train/labels").mkdir(parents=True, exist_ok=True)
         for name, content in (labels if labels is not None
@@ -503,7 +504,85 @@ def cases() -> list[Case]:
             categories=[{"id": 1, "name": HOSTILE[0]}, {"id": 2, "name": HOSTILE[1]}]),
             label_map=HOSTILE), 0, log_words=("1 images, 2 boxes",)),
     ]
-    return coco + yolo + tar + anchors + scripts + checkpoints + preview + best + hostile
+    more = [
+        c("coco_width_string", coco_case(_coco(images=[dict(two_images[0], width="64")])), 2,
+          ("images[0].width", "integer")),
+        c("coco_image_not_an_image", _coco_text_image, 2, ("images[0]", "a.jpg")),
+        c("coco_images_dir_missing", coco_case(extra=("--images", "no such dir")), 2,
+          ("no such dir", "not found")),
+        c("coco_num_shards_zero", coco_case(extra=("--num-shards", "0")), 2, ("shards",)),
+        c("coco_output_is_dir", _coco_output_dir, 2, ("train.record", "folder"), output=""),
+        c("coco_only_negatives", coco_case(_coco(annotations=[])), 0,
+          log_words=("1 images, 0 boxes",)),
+        c("yolo_empty_images_folder", yolo_case(labels={}, images=()), 2, ("0 images",)),
+        c("yolo_label_is_dir", _yolo_label_dir, 2, ("a.txt",)),
+        c("yolo_zero_size_box", yolo_case({"a.txt": "0 0.5 0.5 0 0.2\n"}), 0,
+          log_words=("'zero width or height': 1",)),
+        c("yolo_uppercase_suffix", yolo_case({"A.txt": "0 0.5 0.5 0.2 0.2\n"},
+                                             images=("A.JPG",)), 0,
+          log_words=("1 images, 1 boxes",)),
+        c("yolo_list_file_entry", _yolo_list_file, 2, ("list file", "folder")),
+        c("tar_absolute_member", tar_case({**_without(TF2_MEMBERS, "m/pipeline.config"),
+                                           "/m/pipeline.config": b"model {}"}), 2,
+          ("pipeline.config",), output="out/m"),
+        c("tar_empty", tar_case({}), 2, ("m.tar.gz",), output="out/m"),
+        c("tar_layout_unknown", tar_case(TF2_MEMBERS, layout="tf3"), 2, ("--layout",),
+          output="out/m"),
+        c("anchors_not_ssd", anchors_case("model { faster_rcnn { num_classes: 1 } }"), 2,
+          ("pipeline.config",), output=""),
+        c("anchors_ok", anchors_records_case(), 0, output=""),
+        c("anchors_json_is_dir", anchors_records_case(json_dir=True), 2, ("cov.json", "folder"),
+          output=""),
+        c("anchors_fit_ok", anchors_records_case(command="fit"), 0, output=""),
+    ]
+    return coco + yolo + tar + anchors + scripts + checkpoints + preview + best + hostile + more
+
+
+def _records(folder: Path) -> Path:
+    """A small COCO dataset converted to ``folder/train.record`` (classes face, car)."""
+    from odflow.data.cli import run
+
+    run(coco_case(_coco(annotations=[_ann(), _ann(id=2, bbox=[30, 10, 12, 30])]))(folder)[1:])
+    records = folder / "train.record"
+    (folder / "out/train.record").rename(records)
+    (folder / "out/train.record.summary.json").unlink()
+    return records
+
+
+def anchors_records_case(*, command: str = "coverage", json_dir: bool = False):
+    def make(folder: Path) -> list[str]:
+        records = _records(folder)
+        argv = anchors_case(_MINI_CONFIG, command=command)(folder)
+        argv += ["--records", str(records)]
+        if json_dir:
+            (folder / "cov.json").mkdir()
+            argv += ["--json", str(folder / "cov.json")]
+        return argv
+    return make
+
+
+def _coco_text_image(folder: Path) -> list[str]:
+    argv = coco_case()(folder)
+    (folder / "train/a.jpg").write_text("not an image\n")
+    return argv
+
+
+def _coco_output_dir(folder: Path) -> list[str]:
+    argv = coco_case()(folder)
+    (folder / "out/train.record").mkdir(parents=True)
+    return argv
+
+
+def _yolo_label_dir(folder: Path) -> list[str]:
+    argv = yolo_case(labels={})(folder)
+    (folder / "ds/train/labels/a.txt").mkdir()
+    return argv
+
+
+def _yolo_list_file(folder: Path) -> list[str]:
+    argv = yolo_case(yaml_text="train: train.txt\nval: val/images\nnames: [face]\n")(folder)
+    (folder / "ds/train.txt").write_text("train/images/a.jpg\n")
+    return argv
 
 
 #: Class names that must stay data: shell syntax, quotes, a leading dash, non-ASCII, spaces.
