@@ -154,6 +154,9 @@ def _malformed(path: str, error: Exception) -> OdflowError:
                            f"({precise.msg}); fix the file or export it again")
     except OSError:
         pass
+    if "UTF8" in str(error):  # a file too large to read twice: ijson's words, made plain
+        return OdflowError(f"{path}: not UTF-8 text ({str(error).strip()}); save or export the "
+                           "file as UTF-8")
     return OdflowError(f"{path}: not valid JSON: {str(error).strip()}; fix the file or export "
                        "it again")
 
