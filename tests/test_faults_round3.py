@@ -20,7 +20,9 @@ from tests.support.images import write_random_jpeg
 CASES = fault_probe.cases()
 #: Cases that build models, write checkpoints or read records through the input pipeline
 #: (seconds each on first use).
-SLOW = {case.id for case in CASES if case.command == "restore" or case.id.startswith("preview")}
+SLOW = {case.id for case in CASES if case.command == "restore"
+        or case.id.startswith("preview") or case.id in ("anchors_ok", "anchors_fit_ok",
+                                                         "anchors_json_is_dir")}
 
 
 @pytest.mark.parametrize(
@@ -121,3 +123,15 @@ def test_hostile_class_names_reach_the_records_exactly(case_id, tmp_path):
     labels = list(features["image/object/class/label"].int64_list.value)
     assert sorted(zip(labels, texts)) == [(1, fault_probe.HOSTILE[0]), (2, fault_probe.HOSTILE[1])]
     assert not list(tmp_path.rglob("INJECTED"))
+
+
+def test_large_non_utf8_coco_json_still_says_utf8(tmp_path, monkeypatch):
+    """Above the size parsed twice for a line number, ijson's own message is made plain."""
+    from odflow.data import coco_source
+    from odflow.errors import OdflowError
+
+    monkeypatch.setattr(coco_source, "_LINE_LOOKUP_MAX_BYTES", 0)
+    path = tmp_path / "big.json"
+    path.write_bytes(b'{"images": [{"id": 1, "file_name": "\xe9.jpg"}]}')
+    with pytest.raises(OdflowError, match=r"big\.json: not UTF-8 text .*save or export"):
+        list(coco_source.iter_sections(path))
