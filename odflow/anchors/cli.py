@@ -53,11 +53,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_file)
     from odflow import config as config_lib
+    from odflow.anchors.groundtruth import require_boxes
     from odflow.anchors.measure import measure_coverage
 
     config = config_lib.load(args.pipeline_config)
+    num_classes = config.model.ssd.num_classes
     if args.command == "coverage":
         measured = measure_coverage(config, args.records)
+        require_boxes(measured.groundtruth, num_classes)
         print(measured.coverage.line())
         for name, counts in measured.coverage.by_size.items():
             if counts.boxes:
@@ -70,8 +73,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     from odflow.anchors.measure import train_record_paths
     from odflow.anchors.model import boxes_at_input
 
-    groundtruth = read_boxes(args.records or train_record_paths(config),
-                             config.model.ssd.num_classes)
+    groundtruth = read_boxes(args.records or train_record_paths(config), num_classes)
+    require_boxes(groundtruth, num_classes)
     boxes = boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes)
     result = fit_anchors(config, boxes, max_boxes=args.max_boxes)
     for line in result.report_lines():

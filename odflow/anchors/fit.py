@@ -152,8 +152,8 @@ def _search_space(config: pipeline_pb2.TrainEvalPipelineConfig, boxes: np.ndarra
             out += [f"{prefix}.min_scale={_number(values['min_scale'])}",
                     f"{prefix}.max_scale={_number(values['max_scale'])}",
                     f"{prefix}.aspect_ratios={_ratio_list(values['aspect_ratios'])}",
-                    f"{prefix}.reduce_boxes_in_lowest_layer="
-                    f"{str(values['reduce_boxes_in_lowest_layer']).lower()}"]
+                    (f"{prefix}.reduce_boxes_in_lowest_layer="
+                     f"{str(values['reduce_boxes_in_lowest_layer']).lower()}")]
             return out
         return space, start, lines
     if which == "multiscale_anchor_generator":
@@ -243,10 +243,11 @@ def apply_fitted_anchors(config: pipeline_pb2.TrainEvalPipelineConfig,
     """``config`` with its anchors fitted to its own training records (``anchors.fit: true``
     in the workflow); logs the coverage before and after, the lines applied and, when the
     head's shapes change, that its restored weights are dropped."""
-    from odflow.anchors.groundtruth import read_boxes
+    from odflow.anchors.groundtruth import read_boxes, require_boxes
     from odflow.anchors.measure import train_record_paths
 
     groundtruth = read_boxes(train_record_paths(config), config.model.ssd.num_classes)
+    require_boxes(groundtruth, config.model.ssd.num_classes)
     boxes = boxes_at_input(config, groundtruth.boxes, groundtruth.image_sizes)
     result = fit_anchors(config, boxes, max_boxes=max_boxes)
     log.info("anchors fit: before, %s", result.before.line())

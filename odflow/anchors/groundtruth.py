@@ -82,6 +82,21 @@ def read_boxes(paths: str | os.PathLike | Sequence[str | os.PathLike], num_class
                        np.concatenate(sizes).reshape(-1, 2))
 
 
+def require_boxes(groundtruth: GroundTruth, num_classes: int) -> None:
+    """``OdflowError`` when the records hold no box the model could learn from.
+
+    Coverage of zero boxes prints a meaningless "0 % of 0 boxes", and a fit on them has
+    nothing to fit: empty records, or records of other classes, are a mistake to name.
+    """
+    if len(groundtruth.boxes):
+        return
+    files = ", ".join(groundtruth.files) or "(no files)"
+    raise OdflowError(f"{files}: no boxes of classes 1..{num_classes} in {groundtruth.num_images} "
+                      "image(s); build the training records first (an empty or all-negative "
+                      "record file has nothing to measure), or check them with "
+                      "`odflow data inspect`")
+
+
 def subsample(boxes: np.ndarray, limit: int) -> np.ndarray:
     """At most ``limit`` boxes, evenly spread over the whole list (deterministic): records are
     often in folder order (WIDER FACE's events), so the first ``limit`` would be biased."""

@@ -115,17 +115,48 @@ def _field(item: dict, key: str, where: str) -> Any:
 # -- streaming the three arrays ------------------------------------------------------------------
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _open_json(path: str):
+    """The file opened for ijson, past a UTF-8 byte-order mark (Windows tools write one; JSON
+    forbids it but Python's and browsers' readers accept it, so users cannot see it)."""
+    handle = open(path, "rb")  # noqa: SIM115 - returned to the caller's with
+    if handle.read(len(_BOM)) != _BOM:
+        handle.seek(0)
+    return handle
+
+
+def _not_utf8(path: str, raw: bytes, error: UnicodeDecodeError) -> OdflowError:
+    """Where the first non-UTF-8 byte is (line and column), and what to do."""
+    line = raw.count(b"\n", 0, error.start) + 1
+    column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+    return OdflowError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[error.start]:02x}; "
+                       "JSON files are UTF-8); save or export the file as UTF-8")
+
+
 def _malformed(path: str, error: Exception) -> OdflowError:
     """The parse error with the line and column (from the standard parser, small files)."""
     try:
         if os.path.getsize(path) <= _LINE_LOOKUP_MAX_BYTES:
-            with open(path, encoding="utf-8") as handle:
-                json.load(handle)
+            with open(path, "rb") as handle:
+                raw = handle.read()
+            body = raw.removeprefix(_BOM)
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as bad_byte:
+                offset = len(raw) - len(body)
+                bad_byte.start += offset
+                return _not_utf8(path, raw, bad_byte)
+            json.loads(text)
     except json.JSONDecodeError as precise:
         return OdflowError(f"{path}:{precise.lineno}:{precise.colno}: not valid JSON "
                            f"({precise.msg}); fix the file or export it again")
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
+    if "UTF8" in str(error):  # a file too large to read twice: ijson's words, made plain
+        return OdflowError(f"{path}: not UTF-8 text ({str(error).strip()}); save or export the "
+                           "file as UTF-8")
     return OdflowError(f"{path}: not valid JSON: {str(error).strip()}; fix the file or export "
                        "it again")
 
@@ -145,7 +176,7 @@ def iter_sections(path: str | os.PathLike) -> Iterator[tuple[str, int, Any]]:
     for section in SECTIONS:
         count = 0
         try:
-            with open(source, "rb") as handle:
+            with _open_json(source) as handle:
                 for item in ijson.items(handle, f"{section}.item", use_float=True):
                     yield section, count, item
                     count += 1
@@ -165,7 +196,7 @@ def _check_section(source: str, section: str) -> None:
     import ijson
 
     key = None
-    with open(source, "rb") as handle:
+    with _open_json(source) as handle:
         for prefix, event, value in ijson.parse(handle):
             if prefix == "":
                 if event == "map_key":
@@ -241,6 +272,7 @@ def read_coco(path: str | os.PathLike, bad: BadInput) -> CocoDataset:
     source = os.fspath(path)
     images: list[CocoImage] = []
     by_id: dict[Any, CocoImage] = {}
+    by_name: dict[str, CocoImage] = {}
     categories: dict[int, str] = {}
     # Annotations may come before their images in the file: held by image id until the end.
     pending: dict[Any, list[tuple[int, tuple]]] = {}
@@ -253,7 +285,13 @@ def read_coco(path: str | os.PathLike, bad: BadInput) -> CocoDataset:
                 first = by_id[image.image_id].index
                 raise OdflowError(f"{where}.id: duplicate image id {image.image_id!r} (also "
                                   f"images[{first}]); each image needs its own id")
+            if image.file_name in by_name:
+                first = by_name[image.file_name].index
+                raise OdflowError(f"{where}.file_name: {image.file_name!r} is also the file of "
+                                  f"images[{first}]; list each image once (give its "
+                                  "annotations the one image id)")
             by_id[image.image_id] = image
+            by_name[image.file_name] = image
             images.append(image)
         elif section == "categories":
             item = _object(item, where)

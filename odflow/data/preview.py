@@ -80,15 +80,17 @@ def write_preview(config: pipeline_pb2.TrainEvalPipelineConfig, output_dir: str 
     names = class_names(config)
     augmentations = list(config.train_config.data_augmentation_options)
     measured = measure_coverage(config)
+    # Every input is read before the first file is written: a missing val record file must
+    # not leave half a preview behind (nothing half-written, as for every odflow output).
+    augmented = first_batch(config, "train", num_images, augmentations, seed)
+    plain = first_batch(config, "train", num_images, (), seed)
+    val = first_batch(config, "val", num_images, (), seed)
     written = [
-        draw_grid(output / "train_augmented.png",
-                  first_batch(config, "train", num_images, augmentations, seed), names,
+        draw_grid(output / "train_augmented.png", augmented, names,
                   f"Training images after the pipeline's {len(augmentations)} augmentation(s)"
                   if augmentations else "Training images (the config has no augmentations)"),
-        draw_grid(output / "train.png", first_batch(config, "train", num_images, (), seed),
-                  names, "Training images without augmentation"),
-        draw_grid(output / "val.png", first_batch(config, "val", num_images, (), seed), names,
-                  "Validation images"),
+        draw_grid(output / "train.png", plain, names, "Training images without augmentation"),
+        draw_grid(output / "val.png", val, names, "Validation images"),
         draw_box_stats(output / "box_stats.png", measured.groundtruth, measured.boxes,
                        measured.anchors.image_size, names),
         draw_coverage(output / "anchor_coverage.png", measured.coverage, measured.boxes,
@@ -210,7 +212,7 @@ def draw_box_stats(path: Path, groundtruth: GroundTruth, boxes: np.ndarray,
     ok = (widths > 0) & (heights > 0)
     if ok.any():
         edges = np.linspace(0, max(width, height), 41)
-        counts, _, _, mesh = sizes.hist2d(widths[ok], heights[ok], bins=[edges, edges],
+        _, _, _, mesh = sizes.hist2d(widths[ok], heights[ok], bins=[edges, edges],
                                           cmin=1, cmap="viridis")
         figure.colorbar(mesh, ax=sizes, label="boxes")
         ratio = widths[ok] / heights[ok]

@@ -20,7 +20,11 @@ from odflow.data import example as ex
 from odflow.data.example import DecodedExample, ImageAnnotation
 from odflow.data.summary import DatasetSummary, summary_path_for
 from odflow.errors import OdflowError
-from odflow.utils.atomic import remove_stale_temporaries, temporary_path_for
+from odflow.utils.atomic import (
+    check_not_folder,
+    remove_stale_temporaries,
+    temporary_path_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,8 @@ class RecordWriter:
     def __enter__(self) -> RecordWriter:  # noqa: PYI034
         import tensorflow as tf
 
+        for path in (*self.paths, self.summary_path):
+            check_not_folder(path)
         remove_stale_temporaries(self.output_path.parent, own_names_pattern(self.output_path))
         try:
             for path in self.paths:

@@ -104,14 +104,33 @@ def _resolve(entry: str, root: Path | None, yaml_dir: Path, where: str) -> Path:
                       "the dataset root, or fix the entry")
 
 
+def read_utf8(path: Path) -> str:
+    """The text of ``path``, without a UTF-8 byte-order mark (Windows editors add one).
+
+    Bytes that are not UTF-8 are an ``OdflowError`` naming the line, not a traceback: a label
+    file saved in a legacy code page is a user's file to re-save.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise OdflowError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[error.start]:02x}); save "
+                          "the file as UTF-8") from None
+
+
 def load_data_yaml(path: str | os.PathLike) -> YoloData:
     """Read and resolve an Ultralytics ``data.yaml``."""
     yaml_path = Path(path)
     where = str(yaml_path)
     try:
-        data = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_utf8(yaml_path))
     except FileNotFoundError:
         raise OdflowError(f"{where}: YOLO data.yaml not found") from None
+    except IsADirectoryError:
+        raise OdflowError(f"{where} is a directory; give the data.yaml file in it") from None
+    except OSError as error:
+        raise OdflowError(f"{where}: cannot read it: {error.strerror}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -170,9 +189,11 @@ def parse_label_file(path: Path, num_classes: int, names: list[str]
                      ) -> list[tuple[int, int, float, float, float, float]]:
     """``(line, class id, cx, cy, w, h)`` per box; a missing file is an image without boxes."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except FileNotFoundError:
         return []
+    except OSError as error:
+        raise OdflowError(f"{path}: cannot read the label file: {error.strerror}") from None
     boxes = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()

@@ -215,7 +215,30 @@ def restore_v2(model, prefix: str | os.PathLike, checkpoint_type: str) -> Restor
             f"(fine_tune_checkpoint_type {checkpoint_type!r}): its keys (e.g. {example}) "
             "match none of the model's; check the path, fine_tune_checkpoint_type and the "
             "feature extractor type")
+    check_mostly_restored(report)
     return report
+
+
+def check_mostly_restored(report: RestoreReport) -> None:
+    """An ``OdflowError`` when fewer than half the variables asked for were restored.
+
+    Another ``num_classes`` skips only the class head (a few keys), which is the point of
+    fine-tuning; most keys missing or of another shape mean a checkpoint of another
+    architecture or size (another feature extractor, depth multiplier or FPN depth), and
+    training on would start from scratch with a restore report as the only hint.
+    """
+    skipped = len(report.skipped_missing) + len(report.skipped_shape)
+    if skipped * 2 <= report.num_candidates:
+        return
+    example = (report.skipped_shape or report.skipped_missing)[0]
+    raise OdflowError(
+        f"fine-tune checkpoint {report.checkpoint_path} does not fit this model: only "
+        f"{len(report.restored)} of {report.num_candidates} variables restored "
+        f"(fine_tune_checkpoint_type {report.checkpoint_type!r}; "
+        f"{len(report.skipped_shape)} of another shape, {len(report.skipped_missing)} missing, "
+        f"e.g. {example}: see the warnings above). It is a checkpoint of another architecture "
+        "or size: use the tarball of the model's feature extractor type (and its "
+        "depth_multiplier), or change the config to the checkpoint's model")
 
 
 def _unused_keys(shapes: dict, wanted: dict[str, str], mapping: KeyMapping,

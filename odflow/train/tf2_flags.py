@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 
+from odflow.errors import OdflowError
 from odflow.train.cli import add_ignored_flags, add_tutorial_flags, ignored_flags
 from odflow.utils.cli import run_cli, setup_logging
 
@@ -71,7 +73,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     from odflow.train.cli import run as train
 
     command = train_args(argv)
-    ignored = ignored_flags(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.checkpoint_dir is not None and not os.path.isdir(args.checkpoint_dir):
+        # Checked before the config: evaluation of a directory that is not there is the
+        # mistake to name, whatever else the config lacks.
+        raise OdflowError(f"--checkpoint_dir {args.checkpoint_dir}: no such directory; give the "
+                          "training's --model_dir (the folder holding its ckpt-N files), or "
+                          "leave --checkpoint_dir out to train")
+    ignored = ignored_flags(args)
     if ignored:  # after train's own logging set-up would be too late for a failing run
         setup_logging()
         log.info("ignoring TF2 flag(s) with no effect in odflow: %s", ", ".join(ignored))

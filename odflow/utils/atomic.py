@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from odflow.errors import OdflowError
+
 log = logging.getLogger(__name__)
 
 #: What ``tempfile.mkstemp`` puts between our prefix and suffix: 8 of ``[a-z0-9_]``.
@@ -61,10 +63,23 @@ def remove_stale_temporaries(directory: str | os.PathLike, name_pattern: str) ->
     return removed
 
 
+def check_not_folder(path: str | os.PathLike) -> None:
+    """``OdflowError`` when an output path is an existing folder (``-o out/`` meant as
+    ``-o out/train.record``), checked before the work: ``os.replace`` fails only at the end."""
+    if Path(path).is_dir():
+        raise OdflowError(f"{path} is a folder; odflow writes a file there: give a file "
+                          "name (or move the folder away)")
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary path to write; it replaces ``path`` only if the block succeeds.
+
+    A folder at ``path`` is an ``OdflowError`` before anything is written (``-o out/`` for
+    ``-o out/train.record``): ``os.replace`` would fail only after all the work.
+    """
     target = Path(path)
+    check_not_folder(target)
     tmp = temporary_path_for(target)
     try:
         yield tmp

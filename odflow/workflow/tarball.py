@@ -188,12 +188,17 @@ def copy_checkpoint(model_dir: str | os.PathLike, ckpt_dir: str | os.PathLike,
     Copying the state file too would make training treat the zoo checkpoint as its own
     latest checkpoint and skip fine-tuning.
     """
+    pairs = list(zip(layout.checkpoint_members, layout.fine_tune_files, strict=True))
+    # Every source is checked before anything is copied: an index without its data file in
+    # ckpt/ would be a half-seeded checkpoint that the next step trips over.
+    missing = [str(Path(model_dir) / member) for member, _ in pairs
+               if not (Path(model_dir) / member).is_file()]
+    if missing:
+        raise OdflowError(f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not "
+                          f"exist; extract the model tarball first (model.layout {layout.name})")
     written = []
-    for member, name in zip(layout.checkpoint_members, layout.fine_tune_files, strict=True):
+    for member, name in pairs:
         source = Path(model_dir) / member
-        if not source.is_file():
-            raise OdflowError(f"{source} does not exist; extract the model tarball first "
-                              f"(model.layout {layout.name})")
         target = Path(ckpt_dir) / name
         remove_stale_temporaries(target.parent, re.escape(target.name))
         with atomic_output(target) as tmp:
