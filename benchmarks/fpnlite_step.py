@@ -13,13 +13,14 @@ config's size (320x320 or 640x640), interleaved in rounds in this process
   (``MobilenetSsdFeatureExtractor.base_endpoints`` to ``layer_19``, 1280 channels at stride 32,
   the same layers as Keras' ``out_relu``) with the same head: backbone against backbone.
 * ``odflow FPNLite full train step``: the zoo config's model (90 classes, the depthwise
-  pyramid of 128 channels on levels 3-7, separable weight-shared heads on 4 levels' towers,
-  anchors, targets, focal loss, regularisation).
+  pyramid of 128 channels on levels 3-7, one shared tower of 4 separable convs with batch norm
+  per level, separable box and class heads, 6 anchors per cell, targets, focal loss,
+  regularisation).
 * ``odflow FPNLite network only``: the same network with a trivial loss.
 
 The comparison of the goal is *whole detector step / Keras MobileNetV2 + trivial head*; the
 backbone row says how much of the difference is the backbone's implementation and how much
-the architecture (pyramid, heads, 19,206 or 76,725 anchors).
+the architecture (pyramid, heads, 12,804 anchors at 320, 51,150 at 640).
 
     python benchmarks/fpnlite_step.py [--size 320] [--batch 2] [--steps 1] [--rounds 4] \
         [--output benchmarks/fpnlite_step.md]

@@ -213,6 +213,22 @@ def render(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def header(results: dict[str, dict]) -> str:
+    """The Markdown report's title, what each column is, and the machine."""
+    versions = sorted({row["tf"] for row in results.values() if "tf" in row})
+    return (
+        "# TF2 Detection Model Zoo: train step and frozen graph speed on CPU\n\n"
+        "`python benchmarks/zoo_tf2.py` (see its docstring for the options used in each run)\n\n"
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, shared with "
+        f"other jobs; TensorFlow {', '.join(versions) or '?'}; float32.  Each config patched to "
+        "1 class, at its zoo input size.  Train img/s: batch / median seconds of "
+        "`odflow train`'s step function (forward, targets, losses, gradients, optimiser, EMA) on "
+        "an in-memory batch.  Frozen graph: batch 1, uint8 image at the input size, NMS "
+        "included, 1 / median seconds.  Matmul: a 1024-square float32 matmul in the same "
+        "process before each round, the median; the per-matmul column divides out the load of "
+        "the moment.  Forward GFLOP: TF's cost model on preprocess + predict.\n\n")
+
+
 def run_children(names: list[str], args: argparse.Namespace) -> None:
     """Each config in a child process, its result (or its failure) appended to the results."""
     for name in names:
@@ -258,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         from odflow.utils.atomic import atomic_write_text
 
-        atomic_write_text(args.output, table + "\n")
+        atomic_write_text(args.output, header(load_results(args.results)) + table + "\n")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
