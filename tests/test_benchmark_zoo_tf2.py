@@ -54,7 +54,7 @@ def test_report_rows(tmp_path):
     measured = {"config": "ssd_mobilenet_v2_320x320_coco17_tpu-8", "height": 300,
                 "width": 300, "batch": 1, "forward_gflop": 1.28, "train_s": [0.5, 0.25, 1.0],
                 "infer_s": [0.05, 0.04, 0.2], "matmul_gflops": [40.0, 60.0, 50.0],
-                "train_img_s": 2.0, "infer_img_s": 20.0, "matmul_median": 50.0, "tf": "x"}
+                "matmul_median": 50.0, "tf": "x"}
     zoo_tf2.append_result(results, {"config": measured["config"], "error": "failed (exit 1)"})
     zoo_tf2.append_result(results, measured)  # a later run replaces the failed one
     zoo_tf2.append_result(results, {"config": "ssd_efficientdet_d7_1536x1536_coco17_tpu-32",
@@ -65,8 +65,9 @@ def test_report_rows(tmp_path):
             for line in zoo_tf2.render(loaded).splitlines()[2:]}
     assert len(rows) == 18
     mobilenet = rows["`ssd_mobilenet_v2_320x320_coco17_tpu-8`"]
-    # input, batch, GFLOP, train img/s, frozen img/s, ms, zoo ms, matmul, per 100 GFLOP/s
-    assert mobilenet[1:10] == ["300x300", "1", "1.3", "2.000", "20.00", "50", "19", "50",
-                               "4.000"]
+    # input, batch, GFLOP, train img/s (1/0.25, 1/0.5), frozen img/s (1/0.04, 1/0.05),
+    # frozen ms (fastest), zoo ms, matmul, train img/s (fastest) per 100 matmul GFLOP/s
+    assert mobilenet[1:10] == ["300x300", "1", "1.3", "4.00 / 2.00", "25.00 / 20.00", "40",
+                               "19", "50", "8.00"]
     assert rows["`ssd_efficientdet_d7_1536x1536_coco17_tpu-32`"][4] == "over the 1500 s limit"
     assert rows["`ssd_resnet50_v1_fpn_640x640_coco17_tpu-8`"][4] == "not measured"
