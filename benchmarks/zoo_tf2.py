@@ -51,6 +51,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 CONFIGS = REPO / "tests/fixtures/tf2_zoo/configs"
 ZOO_TABLE = REPO / "tests/fixtures/tf2_zoo/zoo_table.md"
+READING = "## Reading"
 # The zoo's order of families, smallest model of each first (the order a short run measures).
 ORDER = (
     "ssd_mobilenet_v2_320x320_coco17_tpu-8",
@@ -216,10 +217,10 @@ def render(results: dict[str, dict]) -> str:
         infer = ", ".join(f"{t:.2f}" for t in row["infer_s"])
         lines.append(
             f"| `{name}` | {row['height']}x{row['width']} | {row['batch']} | "
-            f"{row['forward_gflop']:.1f} | {rate['train_best']:.2f} / {rate['train_median']:.2f} "
-            f"| {rate['infer_best']:.2f} / {rate['infer_median']:.2f} | "
+            f"{row['forward_gflop']:.1f} | {rate['train_best']:.3g} / {rate['train_median']:.3g} "
+            f"| {rate['infer_best']:.3g} / {rate['infer_median']:.3g} | "
             f"{1000 / rate['infer_best']:.0f} | {speeds[name]:g} | {row['matmul_median']:.0f} | "
-            f"{100 * rate['train_best'] / row['matmul_median']:.2f} | {train}; {infer} |")
+            f"{100 * rate['train_best'] / row['matmul_median']:.3g} | {train}; {infer} |")
     return "\n".join(lines)
 
 
@@ -285,7 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         from odflow.utils.atomic import atomic_write_text
 
-        atomic_write_text(args.output, header(load_results(args.results)) + table + "\n")
+        notes = ""  # a hand-written "## Reading" section of an earlier report is kept
+        if args.output.exists():
+            previous = args.output.read_text(encoding="utf-8")
+            if READING in previous:
+                notes = "\n" + previous[previous.index(READING):]
+        atomic_write_text(args.output,
+                          header(load_results(args.results)) + table + "\n" + notes)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     return 0
