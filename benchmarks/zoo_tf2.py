@@ -198,19 +198,25 @@ def rates(row: dict) -> dict[str, float]:
             "infer_median": 1 / statistics.median(row["infer_s"])}
 
 
+def roofline(row: dict, train_img_s: float) -> float:
+    """The train step's float ops per second over the matmul's: 3x the forward GFLOP per
+    image (a convolution's backward pass is two convolutions of its size) x img/s."""
+    return 3 * row["forward_gflop"] * train_img_s / row["matmul_median"]
+
+
 def render(results: dict[str, dict]) -> str:
     """The Markdown table, in the zoo page's order; unmeasured configs say why."""
     speeds = zoo_ms()
     lines = [("| config | input | batch | forward GFLOP/img | train img/s, fastest / median round "
               "| frozen graph img/s, fastest / median | frozen graph ms, fastest | zoo ms "
               "| matmul GFLOP/s (median) | train img/s (fastest) per 100 matmul GFLOP/s "
-              "| rounds (train s; frozen graph s) |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| train GFLOP/s over matmul's | rounds (train s; frozen graph s) |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in sorted(ORDER, key=list(speeds).index):
         row = results.get(name)
         if row is None or "error" in row:
             why = row["error"] if row else "not measured"
-            lines.append(f"| `{name}` | | | | {why} | | | {speeds[name]:g} | | | |")
+            lines.append(f"| `{name}` | | | | {why} | | | {speeds[name]:g} | | | | |")
             continue
         rate = rates(row)
         train = ", ".join(f"{t:.2f}" for t in row["train_s"])
@@ -220,7 +226,8 @@ def render(results: dict[str, dict]) -> str:
             f"{row['forward_gflop']:.1f} | {rate['train_best']:.3g} / {rate['train_median']:.3g} "
             f"| {rate['infer_best']:.3g} / {rate['infer_median']:.3g} | "
             f"{1000 / rate['infer_best']:.0f} | {speeds[name]:g} | {row['matmul_median']:.0f} | "
-            f"{100 * rate['train_best'] / row['matmul_median']:.3g} | {train}; {infer} |")
+            f"{100 * rate['train_best'] / row['matmul_median']:.3g} | "
+            f"{roofline(row, rate['train_best']):.0%} | {train}; {infer} |")
     return "\n".join(lines)
 
 
@@ -238,7 +245,8 @@ def header(results: dict[str, dict]) -> str:
         "included.  Both by the fastest round (the least disturbed by the other jobs) and the median "
         "round.  Matmul: a 1024-square float32 matmul in the same "
         "process before each round, the median; the per-matmul column divides out the load of "
-        "the moment.  Forward GFLOP: TF's cost model on preprocess + predict.\n\n")
+        "the moment, and the train step's GFLOP/s (3x forward GFLOP x img/s) over it says how "
+        "much of the CPU's practical peak the step reaches.  Forward GFLOP: TF's cost model on preprocess + predict.\n\n")
 
 
 def run_children(names: list[str], args: argparse.Namespace) -> None:
