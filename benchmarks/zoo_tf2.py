@@ -210,13 +210,14 @@ def render(results: dict[str, dict]) -> str:
     lines = [("| config | input | batch | forward GFLOP/img | train img/s, fastest / median round "
               "| frozen graph img/s, fastest / median | frozen graph ms, fastest | zoo ms "
               "| matmul GFLOP/s (median) | train img/s (fastest) per 100 matmul GFLOP/s "
+              "| frozen graph img/s (fastest) per 100 matmul GFLOP/s "
               "| train GFLOP/s over matmul's | rounds (train s; frozen graph s) |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in sorted(ORDER, key=list(speeds).index):
         row = results.get(name)
         if row is None or "error" in row:
             why = row["error"] if row else "not measured"
-            lines.append(f"| `{name}` | | | | {why} | | | {speeds[name]:g} | | | | |")
+            lines.append(f"| `{name}` | | | | {why} | | | {speeds[name]:g} | | | | | |")
             continue
         rate = rates(row)
         train = ", ".join(f"{t:.2f}" for t in row["train_s"])
@@ -227,6 +228,7 @@ def render(results: dict[str, dict]) -> str:
             f"| {rate['infer_best']:.3g} / {rate['infer_median']:.3g} | "
             f"{1000 / rate['infer_best']:.0f} | {speeds[name]:g} | {row['matmul_median']:.0f} | "
             f"{100 * rate['train_best'] / row['matmul_median']:.3g} | "
+            f"{100 * rate['infer_best'] / row['matmul_median']:.3g} | "
             f"{roofline(row, rate['train_best']):.0%} | {train}; {infer} |")
     return "\n".join(lines)
 
