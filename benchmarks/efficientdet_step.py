@@ -20,16 +20,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import tensorflow as tf
-from model_step import gradient_step, ssd_losses, time_steps
+from _step_timing import gradient_step, interleaved_rounds
+from model_step import ssd_losses
 
 from odflow import config as config_io
 from odflow.model import builder, efficientnet
@@ -45,16 +46,19 @@ FULL = "odflow EfficientDet-D0 full train step"
 NETWORK = "odflow EfficientDet-D0 network only, trivial loss"
 
 
-def synthetic_batch(batch: int, max_boxes: int = 10) -> dict[str, tf.Tensor]:
+def synthetic_batch(batch: int, max_boxes: int = 10, size: int = SIZE,
+                    num_classes: int = NUM_CLASSES) -> dict[str, tf.Tensor]:
+    """Random pixels and 1..``max_boxes`` random boxes per image, the same for every seed-0
+    call (so all rows of a benchmark train on one batch)."""
     rng = np.random.default_rng(0)
     counts = rng.integers(1, max_boxes + 1, size=batch)
     centres = rng.uniform(0.15, 0.85, size=(batch, max_boxes, 2))
     sizes = rng.uniform(0.05, 0.5, size=(batch, max_boxes, 2))
     boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], axis=-1).clip(0, 1)
-    classes = rng.integers(1, NUM_CLASSES + 1, size=(batch, max_boxes))
+    classes = rng.integers(1, num_classes + 1, size=(batch, max_boxes))
     valid = np.arange(max_boxes)[None, :] < counts[:, None]
     return {
-        "image": tf.constant(rng.uniform(0, 255, size=(batch, SIZE, SIZE, 3)), tf.float32),
+        "image": tf.constant(rng.uniform(0, 255, size=(batch, size, size, 3)), tf.float32),
         "groundtruth_boxes": tf.constant(boxes * valid[..., None], tf.float32),
         "groundtruth_classes": tf.constant(classes * valid, tf.int32),
         "num_groundtruth_boxes": tf.constant(counts, tf.int32),
@@ -110,31 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     full, network = odflow_steps(batch)
     steps = {BASELINE: keras_trivial_step(batch), BACKBONE: odflow_backbone_step(batch),
              FULL: full, NETWORK: network}
-    for name, step in steps.items():  # trace and warm up
-        print(f"warming up: {name}", file=sys.stderr)
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for index in range(args.rounds):  # interleaved, so a busy spell hits all of them
-        print(f"round {index + 1}/{args.rounds}", file=sys.stderr)
-        for name, step in steps.items():
-            times[name].append(time_steps(step, args.steps))
-    lines = ["| step | s/step min | s/step median | images/s (min) | per round |",
-             "|---|---|---|---|---|"]
-    for name, values in times.items():
-        rounds = ", ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} | "
-                     f"{args.batch / min(values):.2f} | {rounds} |")
+    rounds = interleaved_rounds(steps, args.rounds, args.steps)  # a busy spell hits all
+    lines = rounds.table(args.batch)
+    ratio = rounds.ratio_text
 
-    def ratio(a: str, b: str) -> str:
-        return (f"{min(times[a]) / min(times[b]):.2f}x by the fastest round, "
-                f"{statistics.median(times[a]) / statistics.median(times[b]):.2f}x by the median")
-
-    lines += ["", f"- odflow EfficientDet-D0 full step / Keras EfficientNetB0 + trivial head: "
-              f"**{ratio(FULL, BASELINE)}**",
-              f"- odflow EfficientNet-b0 / Keras EfficientNetB0 (same trivial head): "
-              f"**{ratio(BACKBONE, BASELINE)}**",
-              f"- odflow D0 network only / Keras EfficientNetB0 + trivial head: "
-              f"**{ratio(NETWORK, BASELINE)}**"]
+    lines += ["", (f"- odflow EfficientDet-D0 full step / Keras EfficientNetB0 + trivial head: "
+              f"**{ratio(FULL, BASELINE)}**"),
+              (f"- odflow EfficientNet-b0 / Keras EfficientNetB0 (same trivial head): "
+              f"**{ratio(BACKBONE, BASELINE)}**"),
+              (f"- odflow D0 network only / Keras EfficientNetB0 + trivial head: "
+              f"**{ratio(NETWORK, BASELINE)}**")]
     table = "\n".join(lines)
     print(table)
     if args.output:

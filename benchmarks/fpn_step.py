@@ -23,17 +23,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import tensorflow as tf
+from _step_timing import gradient_step, interleaved_rounds
 from google.protobuf import text_format
-from model_step import gradient_step, ssd_losses, time_steps
+from model_step import ssd_losses
 
 from odflow.model import builder
 from odflow.protos import pipeline_pb2
@@ -142,24 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     same = "keras MobileNet + same FPN and heads"
     steps = {baseline: keras_trivial_step(batch), same: keras_fpn_step(batch),
              "odflow FPN full train step": full, "odflow FPN network only, trivial loss": network}
-    for name, step in steps.items():  # trace and warm up
-        print(f"warming up: {name}", file=sys.stderr)
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for index in range(args.rounds):  # interleaved, so a busy spell hits all of them
-        print(f"round {index + 1}/{args.rounds}", file=sys.stderr)
-        for name, step in steps.items():
-            times[name].append(time_steps(step, args.steps))
-    lines = ["| step | s/step min | s/step median | images/s (min) | per round |",
-             "|---|---|---|---|---|"]
-    for name, values in times.items():
-        rounds = ", ".join(f"{v:.2f}" for v in values)
-        lines.append(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} | "
-                     f"{args.batch / min(values):.2f} | {rounds} |")
-
-    def ratio(a: str, b: str) -> str:
-        return (f"{min(times[a]) / min(times[b]):.2f}x by the fastest round, "
-                f"{statistics.median(times[a]) / statistics.median(times[b]):.2f}x by the median")
+    rounds = interleaved_rounds(steps, args.rounds, args.steps)  # a busy spell hits all
+    lines = rounds.table(args.batch)
+    ratio = rounds.ratio_text
 
     full_ratio = ratio("odflow FPN full train step", baseline)
     same_ratio = ratio("odflow FPN network only, trivial loss", same)
