@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import tensorflow as tf
+from roofline import forward_flops, matmul_rate
 
 from odflow import config as config_lib
 from odflow.export.frozen_graph import freeze
 from odflow.export.signature import OUTPUT_NAMES
 from odflow.model import builder
-from roofline import forward_flops, matmul_rate
 
 CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference"
           / "sample_configs" / "ssd_mobilenet_v1_coco.config")

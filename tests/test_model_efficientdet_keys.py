@@ -36,8 +36,7 @@ def expected_keys(name: str) -> dict[str, tuple[list[int], str]]:
             match = re.fullmatch(r"(\S+) \[([^\]]*)\] (\S+) (\S+)\n?", line)
             assert match, line
             key, shape, _, keras = match.groups()
-            if key.endswith(KEY_SUFFIX):
-                key = key[: -len(KEY_SUFFIX)]
+            key = key.removesuffix(KEY_SUFFIX)
             keys[key] = ([int(d) for d in shape.split(",")] if shape else [],
                          keras.removesuffix(":0"))
     return keys

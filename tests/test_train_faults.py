@@ -13,8 +13,7 @@ import pytest
 
 from odflow import checkpoints as ck
 from odflow.train import workdir
-from tests.support.training import (MODEL_MAIN, REPO, subprocess_env, wait_for_log,
-                                    write_config)
+from tests.support.training import MODEL_MAIN, REPO, subprocess_env, wait_for_log, write_config
 
 pytestmark = pytest.mark.slow
 

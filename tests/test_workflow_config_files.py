@@ -13,6 +13,7 @@ from odflow.errors import OdflowError
 from odflow.workflow.config_files import check_config_file, main
 from tests.support.workflow import copy_workflow, environment
 
+
 @pytest.mark.parametrize(("text", "line", "column"), [
     # The flow list never closes: the parser meets "seed:"'s colon on line 3, column 7.
     ("train:\n  num_steps: [3\n  seed: 1\n", 3, 7),

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from odflow.utils.cli import run_cli, start_job
 from odflow.utils.cli import true_or_false as _bool
 
-
 #: odflow.export.formats.FORMATS, repeated so that --help does not import TensorFlow
 FORMATS = ("tflite", "tflite_int8", "onnx")
 

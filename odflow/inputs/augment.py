@@ -17,8 +17,8 @@ import tensorflow as tf
 
 from odflow.errors import OdflowError
 from odflow.inputs import ssd_random_crop as crops
-from odflow.inputs.scale_crop_pad import random_scale_crop_and_pad_to_square
 from odflow.inputs.sample import Augmentation, Sample, as_float, split_seed, uniform
+from odflow.inputs.scale_crop_pad import random_scale_crop_and_pad_to_square
 
 DEFAULT_FIELD = "train_config.data_augmentation_options"
 

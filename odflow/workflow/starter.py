@@ -112,7 +112,7 @@ def starter_pipeline_text(*, depth_multiplier: float, image_size: int, num_class
         # 1,000: benchmarks/train_step.md).
         "min_scale": "0.1",
     }
-    fill = lambda text: re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)  # noqa: E731
+    fill = lambda text: re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], text)
     text = fill(resources.files("odflow.workflow").joinpath(TEMPLATE).read_text())
     overrides = _variants().get(architecture)
     if overrides is None:
