@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
-from odflow.errors import OdflowError
 from odflow.utils.cli import add_clip_before_nms_flag, run_cli, start_job
 
 
@@ -56,8 +54,6 @@ def add_export_flags(parser: argparse.ArgumentParser, checkpoint_flag: str,
 def run(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     start_job(args.log_file)
-    if not Path(args.pipeline_config_path).is_file():  # before TensorFlow's import time
-        raise OdflowError(f"--pipeline_config_path {args.pipeline_config_path} does not exist")
     from odflow.export.exporter import export_inference_graph  # TensorFlow: after --help
 
     export_inference_graph(
