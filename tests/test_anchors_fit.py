@@ -200,4 +200,5 @@ def test_records_without_boxes_are_a_clear_error(tmp_path: Path, capsys) -> None
     code = main(["anchors", "fit", "--pipeline_config", str(config), "--records",
                  str(tmp_path / "empty.record")])
     error = capsys.readouterr().err
-    assert code == 2 and "error: anchors fit: " in error and "no boxes" in error, error
+    assert code == 2 and "empty.record: no boxes" in error and "build the training records" \
+        in error, error
