@@ -21,7 +21,9 @@ size (the ``fixed_shape_resizer`` size, or the padded square of a ``keep_aspect_
   rows measured at different times can be compared per matmul GFLOP/s.
 * **forward GFLOP/image**: TF's cost model on ``preprocess -> predict`` (no NMS).
 
-Rounds interleave within a model (matmul, train step, frozen graph, ...); each model runs in a
+Each model first runs its train rounds (a matmul, then a step), is exported, and is dropped
+before the frozen graph is loaded for its own rounds (a matmul, then the inferences): with
+both in memory EfficientDet-D5 to D7 needed more than 23 GB.  Each model runs in a
 child process of its own (a model's memory is returned before the next one; a model over
 ``--timeout`` seconds is recorded as such).  Results go to ``--results`` (JSON lines, one per
 model, appended as each finishes, so a long run that is stopped keeps what it measured) and,
@@ -35,6 +37,7 @@ with ``--output``, to a Markdown table rendered from all the results in that fil
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -112,23 +115,21 @@ def synthetic_batch(batch: int, height: int, width: int, max_boxes: int = 10):
     }
 
 
-def measure(name: str, batch_size: int, rounds: int, infer_per_round: int) -> dict:
-    """Every figure of one config, in this process (see the module docstring)."""
-    import numpy as np
+def train_and_export(cfg, name: str, batch_size: int, rounds: int,
+                     export_dir: Path) -> tuple[float, list[float], list[float]]:
+    """Forward FLOPs, train-step seconds and matmul GFLOP/s per round; the trained weights
+    exported to ``export_dir``.  A function of its own so that the model, its optimiser state
+    and its traced step are freed on return, before the frozen graph is loaded.  With
+    ``rounds`` 0 nothing is trained (``--infer-only``: the initial weights are exported)."""
     import tensorflow as tf
     from _step_timing import forward_flops, matmul_rate, time_call
 
     from odflow import checkpoints
-    from odflow import config as config_lib
-    from odflow.config.patch import patch_config
-    from odflow.export.exporter import FROZEN_GRAPH, export_model
-    from odflow.export.frozen_graph import load_frozen_graph
-    from odflow.export.signature import OUTPUT_NAMES
+    from odflow.export.exporter import export_model
     from odflow.model import builder
     from odflow.train.state import TrainingState
     from odflow.train.step import build_train_step
 
-    cfg = patch_config(config_lib.load(CONFIGS / f"{name}.config"), num_classes=1)
     height, width = input_size(cfg.model)
     model = builder.build(cfg.model, is_training=True)
     flops = forward_flops(model, height, width)
@@ -143,24 +144,52 @@ def measure(name: str, batch_size: int, rounds: int, infer_per_round: int) -> di
         if not bool(finite):
             raise SystemExit(f"{name}: non-finite loss {losses}")
 
-    print(f"{name}: tracing the train step", file=sys.stderr, flush=True)
-    train_once()
+    if rounds:
+        print(f"{name}: tracing the train step", file=sys.stderr, flush=True)
+        train_once()
+    train_times, rates = [], []
+    for index in range(rounds):
+        print(f"{name}: train round {index + 1}/{rounds}", file=sys.stderr, flush=True)
+        rates.append(matmul_rate())
+        train_times.append(time_call(train_once))
+    prefix = export_dir.parent / "ckpt" / "model.ckpt-1"
+    checkpoints.write_bundle(prefix, state.named_tensors())
+    print(f"{name}: exporting", file=sys.stderr, flush=True)
+    export_model(cfg, str(prefix), export_dir)
+    return flops, train_times, rates
+
+
+def measure(name: str, batch_size: int, rounds: int, infer_per_round: int,
+            infer_only: bool = False) -> dict:
+    """Every figure of one config, in this process (see the module docstring)."""
+    import numpy as np
+    import tensorflow as tf
+    from _step_timing import matmul_rate, time_call
+
+    from odflow import config as config_lib
+    from odflow.config.patch import patch_config
+    from odflow.export.exporter import FROZEN_GRAPH
+    from odflow.export.frozen_graph import load_frozen_graph
+    from odflow.export.signature import OUTPUT_NAMES
+
+    cfg = patch_config(config_lib.load(CONFIGS / f"{name}.config"), num_classes=1)
+    height, width = input_size(cfg.model)
     with tempfile.TemporaryDirectory() as tmp:
-        prefix = Path(tmp) / "ckpt" / "model.ckpt-1"
-        checkpoints.write_bundle(prefix, state.named_tensors())
-        print(f"{name}: exporting", file=sys.stderr, flush=True)
-        export_model(cfg, str(prefix), Path(tmp) / "exported")
-        graph = load_frozen_graph(Path(tmp) / "exported" / FROZEN_GRAPH)
+        exported = Path(tmp) / "exported"
+        flops, train_times, rates = train_and_export(cfg, name, batch_size,
+                                                     0 if infer_only else rounds, exported)
+        gc.collect()
+        tf.keras.backend.clear_session()
+        graph = load_frozen_graph(exported / FROZEN_GRAPH)
     session = tf.compat.v1.Session(graph=graph)
     fetches = [f"{output}:0" for output in OUTPUT_NAMES]
     image = np.random.default_rng(1).integers(0, 256, [1, height, width, 3], dtype=np.uint8)
     infer = lambda: session.run(fetches, feed_dict={"image_tensor:0": image})
     infer()  # first run: graph optimisation, allocations
-    train_times, infer_times, rates = [], [], []
+    infer_times = []
     for index in range(rounds):
-        print(f"{name}: round {index + 1}/{rounds}", file=sys.stderr, flush=True)
+        print(f"{name}: frozen-graph round {index + 1}/{rounds}", file=sys.stderr, flush=True)
         rates.append(matmul_rate())
-        train_times.append(time_call(train_once))
         infer_times.extend(time_call(infer) for _ in range(infer_per_round))
     session.close()
     return {
@@ -192,8 +221,10 @@ def load_results(path: Path) -> dict[str, dict]:
 def rates(row: dict) -> dict[str, float]:
     """Images/s of a measured row: by the fastest round (the least disturbed by other jobs)
     and by the median round, for the train step and the frozen graph."""
-    return {"train_best": row["batch"] / min(row["train_s"]),
-            "train_median": row["batch"] / statistics.median(row["train_s"]),
+    trained = bool(row["train_s"])  # not with --infer-only
+    return {"train_best": row["batch"] / min(row["train_s"]) if trained else float("nan"),
+            "train_median": (row["batch"] / statistics.median(row["train_s"]) if trained
+                             else float("nan")),
             "infer_best": 1 / min(row["infer_s"]),
             "infer_median": 1 / statistics.median(row["infer_s"])}
 
@@ -220,16 +251,23 @@ def render(results: dict[str, dict]) -> str:
             lines.append(f"| `{name}` | | | | {why} | | | {speeds[name]:g} | | | | | |")
             continue
         rate = rates(row)
-        train = ", ".join(f"{t:.2f}" for t in row["train_s"])
+        train = ", ".join(f"{t:.2f}" for t in row["train_s"]) or "-"
         infer = ", ".join(f"{t:.2f}" for t in row["infer_s"])
+        if row["train_s"]:
+            train_rate = f"{rate['train_best']:.3g} / {rate['train_median']:.3g}"
+            train_per_matmul = f"{100 * rate['train_best'] / row['matmul_median']:.3g}"
+            train_roofline = f"{roofline(row, rate['train_best']):.0%}"
+        else:
+            train_rate = row.get("train_note", "not trained")
+            train_per_matmul = train_roofline = ""
         lines.append(
             f"| `{name}` | {row['height']}x{row['width']} | {row['batch']} | "
-            f"{row['forward_gflop']:.1f} | {rate['train_best']:.3g} / {rate['train_median']:.3g} "
+            f"{row['forward_gflop']:.1f} | {train_rate} "
             f"| {rate['infer_best']:.3g} / {rate['infer_median']:.3g} | "
             f"{1000 / rate['infer_best']:.0f} | {speeds[name]:g} | {row['matmul_median']:.0f} | "
-            f"{100 * rate['train_best'] / row['matmul_median']:.3g} | "
+            f"{train_per_matmul} | "
             f"{100 * rate['infer_best'] / row['matmul_median']:.3g} | "
-            f"{roofline(row, rate['train_best']):.0%} | {train}; {infer} |")
+            f"{train_roofline} | {train}; {infer} |")
     return "\n".join(lines)
 
 
@@ -256,6 +294,7 @@ def run_children(names: list[str], args: argparse.Namespace) -> None:
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--batch", str(args.batch),
                    "--rounds", str(args.rounds), "--infer-per-round", str(args.infer_per_round),
+                   *(["--infer-only", "--train-note", args.train_note] if args.infer_only else []),
                    "--results", str(args.results)]
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
@@ -279,11 +318,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks/zoo_tf2.jsonl")
     parser.add_argument("--output", type=Path, help="write the Markdown table here")
     parser.add_argument("--render", action="store_true", help="only render --results")
+    parser.add_argument("--infer-only", action="store_true",
+                        help="no train step: time the frozen graph of the initial weights "
+                             "(for configs whose train step does not fit in memory)")
+    parser.add_argument("--train-note", default="not trained (--infer-only)",
+                        help="with --infer-only: what the train columns say")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        append_result(args.results, measure(args.one, args.batch, args.rounds,
-                                            args.infer_per_round))
+        result = measure(args.one, args.batch, args.rounds, args.infer_per_round,
+                         args.infer_only)
+        if args.infer_only:
+            result["train_note"] = args.train_note
+        append_result(args.results, result)
         return 0
     if not args.render:
         names = [name for name in args.models.split(",") if name]

@@ -73,3 +73,23 @@ def test_report_rows(tmp_path):
     assert mobilenet[11] == "31%"  # 3 x 1.28 GFLOP x 4 img/s / 50 GFLOP/s
     assert rows["`ssd_efficientdet_d7_1536x1536_coco17_tpu-32`"][4] == "over the 1500 s limit"
     assert rows["`ssd_resnet50_v1_fpn_640x640_coco17_tpu-8`"][4] == "not measured"
+
+
+def test_report_row_of_an_infer_only_run(tmp_path):
+    """A config whose train step does not fit in memory is timed with --infer-only: its
+    train columns say why, its frozen-graph columns are filled (hand-worked: 1/0.5 = 2 img/s,
+    2 x 100 / 40 = 5 per 100 matmul GFLOP/s)."""
+    results = tmp_path / "results.jsonl"
+    zoo_tf2.append_result(results, {
+        "config": "ssd_efficientdet_d7_1536x1536_coco17_tpu-32", "height": 1536, "width": 1536,
+        "batch": 1, "forward_gflop": 300.0, "train_s": [], "infer_s": [0.5, 1.0, 0.75],
+        "matmul_gflops": [40.0, 40.0], "matmul_median": 40.0, "tf": "x",
+        "train_note": "over 23 GB at batch 1"})
+    line = next(line for line in zoo_tf2.render(zoo_tf2.load_results(results)).splitlines()
+                if "d7_1536" in line)
+    cells = [cell.strip() for cell in line.split("|")[1:-1]]
+    assert cells[4] == "over 23 GB at batch 1"
+    assert cells[5:8] == ["2 / 1.33", "500", "325"]
+    assert cells[9] == "" and cells[11] == ""
+    assert cells[10] == "5"
+    assert cells[12] == "-; 0.50, 1.00, 0.75"
