@@ -38,8 +38,8 @@ def test_the_starter_uses_focal_loss_without_hard_example_mining() -> None:
 
 
 def test_the_starter_augments_by_flips_only() -> None:
-    """No ssd_random_crop: with it the demo reached AP50 0.873-0.892, without 0.905-0.916
-    (benchmarks/demo.md)."""
+    """No ssd_random_crop: with it the demo reached AP50 0.873-0.892, without 0.890-0.916
+    (four runs each, benchmarks/demo.md)."""
     text = starter_pipeline_text(depth_multiplier=0.25, image_size=64, num_classes=1)
     steps = loads(text, source="starter").train_config.data_augmentation_options
     assert [step.WhichOneof("preprocessing_step") for step in steps] == [
