@@ -128,10 +128,14 @@ def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, pr
     got = load_detector(output).detect(image)
     assert len(got.scores) and len(want.scores)
     np.testing.assert_allclose(got.scores[0], want.scores[0], atol=2e-3)
+    np.testing.assert_allclose(got.scores[:10], want.scores[:10], atol=2e-3)
     # After 20 steps from the focal-loss prior, neighbouring anchors score within float noise
     # of each other, so the order of near-ties may differ between runtimes: each of the
-    # converted file's top detections must be one of the frozen graph's (score, box, class).
-    for score, box, label in list(zip(got.scores, got.boxes, got.classes))[:5]:
+    # converted file's top detections that the frozen graph's list surely holds (a score
+    # clearly above its last one) must be one of them (score, box, class).
+    surely_listed = got.scores > want.scores[-1] + 2e-3
+    for score, box, label in list(zip(got.scores[surely_listed], got.boxes[surely_listed],
+                                      got.classes[surely_listed]))[:5]:
         same = ((np.abs(want.scores - score) <= 2e-3)
                 & np.all(np.abs(want.boxes - box) <= 2e-3, axis=1) & (want.classes == label))
         assert same.any(), (f"{fmt} detection {score:.4f} {box} class {label} is not among "
