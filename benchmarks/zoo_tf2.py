@@ -115,7 +115,7 @@ def synthetic_batch(batch: int, height: int, width: int, max_boxes: int = 10):
     }
 
 
-def train_and_export(cfg, name: str, batch_size: int, rounds: int,
+def train_and_export(cfg, name: str, batch_size: int, height: int, width: int, rounds: int,
                      export_dir: Path) -> tuple[float, list[float], list[float]]:
     """Forward FLOPs, train-step seconds and matmul GFLOP/s per round; the trained weights
     exported to ``export_dir``.  A function of its own so that the model, its optimiser state
@@ -130,7 +130,6 @@ def train_and_export(cfg, name: str, batch_size: int, rounds: int,
     from odflow.train.state import TrainingState
     from odflow.train.step import build_train_step
 
-    height, width = input_size(cfg.model)
     model = builder.build(cfg.model, is_training=True)
     flops = forward_flops(model, height, width)
     state = TrainingState(model, cfg.train_config.optimizer, cfg.train_config)
@@ -176,8 +175,8 @@ def measure(name: str, batch_size: int, rounds: int, infer_per_round: int,
     height, width = input_size(cfg.model)
     with tempfile.TemporaryDirectory() as tmp:
         exported = Path(tmp) / "exported"
-        flops, train_times, rates = train_and_export(cfg, name, batch_size,
-                                                     0 if infer_only else rounds, exported)
+        flops, train_times, rates = train_and_export(
+            cfg, name, batch_size, height, width, 0 if infer_only else rounds, exported)
         gc.collect()
         tf.keras.backend.clear_session()
         graph = load_frozen_graph(exported / FROZEN_GRAPH)

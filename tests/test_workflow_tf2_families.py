@@ -127,7 +127,6 @@ def test_family_converts_to_the_deploy_formats(families_run: SnakemakeResult, pr
     want = load_detector(exported).detect(image)
     got = load_detector(output).detect(image)
     assert len(got.scores) and len(want.scores)
-    np.testing.assert_allclose(got.scores[0], want.scores[0], atol=2e-3)
     np.testing.assert_allclose(got.scores[:10], want.scores[:10], atol=2e-3)
     # After 20 steps from the focal-loss prior, neighbouring anchors score within float noise
     # of each other, so the order of near-ties may differ between runtimes: each of the
