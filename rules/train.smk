@@ -43,6 +43,7 @@ for _run, _settings in OWN_RUNS.items():
             keep=untracked(_settings["train"]["keep_checkpoint_max"]),
             log_every=untracked(_settings["train"]["log_every"]),
             strategy=untracked(_settings["train"]["strategy"]),
+            cpu_replicas=_settings["train"]["cpu_replicas"],
             launch=train_launcher,
             progress=train_progress,
         log:
@@ -64,7 +65,8 @@ for _run, _settings in OWN_RUNS.items():
             " --checkpoint_every_steps {params.checkpoint_every:q}"
             " --keep_checkpoint_max {params.keep:q} --seed {params.seed:q}"
             " --clip_before_nms {params.clip_before_nms:q}"
-            " --log_every {params.log_every:q} --strategy {params.strategy:q} {params.progress:q}"
+            " --log_every {params.log_every:q} --strategy {params.strategy:q}"
+            " --cpu_replicas {params.cpu_replicas:q} {params.progress:q}"
             " --metrics_json {output.metrics:q} --best_metrics_json {output.best_metrics:q}"
             " && python {params.history_script:q} --model_dir {params.model_dir:q}"
             " --output {output.history:q}) 3>&2 > {log:q} 2>&1"

@@ -75,3 +75,17 @@ def test_save_and_load_round_trip(tmp_path):
     (tmp_path / "ckpt" / fp.FILE_NAME).write_text("{not json")
     assert fp.load(tmp_path / "ckpt") is None
     assert fp.load(tmp_path / "nowhere") is None
+
+
+def test_the_cpu_replica_count_is_part_of_what_was_learned(tmp_path):
+    """Each CPU replica normalises batch norm over its share of the batch (train.cpu_replicas),
+    so checkpoints trained on another count never resume; fingerprints written before the
+    setting existed were trained on one replica."""
+    cfg = make_config(tmp_path)
+    one = fp.compute(cfg, seed=1)
+    two = fp.compute(cfg, seed=1, cpu_replicas=2)
+    assert fp.changes(one, two) == ["train.cpu_replicas (1 -> 2)"]
+    assert fp.changes(two, fp.compute(cfg, seed=1, cpu_replicas=2)) == []
+    older = {key: value for key, value in one.items() if key != "cpu_replicas"}
+    assert fp.changes(older, one) == []
+    assert fp.changes(older, two) == ["train.cpu_replicas (1 -> 2)"]

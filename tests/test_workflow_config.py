@@ -115,6 +115,19 @@ def test_readme_config_override_with_a_nested_integer(tmp_path: Path) -> None:
     assert "--num-steps 3000" in result.output, result.describe()  # into the pipeline config
 
 
+def test_readme_cpu_replicas_override(tmp_path: Path) -> None:
+    """README, Distributed training: `snakemake -n exported_model/frozen_inference_graph.pb
+    --config train='{cpu_replicas: 1}'` trains on one replica and keeps the demo's other train
+    settings (that a change reruns train is test_workflow_tracking's)."""
+    result = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb",
+                           "--config", "train={cpu_replicas: 1}")
+    assert result.returncode == 0, result.describe()
+    assert "--cpu_replicas 1" in result.output, result.describe()
+    assert "ckpt/model.ckpt-2000.index" in result.output, result.describe()  # config.yaml's
+    shipped = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb")
+    assert "--cpu_replicas 2" in shipped.output, shipped.describe()
+
+
 def test_uncoercible_config_value_names_the_key(tmp_path: Path) -> None:
     result = run_snakemake(tmp_path, None, "-n", "all", "--config",
                            "train={num_steps: 3000, seed: x}", "dataset={skip_bad: perhaps}")

@@ -1,8 +1,9 @@
 """What a model directory's checkpoints were trained on, so a changed input never resumes them.
 
 ``train`` writes ``<model_dir>/fingerprint.json`` before its first step: the digests of the
-train and eval records, the label maps and the fine-tune checkpoint, the seed, and every field
-of the pipeline config except
+train and eval records, the label maps and the fine-tune checkpoint, the seed, the number of CPU
+replicas (``train.cpu_replicas``: each normalises batch norm over its share of the batch), and
+every field of the pipeline config except
 
 - the length-only fields (``train_config.num_steps`` and a cosine schedule's ``total_steps``,
   which follows it): raising the number of steps continues the same run;
@@ -48,7 +49,10 @@ _PATH_FIELDS = re.compile(r"^train_config\.fine_tune_checkpoint$"
 #: Component -> how a change is described in the log.
 _DESCRIPTIONS = {"config": "pipeline config", "train_records": "train records",
                  "eval_records": "eval records", "label_maps": "label map",
-                 "fine_tune_checkpoint": "fine-tune checkpoint", "seed": "seed"}
+                 "fine_tune_checkpoint": "fine-tune checkpoint", "seed": "seed",
+                 "cpu_replicas": "train.cpu_replicas"}
+#: Plain values compared as they are; a fingerprint without the key had the default.
+_VALUES = {"seed": None, "cpu_replicas": 1}
 
 
 def config_fields(message, prefix: str = "") -> dict[str, str]:
@@ -132,8 +136,10 @@ def _fine_tune_files(path: str) -> list[str] | None:
     return [f"{prefix}.index", *data]
 
 
-def compute(config, seed: int | None, previous: dict | None = None) -> dict:
-    """The fingerprint of training ``config`` with ``seed`` (``previous``: a digest cache)."""
+def compute(config, seed: int | None, previous: dict | None = None, *,
+            cpu_replicas: int = 1) -> dict:
+    """The fingerprint of training ``config`` with ``seed`` on ``cpu_replicas`` CPU replicas
+    (``previous``: a digest cache)."""
     cache = _cache_of(previous)
 
     def digests(paths: Iterable[str] | None) -> list[dict] | None:
@@ -153,6 +159,7 @@ def compute(config, seed: int | None, previous: dict | None = None) -> dict:
         "fine_tune_checkpoint": digests(_fine_tune_files(
             config.train_config.fine_tune_checkpoint)),
         "seed": seed,
+        "cpu_replicas": cpu_replicas,
     }
 
 
@@ -181,9 +188,10 @@ def changes(stored: dict, current: dict) -> list[str]:
                                   f"{new_fields.get(k, 'unset')}" for k in differing[:3])
                 more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
                 found.append(f"{description} ({shown}{more})")
-        elif key == "seed":
+        elif key in _VALUES:
+            old, new = stored.get(key, _VALUES[key]), current.get(key, _VALUES[key])
             if old != new:
-                found.append(f"seed ({old} -> {new})")
+                found.append(f"{description} ({old} -> {new})")
         elif new is None:  # the files are gone: cannot tell, so do not restart for it
             log.warning("the %s cannot be found; not comparing it with the one the checkpoints "
                         "were trained with", description)

@@ -84,6 +84,7 @@ class TrainOptions:
     resume: bool = False  # resume even when the inputs changed
     restart: bool = False  # start again even when they did not
     strategy: str = "auto"  # train.strategy: auto, one_device, mirrored, multi_worker
+    cpu_replicas: int = 1  # train.cpu_replicas: replicas on a GPU-less machine
     # The evaluations' NMS clips boxes first, as the zoo's 2018 graphs (postprocess.clip_before_nms)
     clip_before_nms: bool = False
 
@@ -255,7 +256,8 @@ def decide_resume(model_dir: Path, config, options: TrainOptions) -> bool:
     labelled with what they are trained on.
     """
     stored = fingerprint.load(model_dir)
-    current = fingerprint.compute(config, options.seed, stored)
+    current = fingerprint.compute(config, options.seed, stored,
+                                  cpu_replicas=options.cpu_replicas)
     changed = fingerprint.changes(stored, current) if stored is not None else None
     if not workdir.has_checkpoints(model_dir):
         _check_fine_tune(config.train_config)
@@ -322,7 +324,7 @@ def train(options: TrainOptions, strategy: tf.distribute.Strategy | None = None)
     if options.resume and options.restart:
         raise OdflowError("--resume and --restart contradict each other; pass one")
     # The strategy first: a multi-worker strategy must exist before any other TF op.
-    placement = (make_strategy(options.strategy) if strategy is None
+    placement = (make_strategy(options.strategy, options.cpu_replicas) if strategy is None
                  else Placement(strategy, "given", True, 1))
     config = config_lib.load(options.pipeline_config_path)
     check_train_config(config.train_config)
