@@ -137,3 +137,30 @@ def test_two_replicas_on_distinct_images_average_like_one_device_on_each(tmp_pat
                                    err_msg=name)
         gap = max(gap, float(np.max(np.abs(a - b) / (1e-6 + 1e-5 * np.abs(a)))))
     assert gap > 100  # one image's result is far outside the tolerance of the mean
+
+
+def test_cpu_replicas_train_and_a_changed_count_starts_again(tmp_path):
+    """``--cpu_replicas 2`` (train.cpu_replicas) trains on two logical CPUs, records the count in
+    the fingerprint, and a rerun on another count does not resume those checkpoints."""
+    config = write_config(tmp_path, num_steps=2, batch_size=2)
+    model_dir = tmp_path / "ckpt"
+
+    def model_main(replicas: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(MODEL_MAIN), f"--model_dir={model_dir}",
+             f"--pipeline_config_path={config}", "--seed=7", "--eval_every=-1",
+             "--log_every=1", f"--cpu_replicas={replicas}"],
+            env=subprocess_env(), cwd=str(REPO), capture_output=True, text=True, timeout=300,
+            check=False)
+
+    two = model_main(2)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "training with MirroredStrategy on /device:CPU:0, /device:CPU:1" in two.stderr
+    assert (model_dir / "model.ckpt-2.index").exists()
+    assert json.loads((model_dir / "fingerprint.json").read_text())["cpu_replicas"] == 2
+
+    one = model_main(1)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "train.cpu_replicas (2 -> 1)" in one.stderr, one.stderr[-3000:]
+    assert "training from step 0 to 2" in one.stderr, one.stderr[-3000:]
+    assert json.loads((model_dir / "fingerprint.json").read_text())["cpu_replicas"] == 1

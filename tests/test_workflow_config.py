@@ -117,15 +117,15 @@ def test_readme_config_override_with_a_nested_integer(tmp_path: Path) -> None:
 
 def test_readme_cpu_replicas_override(tmp_path: Path) -> None:
     """README, Distributed training: `snakemake -n exported_model/frozen_inference_graph.pb
-    --config train='{cpu_replicas: 1}'` trains on one replica and keeps the demo's other train
+    --config train='{cpu_replicas: 2}'` trains two replicas and keeps the demo's other train
     settings (that a change reruns train is test_workflow_tracking's)."""
     result = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb",
-                           "--config", "train={cpu_replicas: 1}")
+                           "--config", "train={cpu_replicas: 2}")
     assert result.returncode == 0, result.describe()
-    assert "--cpu_replicas 1" in result.output, result.describe()
+    assert "--cpu_replicas 2" in result.output, result.describe()
     assert "ckpt/model.ckpt-2000.index" in result.output, result.describe()  # config.yaml's
     shipped = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb")
-    assert "--cpu_replicas 2" in shipped.output, shipped.describe()
+    assert "--cpu_replicas 1" in shipped.output, shipped.describe()
 
 
 def test_uncoercible_config_value_names_the_key(tmp_path: Path) -> None:

@@ -136,7 +136,7 @@ CHANGES: dict[str, Change] = {
         "how training is spread over devices or workers, not what it learns: a run resumes "
         "across a change (multi-worker equals one worker with as many replicas)")),
     # Each CPU replica normalises batch norm over its share of the batch: retrained.
-    "train.cpu_replicas": Change(1, "synthetic", jobs(AFTER_TRAIN)),
+    "train.cpu_replicas": Change(2, "synthetic", jobs(AFTER_TRAIN)),
     # The NMS order of evaluation (eval/metrics.json, written by train) and of the export.
     "postprocess.clip_before_nms": Change(True, "synthetic", jobs(AFTER_TRAIN)),
     "export.input_type": Change("encoded_image_string_tensor", "synthetic",
