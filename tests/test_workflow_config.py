@@ -116,7 +116,7 @@ def test_readme_config_override_with_a_nested_integer(tmp_path: Path) -> None:
 
 
 def test_readme_cpu_replicas_override(tmp_path: Path) -> None:
-    """README, Distributed training: `snakemake -n exported_model/frozen_inference_graph.pb
+    """README, On a cluster: `snakemake -n exported_model/frozen_inference_graph.pb
     --config train='{cpu_replicas: 2}'` trains two replicas and keeps the demo's other train
     settings (that a change reruns train is test_workflow_tracking's)."""
     result = run_snakemake(tmp_path, None, "-n", "-p", "exported_model/frozen_inference_graph.pb",
