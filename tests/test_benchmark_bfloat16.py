@@ -8,23 +8,12 @@ images, so the bfloat16 output must agree to bfloat16's ~3 significant digits.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import tensorflow as tf
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.scripts import load_script
 
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("bfloat16_probe", REPO / "benchmarks/bfloat16.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-probe = _load_benchmark()
+probe = load_script("benchmarks/bfloat16.py")
 
 
 def _cosine(a: tf.Tensor, b: tf.Tensor) -> float:

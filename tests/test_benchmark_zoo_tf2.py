@@ -7,24 +7,16 @@ page's figures and the configs' resizer sizes, read by hand from
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 from odflow import config as config_lib
+from tests.support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "tests/fixtures/tf2_zoo/configs"
 
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("zoo_tf2", REPO / "benchmarks/zoo_tf2.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-zoo_tf2 = _load_benchmark()
+zoo_tf2 = load_script("benchmarks/zoo_tf2.py")
 
 
 def test_it_measures_every_shipped_config_once():

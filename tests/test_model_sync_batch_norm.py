@@ -8,14 +8,12 @@ before TensorFlow initialises.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from google.protobuf import text_format
 
 from odflow.model import hyperparams
 from odflow.protos import pipeline_pb2
-from tests.support.training import run_python
+from tests.support.training import python_result
 
 SCRIPT = r"""
 import json
@@ -52,9 +50,7 @@ print("RESULT" + json.dumps(out))
 def test_two_replicas_normalise_like_one_whole_batch():
     import numpy as np
 
-    result = run_python(SCRIPT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.split("RESULT", 1)[1])
+    out = python_result(SCRIPT)
     np.testing.assert_allclose(out["sync"], out["whole"], atol=1e-5)
     assert not np.allclose(out["local"], out["whole"], atol=1e-2)
     np.testing.assert_allclose(out["sync_moving_variance"], out["single_moving_variance"],

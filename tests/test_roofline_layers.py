@@ -3,21 +3,13 @@ graph and their FLOPs, against hand-worked counts.  The timing itself is benchma
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import tensorflow as tf
 
-ROOFLINE = Path(__file__).resolve().parents[1] / "benchmarks" / "roofline.py"
+from tests.support.scripts import load_script
 
 
 def _roofline():
-    spec = importlib.util.spec_from_file_location("roofline", ROOFLINE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/roofline.py")
 
 
 def test_conv_layers_and_flops_of_a_traced_graph() -> None:

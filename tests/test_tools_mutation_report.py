@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,12 +10,10 @@ from pathlib import Path
 import pytest
 
 from odflow.errors import OdflowError
+from tests.support.scripts import REPO, load_script
 
-TOOL = Path(__file__).resolve().parent.parent / "tools" / "mutation_report.py"
-spec = importlib.util.spec_from_file_location("mutation_report", TOOL)
-mutation_report = importlib.util.module_from_spec(spec)
-sys.modules["mutation_report"] = mutation_report
-spec.loader.exec_module(mutation_report)
+TOOL = REPO / "tools" / "mutation_report.py"
+mutation_report = load_script("tools/mutation_report.py")
 
 M = "odflow.model.matcher.xǁArgMaxMatcherǁmatch__mutmut_"
 RESULTS = "\n".join([

@@ -8,14 +8,12 @@ settings that contradict the split.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import tensorflow as tf
 
 from odflow.errors import OdflowError
 from odflow.train import strategy as strategy_lib
-from tests.support.training import run_python
+from tests.support.training import python_result
 
 PROBE = r"""
 import json, os
@@ -34,10 +32,7 @@ print("RESULT" + json.dumps({{
 
 
 def _probe(kind: str, replicas: int) -> dict:
-    result = run_python(PROBE.format(kind=kind, replicas=replicas), timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return python_result(PROBE.format(kind=kind, replicas=replicas), timeout=120)
 
 
 @pytest.mark.parametrize("kind", ["auto", "mirrored"])
@@ -72,4 +67,3 @@ def test_splitting_after_tensorflow_started_says_what_to_do():
     tf.constant(1.0) + 1.0  # this interpreter's runtime is running (pytest imported TF)
     with pytest.raises(OdflowError, match="train.cpu_replicas: the CPU must be split before"):
         strategy_lib.split_cpu(2)
-

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.support.training import MODEL_MAIN, REPO, run_python, subprocess_env, write_config
+from tests.support.training import MODEL_MAIN, REPO, python_result, subprocess_env, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,7 @@ print("RESULT" + json.dumps(out))
 
 
 def test_two_replicas_train_like_one(tmp_path):
-    result = run_python(MULTI_REPLICA.replace("sys.argv[1]", repr(str(tmp_path))), timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
-    out = json.loads(line[len("RESULT"):])
+    out = python_result(MULTI_REPLICA.replace("sys.argv[1]", repr(str(tmp_path))), timeout=400)
     one, two = out["one"], out["two"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
     assert one["step"] == two["step"] == 2
@@ -117,11 +114,8 @@ print("RESULT" + json.dumps(out))
 
 
 def test_two_replicas_on_distinct_images_average_like_one_device_on_each(tmp_path):
-    result = run_python(DISTINCT_REPLICAS.replace("sys.argv[1]", repr(str(tmp_path))),
+    out = python_result(DISTINCT_REPLICAS.replace("sys.argv[1]", repr(str(tmp_path))),
                         timeout=500)
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
-    out = json.loads(line[len("RESULT"):])
     two, first, second = out["two"], out["image0"], out["image1"]
     assert two["replicas"] == 2 and two["step"] == first["step"] == second["step"] == 1
     assert first["source_ids"] != second["source_ids"]  # really two different images

@@ -9,6 +9,7 @@ bright rectangle (the one class), so a few steps run in seconds on a CPU.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -168,6 +169,15 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (device setup must precede TF's initialisation)."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=subprocess_env(), timeout=timeout, cwd=str(REPO), check=False)
+
+
+def python_result(code: str, timeout: float = 300) -> dict:
+    """Run ``code`` in a fresh interpreter; the JSON it printed after ``RESULT`` (the run must
+    succeed: its stderr's end is the failure message)."""
+    result = run_python(code, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
 
 
 def wait_for_log(process: subprocess.Popen, log_path: Path, text: str, timeout: float) -> None:
